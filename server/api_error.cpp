@@ -1,0 +1,38 @@
+#include "api_error.h"
+
+#include <Poco/JSON/Object.h>
+#include <Poco/Logger.h>
+
+#include <sstream>
+
+namespace b24es {
+
+void sendJson(Poco::Net::HTTPServerResponse& response, Poco::Net::HTTPResponse::HTTPStatus status,
+              const std::string& body) {
+  response.setStatusAndReason(status);
+  response.setContentType("application/json");
+  response.setContentLength(static_cast<std::streamsize>(body.size()));
+  response.send() << body;
+}
+
+void sendError(Poco::Net::HTTPServerResponse& response, const ApiError& error, Poco::Logger& log,
+               const std::string& context) {
+  Poco::JSON::Object body(Poco::JSON_PRESERVE_KEY_ORDER);
+  body.set("error", error.code);
+  body.set("message", error.message);
+  std::ostringstream out;
+  body.stringify(out);
+
+  std::string line = std::to_string(error.status) + " " + error.code + ": " + error.message;
+  if (!context.empty()) line += " (" + context + ")";
+  if (error.status >= 500) {
+    log.error(line);
+  } else {
+    log.warning(line);
+  }
+  if (error.status == 503 && !response.has("Retry-After")) response.set("Retry-After", "1");
+  if (error.status == 413) response.setKeepAlive(false);
+  sendJson(response, static_cast<Poco::Net::HTTPResponse::HTTPStatus>(error.status), out.str());
+}
+
+}  // namespace b24es

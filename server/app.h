@@ -1,0 +1,36 @@
+// The command line of b24-event-store (SPEC §2): a POCO ServerApplication that parses options,
+// layers configuration and runs one command. Lifecycle only; the work is in Service and the
+// storage interfaces.
+#pragma once
+
+#include <Poco/Util/ServerApplication.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace b24es {
+
+// Exit codes shared by every command.
+enum ExitCode { kExitOk = 0, kExitFailure = 1, kExitUsage = 2 };
+
+class App final : public Poco::Util::ServerApplication {
+ protected:
+  void initialize(Poco::Util::Application& self) override;
+  void defineOptions(Poco::Util::OptionSet& options) override;
+  void handleOption(const std::string& name, const std::string& value) override;
+  int main(const std::vector<std::string>& args) override;
+
+ private:
+  int serve();
+  int migrate();
+  void printHelp();
+
+  std::string configFile_;                     // --config
+  std::map<std::string, std::string> flags_;   // options that set configuration keys
+  std::map<std::string, std::string> params_;  // command options (--status, ...)
+  bool helpRequested_ = false;
+  bool versionRequested_ = false;
+};
+
+}  // namespace b24es

@@ -1,0 +1,31 @@
+// Turns a decoded event body (form or JSON, see body_decoder.h) into the IncomingEvent the
+// store writes: required fields checked, columns derived (SPEC §5), token grants collected from
+// auth and data.BOT, and every token value inside data redacted. Pure; thread-safe.
+#pragma once
+
+#include <Poco/JSON/Object.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "api_error.h"
+#include "records.h"
+
+namespace b24es {
+
+// What replaces every access_token, refresh_token and application_token value inside data.
+inline constexpr const char* kRedacted = "[redacted]";
+
+// Parses `root` into an event, or a 400 ApiError (missing_field) when `event` or
+// `auth.member_id` is absent or empty. `nowSeconds` turns auth.expires_in into an expiry when
+// auth.expires is absent. `root` is modified: token values inside data are redacted in place.
+std::variant<IncomingEvent, ApiError> parseEvent(const Poco::JSON::Object::Ptr& root,
+                                                 std::int64_t nowSeconds);
+
+// The integer value of a JSON scalar: an integer number, or a string of an optional '-' and
+// digits that fits in 64 bits. nullopt for anything else.
+std::optional<std::int64_t> integerOf(const Poco::Dynamic::Var& value);
+
+}  // namespace b24es

@@ -1,0 +1,166 @@
+#include "ingest_handler.h"
+
+#include <Poco/Logger.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/MediaType.h>
+#include <Poco/String.h>
+#include <Poco/URI.h>
+
+#include <istream>
+
+#include "api_error.h"
+#include "event_parser.h"
+
+namespace b24es {
+namespace {
+
+Poco::Logger& ingestLog() { return Poco::Logger::get("b24es.ingest"); }
+
+enum class BodyFormat { kForm, kJson, kUnsupported };
+
+BodyFormat formatOf(const Poco::Net::HTTPServerRequest& request) {
+  if (!request.has("Content-Type")) return BodyFormat::kUnsupported;
+  try {
+    Poco::Net::MediaType type(request.getContentType());
+    if (type.matches("application", "x-www-form-urlencoded")) return BodyFormat::kForm;
+    if (type.matches("application", "json")) return BodyFormat::kJson;
+  } catch (const Poco::Exception&) {
+    // A malformed Content-Type is an unsupported one.
+  }
+  return BodyFormat::kUnsupported;
+}
+
+// Reads the body; false when it is longer than `limit`.
+bool readBody(std::istream& in, std::size_t limit, std::string& body) {
+  body.clear();
+  char buffer[16384];
+  while (in) {
+    in.read(buffer, sizeof buffer);
+    std::streamsize got = in.gcount();
+    if (got <= 0) break;
+    if (body.size() + static_cast<std::size_t>(got) > limit) return false;
+    body.append(buffer, static_cast<std::size_t>(got));
+  }
+  return true;
+}
+
+class IngestHandler final : public Poco::Net::HTTPRequestHandler {
+ public:
+  IngestHandler(const IngestSettings& settings, EventSink& sink, const Clock& clock)
+      : settings_(settings), sink_(sink), clock_(clock) {}
+
+  void handleRequest(Poco::Net::HTTPServerRequest& request,
+                     Poco::Net::HTTPServerResponse& response) override {
+    Poco::Logger& log = ingestLog();
+    BodyFormat format = formatOf(request);
+    if (format == BodyFormat::kUnsupported) {
+      return sendError(response,
+                       {415, "unsupported_media_type",
+                        "send application/x-www-form-urlencoded or application/json"},
+                       log);
+    }
+    const std::string tooLarge =
+        "the body is larger than " + std::to_string(settings_.maxBodyBytes) + " bytes";
+    if (request.hasContentLength() &&
+        request.getContentLength64() > static_cast<Poco::Int64>(settings_.maxBodyBytes)) {
+      return sendError(response, {413, "body_too_large", tooLarge}, log);
+    }
+    std::string body;
+    if (!readBody(request.stream(), settings_.maxBodyBytes, body)) {
+      return sendError(response, {413, "body_too_large", tooLarge}, log);
+    }
+
+    DecodeLimits limits;
+    DecodedBody decoded =
+        format == BodyFormat::kForm ? decodeFormBody(body, limits) : decodeJsonBody(body, limits);
+    if (decoded.error) {
+      return sendError(response, {400, decoded.error->code, decoded.error->message}, log);
+    }
+    auto parsed = parseEvent(decoded.root, clock_.nowSeconds());
+    if (auto* error = std::get_if<ApiError>(&parsed)) return sendError(response, *error, log);
+    IncomingEvent& event = std::get<IncomingEvent>(parsed);
+
+    std::string context = "member_id=" + event.memberId + " event=" + event.event;
+    IngestOutcome outcome = sink_.write(std::move(event));
+    switch (outcome.status) {
+      case IngestOutcome::Status::kStored:
+        log.debug("stored id=%Ld %s", static_cast<Poco::Int64>(outcome.id), context);
+        return sendJson(response, Poco::Net::HTTPResponse::HTTP_OK,
+                        "{\"status\":\"stored\",\"id\":" + std::to_string(outcome.id) + "}");
+      case IngestOutcome::Status::kRejected:
+        return sendError(response, {401, "verification_failed", outcome.reason}, log, context);
+      case IngestOutcome::Status::kUnavailable:
+        return sendError(
+            response,
+            {503, "storage_unavailable", "the event could not be committed; it was not stored"},
+            log, context + " cause=" + outcome.reason);
+    }
+  }
+
+ private:
+  const IngestSettings& settings_;
+  EventSink& sink_;
+  const Clock& clock_;
+};
+
+}  // namespace
+
+std::string requestPath(const Poco::Net::HTTPServerRequest& request) {
+  try {
+    return Poco::URI(request.getURI()).getPath();
+  } catch (const Poco::Exception&) {
+    return {};
+  }
+}
+
+void HealthHandler::handleRequest(Poco::Net::HTTPServerRequest& request,
+                                  Poco::Net::HTTPServerResponse& response) {
+  if (storage_.healthy()) {
+    response.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_OK);
+    response.setContentType("application/json");
+    static const std::string ok = "{\"status\":\"ok\"}";
+    response.setContentLength(static_cast<std::streamsize>(ok.size()));
+    if (request.getMethod() == Poco::Net::HTTPRequest::HTTP_HEAD) {
+      response.send();
+    } else {
+      response.send() << ok;
+    }
+    return;
+  }
+  sendError(response, {503, "unhealthy", "the database is not usable"},
+            Poco::Logger::get("b24es.health"));
+}
+
+void ErrorHandler::handleRequest(Poco::Net::HTTPServerRequest& request,
+                                 Poco::Net::HTTPServerResponse& response) {
+  if (!allow_.empty()) response.set("Allow", allow_);
+  sendError(response, error_, Poco::Logger::get("b24es.http"),
+            request.getMethod() + " " + requestPath(request));
+}
+
+IngestHandlerFactory::IngestHandlerFactory(const IngestSettings& settings, EventSink& sink,
+                                           Storage& storage, const Clock& clock)
+    : settings_(settings), sink_(sink), storage_(storage), clock_(clock) {}
+
+Poco::Net::HTTPRequestHandler* IngestHandlerFactory::createRequestHandler(
+    const Poco::Net::HTTPServerRequest& request) {
+  std::string path = requestPath(request);
+  const std::string& method = request.getMethod();
+  if (path == settings_.path) {
+    if (method != Poco::Net::HTTPRequest::HTTP_POST) {
+      return new ErrorHandler({405, "method_not_allowed", "events are delivered with POST"},
+                              "POST");
+    }
+    return new IngestHandler(settings_, sink_, clock_);
+  }
+  if (path == "/healthz") {
+    if (method != Poco::Net::HTTPRequest::HTTP_GET && method != Poco::Net::HTTPRequest::HTTP_HEAD) {
+      return new ErrorHandler({405, "method_not_allowed", "use GET"}, "GET, HEAD");
+    }
+    return new HealthHandler(storage_);
+  }
+  return new ErrorHandler({404, "not_found", "no such path"});
+}
+
+}  // namespace b24es

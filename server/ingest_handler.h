@@ -1,0 +1,63 @@
+// The ingest listener (SPEC §4): POST {ingest.path} receives Bitrix24 events; GET /healthz
+// answers liveness. A request is decoded and checked completely before it reaches the store,
+// and answered 200 only after its event is committed.
+#pragma once
+
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+
+#include <string>
+
+#include "api_error.h"
+#include "body_decoder.h"
+#include "clock.h"
+#include "settings.h"
+#include "storage.h"
+
+namespace b24es {
+
+// Creates one handler per request. Holds references only; `sink`, `storage` and `clock` must
+// outlive the HTTP server using this factory. Thread-safe.
+class IngestHandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
+ public:
+  IngestHandlerFactory(const IngestSettings& settings, EventSink& sink, Storage& storage,
+                       const Clock& clock);
+  Poco::Net::HTTPRequestHandler* createRequestHandler(
+      const Poco::Net::HTTPServerRequest& request) override;
+
+ private:
+  const IngestSettings settings_;  // const after construction
+  EventSink& sink_;
+  Storage& storage_;
+  const Clock& clock_;
+};
+
+// The path of the request's URI, or "" when the URI cannot be parsed (answered 404).
+std::string requestPath(const Poco::Net::HTTPServerRequest& request);
+
+// Answers GET /healthz: 200 {"status":"ok"} when storage is healthy, 503 otherwise. Shared by
+// both listeners.
+class HealthHandler final : public Poco::Net::HTTPRequestHandler {
+ public:
+  explicit HealthHandler(Storage& storage) : storage_(storage) {}
+  void handleRequest(Poco::Net::HTTPServerRequest& request,
+                     Poco::Net::HTTPServerResponse& response) override;
+
+ private:
+  Storage& storage_;
+};
+
+// Answers every request with the same ApiError (404 for unknown paths, 405, ...).
+class ErrorHandler final : public Poco::Net::HTTPRequestHandler {
+ public:
+  explicit ErrorHandler(ApiError error, std::string allow = {})
+      : error_(std::move(error)), allow_(std::move(allow)) {}
+  void handleRequest(Poco::Net::HTTPServerRequest& request,
+                     Poco::Net::HTTPServerResponse& response) override;
+
+ private:
+  ApiError error_;
+  std::string allow_;  // the Allow header for 405
+};
+
+}  // namespace b24es

@@ -1,0 +1,55 @@
+// The running service: storage opened and migrated, the event sink, and the two HTTP
+// listeners. `b24-event-store serve` runs one; integration tests run one in-process on port 0.
+#pragma once
+
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/ThreadPool.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "clock.h"
+#include "settings.h"
+#include "storage.h"
+
+namespace b24es {
+
+// A start-up failure: bad configuration, database or migration error, port in use.
+class ServiceError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Not thread-safe itself (start and stop from one thread); serves requests on its own pools.
+class Service {
+ public:
+  // Opens the database, applies pending migrations and binds both listeners (port 0 picks a
+  // free one). Throws ServiceError. `clock` must outlive the service.
+  Service(const Settings& settings, const Clock& clock);
+  ~Service();  // stops if still running
+
+  void start();
+  // Graceful stop: no new connections, in-flight requests finish (up to `grace`), every
+  // acknowledged event is committed, the writer closes.
+  void stop(Poco::Timespan grace = Poco::Timespan(10, 0));
+
+  std::string ingestUrl() const;  // http://host:port of the bound ingest listener
+  std::string queryUrl() const;
+  Storage& storage() { return *storage_; }
+
+ private:
+  const Settings settings_;  // const after construction
+  std::unique_ptr<Storage> storage_;
+  std::unique_ptr<EventSink> sink_;
+  Poco::ThreadPool ingestPool_;
+  Poco::ThreadPool queryPool_;
+  std::unique_ptr<Poco::Net::HTTPServer> ingest_;
+  std::unique_ptr<Poco::Net::HTTPServer> query_;
+  bool running_ = false;
+};
+
+// True for 127.0.0.0/8, ::1 and "localhost".
+bool isLoopbackHost(const std::string& host);
+
+}  // namespace b24es

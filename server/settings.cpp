@@ -1,0 +1,119 @@
+#include "settings.h"
+
+#include <Poco/Environment.h>
+#include <Poco/Exception.h>
+#include <Poco/NumberParser.h>
+#include <Poco/String.h>
+#include <Poco/StringTokenizer.h>
+#include <Poco/Util/MapConfiguration.h>
+#include <Poco/Util/PropertyFileConfiguration.h>
+
+namespace b24es {
+namespace {
+
+// Environment variable -> configuration key (SPEC §3).
+const std::map<std::string, std::string>& environmentKeys() {
+  static const std::map<std::string, std::string> keys = {
+      {"B24ES_DB", "db.path"},
+      {"B24ES_QUERY_TOKEN", "query.token"},
+      {"B24_CLIENT_ID", "bitrix24.client_id"},
+      {"B24_CLIENT_SECRET", "bitrix24.client_secret"},
+  };
+  return keys;
+}
+
+std::vector<std::string> list(const std::string& text) {
+  Poco::StringTokenizer parts(
+      text, ",", Poco::StringTokenizer::TOK_TRIM | Poco::StringTokenizer::TOK_IGNORE_EMPTY);
+  return {parts.begin(), parts.end()};
+}
+
+int intKey(const Poco::Util::AbstractConfiguration& c, const std::string& key, int def) {
+  try {
+    return c.getInt(key, def);
+  } catch (const Poco::SyntaxException&) {
+    throw Poco::SyntaxException("configuration key " + key + " is not an integer");
+  }
+}
+
+}  // namespace
+
+Settings loadSettings(const Poco::Util::AbstractConfiguration& c) {
+  Settings s;
+  s.db.path = c.getString("db.path", s.db.path);
+  s.db.synchronous = Poco::toLower(c.getString("db.synchronous", s.db.synchronous));
+  s.ingest.listen = c.getString("ingest.listen", s.ingest.listen);
+  s.ingest.path = c.getString("ingest.path", s.ingest.path);
+  int maxBody = intKey(c, "ingest.max_body_bytes", static_cast<int>(s.ingest.maxBodyBytes));
+  if (maxBody <= 0) throw Poco::SyntaxException("ingest.max_body_bytes must be positive");
+  s.ingest.maxBodyBytes = static_cast<std::size_t>(maxBody);
+  s.ingest.staticTokens = list(c.getString("bitrix24.application_tokens", ""));
+  s.query.listen = c.getString("query.listen", s.query.listen);
+  s.query.token = c.getString("query.token", "");
+  s.oauth.clientId = c.getString("bitrix24.client_id", "");
+  s.oauth.clientSecret = c.getString("bitrix24.client_secret", "");
+  if (c.has("oauth.allowed_hosts")) s.oauth.allowedHosts = list(c.getString("oauth.allowed_hosts"));
+  try {
+    s.oauth.allowHttp = c.getBool("oauth.allow_http", false);
+  } catch (const Poco::SyntaxException&) {
+    throw Poco::SyntaxException("configuration key oauth.allow_http is not true or false");
+  }
+  s.refresh.intervalSeconds = intKey(c, "refresh.interval", s.refresh.intervalSeconds);
+  s.refresh.maxAgeDays = intKey(c, "refresh.max_age_days", s.refresh.maxAgeDays);
+  try {
+    s.refresh.rate = c.getDouble("refresh.rate", s.refresh.rate);
+  } catch (const Poco::SyntaxException&) {
+    throw Poco::SyntaxException("configuration key refresh.rate is not a number");
+  }
+  if (s.refresh.intervalSeconds < 0 || s.refresh.maxAgeDays < 0 || s.refresh.rate <= 0) {
+    throw Poco::SyntaxException(
+        "refresh.interval and refresh.max_age_days must be >= 0, refresh.rate > 0");
+  }
+  return s;
+}
+
+Poco::AutoPtr<Poco::Util::LayeredConfiguration> layerConfiguration(
+    const std::string& configFile, const std::map<std::string, std::string>& environment,
+    const std::map<std::string, std::string>& flags) {
+  Poco::AutoPtr<Poco::Util::LayeredConfiguration> layered(new Poco::Util::LayeredConfiguration);
+  Poco::AutoPtr<Poco::Util::MapConfiguration> fromFlags(new Poco::Util::MapConfiguration);
+  for (const auto& [key, value] : flags) fromFlags->setString(key, value);
+  Poco::AutoPtr<Poco::Util::MapConfiguration> fromEnv(new Poco::Util::MapConfiguration);
+  for (const auto& [var, key] : environmentKeys()) {
+    auto it = environment.find(var);
+    if (it != environment.end()) fromEnv->setString(key, it->second);
+  }
+  // Lower priority numbers win.
+  layered->add(fromFlags, 0);
+  layered->add(fromEnv, 10);
+  if (!configFile.empty()) {
+    layered->add(new Poco::Util::PropertyFileConfiguration(configFile), 20);
+  }
+  return layered;
+}
+
+std::map<std::string, std::string> knownEnvironment() {
+  std::map<std::string, std::string> env;
+  for (const auto& entry : environmentKeys()) {
+    if (Poco::Environment::has(entry.first)) env[entry.first] = Poco::Environment::get(entry.first);
+  }
+  return env;
+}
+
+std::pair<std::string, unsigned short> splitHostPort(const std::string& listen) {
+  std::string::size_type colon = listen.rfind(':');
+  if (colon == std::string::npos || colon + 1 == listen.size()) {
+    throw Poco::InvalidArgumentException("listen address must be HOST:PORT: " + listen);
+  }
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  unsigned port = 0;
+  if (!Poco::NumberParser::tryParseUnsigned(listen.substr(colon + 1), port) || port > 65535) {
+    throw Poco::InvalidArgumentException("bad port in listen address: " + listen);
+  }
+  return {host.empty() ? "0.0.0.0" : host, static_cast<unsigned short>(port)};
+}
+
+}  // namespace b24es

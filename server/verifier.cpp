@@ -1,0 +1,48 @@
+#include "verifier.h"
+
+namespace b24es {
+
+bool constantTimeEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  }
+  return diff == 0;
+}
+
+Verdict verifyEvent(const IncomingEvent& event, const std::optional<PortalRecord>& portal,
+                    const std::vector<std::string>& staticTokens) {
+  using Action = Verdict::Action;
+  const std::string& presented = event.applicationToken;
+  if (presented.empty()) {
+    return Verdict{Action::kReject, "the event carries no auth[application_token]"};
+  }
+
+  const bool installed = portal && portal->installed() && portal->applicationToken;
+  if (event.kind == EventKind::kInstall) {
+    // An installed portal keeps its application token: a second install with another token
+    // would let anyone who knows a member_id take the portal over.
+    if (installed && !constantTimeEquals(presented, *portal->applicationToken)) {
+      return Verdict{Action::kReject, "the portal is installed with a different application token"};
+    }
+    return Verdict{Action::kInstall, {}};
+  }
+
+  bool verified = installed && constantTimeEquals(presented, *portal->applicationToken);
+  bool byStatic = false;
+  for (const std::string& token : staticTokens) {
+    // No early exit: the time taken must not tell which static token matched.
+    if (!token.empty() && constantTimeEquals(presented, token)) byStatic = true;
+  }
+  if (!verified && !byStatic) {
+    if (!portal) return Verdict{Action::kReject, "unknown portal"};
+    if (portal->uninstalledAt) return Verdict{Action::kReject, "the portal is uninstalled"};
+    return Verdict{Action::kReject, "wrong application token"};
+  }
+  if (event.kind == EventKind::kUninstall) return Verdict{Action::kUninstall, {}};
+  if (!portal) return Verdict{Action::kStoreAndCreatePortal, {}};
+  return Verdict{Action::kStore, {}};
+}
+
+}  // namespace b24es

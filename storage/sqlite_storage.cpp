@@ -1,0 +1,88 @@
+#include "sqlite_storage.h"
+
+#include <algorithm>
+
+#include <Poco/Data/Session.h>
+#include <Poco/Data/SessionPool.h>
+#include <Poco/Exception.h>
+
+#include "sqlite_connection.h"
+#include "sqlite_event_sink.h"
+#include "sqlite_migrator.h"
+
+using Poco::Data::Keywords::into;
+using Poco::Data::Keywords::now;
+
+namespace b24es {
+namespace {
+
+int latestVersion(const std::vector<Migration>& migrations) {
+  int latest = 0;
+  for (const Migration& m : migrations) latest = std::max(latest, m.version);
+  return latest;
+}
+
+class SqliteStorage final : public Storage {
+ public:
+  SqliteStorage(const SqliteSettings& settings, const Clock& clock,
+                std::vector<Migration> migrations)
+      : settings_(settings),
+        clock_(clock),
+        knownVersion_(latestVersion(migrations)),
+        migrator_(settings_, clock_, std::move(migrations)) {
+    sqlite::prepareFiles(settings_.path);
+    // Opening one connection here applies WAL mode and proves the file is a database.
+    Poco::Data::Session probe = sqlite::openSession(settings_);
+    sqlite::exec(probe, "SELECT count(*) FROM sqlite_master");
+    pool_ = std::make_unique<Poco::Data::SessionPool>("SQLite", settings_.path, 1,
+                                                      static_cast<int>(settings_.readPoolSize));
+  }
+
+  Migrator& migrator() override { return migrator_; }
+
+  std::unique_ptr<EventSink> openEventSink(Verifier verifier,
+                                           const SinkSettings& settings) override {
+    return std::make_unique<sqlite::SqliteEventSink>(settings_, clock_, std::move(verifier),
+                                                     settings);
+  }
+
+  std::optional<PortalRecord> findPortal(const std::string& memberId) override {
+    try {
+      Poco::Data::Session session = pool_->get();
+      return sqlite::selectPortal(session, memberId);
+    } catch (const Poco::Exception& e) {
+      throw StorageError(e.displayText());
+    }
+  }
+
+  bool healthy() override {
+    try {
+      Poco::Data::Session session = pool_->get();
+      int version = 0;
+      session << "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", into(version), now;
+      return version == knownVersion_;
+    } catch (const Poco::Exception&) {
+      return false;
+    }
+  }
+
+ private:
+  const SqliteSettings settings_;  // const after construction
+  const Clock& clock_;             // const after construction
+  const int knownVersion_;         // const after construction
+  sqlite::SqliteMigrator migrator_;
+  std::unique_ptr<Poco::Data::SessionPool> pool_;  // thread-safe itself
+};
+
+}  // namespace
+
+std::unique_ptr<Storage> openSqliteStorage(const SqliteSettings& settings, const Clock& clock,
+                                           std::vector<Migration> migrations) {
+  try {
+    return std::make_unique<SqliteStorage>(settings, clock, std::move(migrations));
+  } catch (const Poco::Exception& e) {
+    throw StorageError(e.displayText());
+  }
+}
+
+}  // namespace b24es
