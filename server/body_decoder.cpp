@@ -1,0 +1,515 @@
+// Decoding of Bitrix24 event bodies; see body_decoder.h for the contract and SPEC §4 for the rules.
+#include "body_decoder.h"
+
+#include <Poco/Dynamic/Var.h>
+#include <Poco/Exception.h>
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/JSONException.h>
+#include <Poco/JSON/ParseHandler.h>
+#include <Poco/JSON/Parser.h>
+#include <Poco/JSONString.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <typeinfo>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace b24es {
+namespace {
+
+// Both decoders recurse once per nesting level (Poco's parser, our tree conversion), so a
+// misconfigured huge maxDepth must not turn hostile input into a stack overflow.
+constexpr std::size_t kDepthCeiling = 1024;
+
+constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";
+
+std::size_t effectiveMaxDepth(const DecodeLimits& limits) {
+  return std::min(limits.maxDepth, kDepthCeiling);
+}
+
+DecodedBody failure(const char* code, std::string message) {
+  DecodedBody out;
+  out.error = DecodeError{code, std::move(message)};
+  return out;
+}
+
+DecodedBody malformed(std::string message) { return failure("malformed_body", std::move(message)); }
+
+DecodedBody tooDeep(const DecodeLimits& limits) {
+  return failure("nesting_too_deep", "The body nests deeper than " +
+                                         std::to_string(effectiveMaxDepth(limits)) + " levels.");
+}
+
+DecodedBody tooManyFields(const DecodeLimits& limits) {
+  return failure("too_many_fields",
+                 "The body has more than " + std::to_string(limits.maxPairs) + " fields.");
+}
+
+int hexDigitValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Length of the well-formed UTF-8 sequence starting at in[pos] (Unicode Table 3-7), 0 if none.
+std::size_t wellFormedSequenceLength(std::string_view in, std::size_t pos) {
+  const auto lead = static_cast<unsigned char>(in[pos]);
+  if (lead < 0x80) return 1;
+  std::size_t length = 0;
+  // The allowed range of the second byte is what excludes overlongs, surrogates and > U+10FFFF.
+  unsigned char low = 0x80;
+  unsigned char high = 0xBF;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead == 0xE0) {
+    length = 3;
+    low = 0xA0;
+  } else if ((lead >= 0xE1 && lead <= 0xEC) || lead == 0xEE || lead == 0xEF) {
+    length = 3;
+  } else if (lead == 0xED) {
+    length = 3;
+    high = 0x9F;
+  } else if (lead == 0xF0) {
+    length = 4;
+    low = 0x90;
+  } else if (lead >= 0xF1 && lead <= 0xF3) {
+    length = 4;
+  } else if (lead == 0xF4) {
+    length = 4;
+    high = 0x8F;
+  } else {
+    return 0;
+  }
+  if (in.size() - pos < length) return 0;
+  const auto second = static_cast<unsigned char>(in[pos + 1]);
+  if (second < low || second > high) return 0;
+  for (std::size_t i = 2; i < length; ++i) {
+    if ((static_cast<unsigned char>(in[pos + i]) & 0xC0) != 0x80) return 0;
+  }
+  return length;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Form bodies: an in-memory model of the PHP array that parse_str would build.
+
+// PHP's zend_symtable rules: only canonical decimal integers that fit in int64 become integer
+// keys, so "01", "+1", " 1" and "-0" stay strings.
+bool parsePhpIntegerKey(const std::string& text, std::int64_t* value) {
+  std::size_t pos = 0;
+  const bool negative = !text.empty() && text[0] == '-';
+  if (negative) pos = 1;
+  if (pos >= text.size() || text[pos] < '0' || text[pos] > '9') return false;
+  if (text[pos] == '0' && text.size() > 1) return false;
+  std::uint64_t magnitude = 0;
+  constexpr std::uint64_t kLimit = std::uint64_t{1} << 63;  // |INT64_MIN|
+  for (; pos < text.size(); ++pos) {
+    const char c = text[pos];
+    if (c < '0' || c > '9') return false;
+    const auto digit = static_cast<std::uint64_t>(c - '0');
+    if (magnitude > (kLimit - digit) / 10) return false;
+    magnitude = magnitude * 10 + digit;
+  }
+  if (negative) {
+    *value = magnitude == kLimit ? std::numeric_limits<std::int64_t>::min()
+                                 : -static_cast<std::int64_t>(magnitude);
+    return true;
+  }
+  if (magnitude >= kLimit) return false;
+  *value = static_cast<std::int64_t>(magnitude);
+  return true;
+}
+
+struct FormKey {
+  std::string text;  // integer keys in canonical decimal form, so text alone identifies a key
+  bool isInteger = false;
+  std::int64_t integer = 0;
+};
+
+FormKey makeFormKey(std::string text) {
+  FormKey key;
+  key.isInteger = parsePhpIntegerKey(text, &key.integer);
+  key.text = std::move(text);
+  return key;
+}
+
+class FormMap;
+
+struct FormValue {
+  std::string scalar;
+  std::unique_ptr<FormMap> map;  // set when the value is a nested array
+};
+
+struct FormEntry {
+  FormKey key;
+  FormValue value;
+};
+
+// An insertion-ordered map like a PHP array. Lookups go through a hash index once the map is
+// big enough for a linear scan to matter, since a single level can hold ~10,000 children.
+class FormMap {
+ public:
+  const std::vector<FormEntry>& entries() const { return entries_; }
+
+  // The returned pointer is valid until the next insertion into this map.
+  FormValue& findOrInsert(FormKey key) {
+    if (FormValue* existing = find(key.text)) return *existing;
+    return insert(std::move(key));
+  }
+
+  // PHP's `$a[] = ...`; nullptr when PHP would refuse because the next index is taken (only
+  // possible after the key INT64_MAX), in which case PHP drops the pair.
+  FormValue* append() {
+    const std::int64_t next = nextFree_ == kNoIntegerKeyYet ? 0 : nextFree_;
+    FormKey key;
+    key.text = std::to_string(next);
+    key.isInteger = true;
+    key.integer = next;
+    if (find(key.text) != nullptr) return nullptr;
+    return &insert(std::move(key));
+  }
+
+ private:
+  static constexpr std::size_t kIndexThreshold = 8;
+  static constexpr std::int64_t kNoIntegerKeyYet = std::numeric_limits<std::int64_t>::min();
+
+  FormValue* find(const std::string& text) {
+    if (entries_.size() <= kIndexThreshold) {
+      for (FormEntry& entry : entries_) {
+        if (entry.key.text == text) return &entry.value;
+      }
+      return nullptr;
+    }
+    const auto it = index_.find(text);
+    return it == index_.end() ? nullptr : &entries_[it->second].value;
+  }
+
+  FormValue& insert(FormKey key) {
+    // Mirrors PHP >= 8.3 nNextFreeElement: the largest integer key so far + 1, negatives included.
+    if (key.isInteger && key.integer >= nextFree_) {
+      nextFree_ = key.integer < std::numeric_limits<std::int64_t>::max()
+                      ? key.integer + 1
+                      : std::numeric_limits<std::int64_t>::max();
+    }
+    entries_.push_back(FormEntry{std::move(key), FormValue{}});
+    if (entries_.size() > kIndexThreshold) {
+      if (index_.empty()) {
+        index_.reserve(entries_.size() * 2);
+        for (std::size_t i = 0; i < entries_.size(); ++i) index_.emplace(entries_[i].key.text, i);
+      } else {
+        index_.emplace(entries_.back().key.text, entries_.size() - 1);
+      }
+    }
+    return entries_.back().value;
+  }
+
+  std::vector<FormEntry> entries_;
+  std::unordered_map<std::string, std::size_t> index_;
+  std::int64_t nextFree_ = kNoIntegerKeyYet;
+};
+
+// A decoded key split like php_register_variable_ex does: path[0] is the base name, every
+// further element one bracket level, std::nullopt standing for "[]".
+struct ParsedKey {
+  enum class Outcome { kAssign, kSkip, kTooDeep };
+  Outcome outcome = Outcome::kSkip;
+  std::vector<std::optional<std::string>> path;
+};
+
+bool isPhpNameMangled(char c) { return c == ' ' || c == '.'; }
+
+ParsedKey parseFormKey(std::string key, std::size_t maxDepth) {
+  ParsedKey out;
+  // PHP handles the name as a C string, so a decoded %00 ends it.
+  if (const std::size_t nul = key.find('\0'); nul != std::string::npos) key.resize(nul);
+  const std::size_t start = key.find_first_not_of(' ');
+  if (start == std::string::npos) return out;
+  key.erase(0, start);
+
+  std::size_t open = 0;
+  while (open < key.size() && key[open] != '[') {
+    if (isPhpNameMangled(key[open])) key[open] = '_';
+    ++open;
+  }
+  if (open == 0) return out;
+  out.outcome = ParsedKey::Outcome::kAssign;
+  if (open == key.size()) {
+    out.path.emplace_back(std::move(key));
+    return out;
+  }
+  out.path.emplace_back(key.substr(0, open));
+
+  while (true) {
+    const std::size_t indexStart = open + 1;
+    std::size_t probe = indexStart;
+    // PHP skips one space before testing for "]", so "[ ]" appends like "[]".
+    if (probe < key.size() && key[probe] == ' ') ++probe;
+    std::size_t close = probe;
+    std::optional<std::string> index;
+    if (probe >= key.size() || key[probe] != ']') {
+      close = key.find(']', probe);
+      if (close == std::string::npos) {
+        // An unclosed first bracket makes the whole key a plain name ("a[b" -> "a_b"); a later
+        // unclosed bracket just ends the key at the previous level, as in PHP.
+        if (out.path.size() == 1) {
+          std::string name = std::move(*out.path[0]);
+          name.push_back('_');
+          for (std::size_t i = indexStart; i < key.size(); ++i) {
+            const char c = key[i];
+            name.push_back(isPhpNameMangled(c) || c == '[' ? '_' : c);
+          }
+          out.path[0] = std::move(name);
+        }
+        return out;
+      }
+      index = key.substr(indexStart, close - indexStart);
+    }
+    // Checked before growing the path so a megabyte of "[]" costs at most maxDepth steps.
+    if (out.path.size() > maxDepth) {
+      out.outcome = ParsedKey::Outcome::kTooDeep;
+      out.path.clear();
+      return out;
+    }
+    out.path.push_back(std::move(index));
+    // Whatever follows "]" other than "[" is ignored, as in PHP ("a[b]c" is "a[b]").
+    if (close + 1 >= key.size() || key[close + 1] != '[') return out;
+    open = close + 1;
+  }
+}
+
+void assignFormValue(FormMap& root, std::vector<std::optional<std::string>>& path,
+                     std::string value) {
+  FormMap* current = &root;
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    FormValue* slot = nullptr;
+    if (path[i]) {
+      slot = &current->findOrInsert(makeFormKey(std::move(*path[i])));
+    } else {
+      slot = current->append();
+      if (slot == nullptr) return;
+    }
+    if (i + 1 == path.size()) {
+      // Assigning a scalar over a nested array replaces it in place, as PHP does.
+      slot->map.reset();
+      slot->scalar = std::move(value);
+      return;
+    }
+    if (!slot->map) {
+      slot->scalar.clear();
+      slot->map = std::make_unique<FormMap>();
+    }
+    current = slot->map.get();
+  }
+}
+
+bool isList(const FormMap& map) {
+  const auto& entries = map.entries();
+  if (entries.empty()) return false;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const FormKey& key = entries[i].key;
+    if (!key.isInteger || key.integer != static_cast<std::int64_t>(i)) return false;
+  }
+  return true;
+}
+
+Poco::JSON::Object::Ptr toJsonObject(const FormMap& map);
+
+Poco::Dynamic::Var toJsonValue(const FormValue& value) {
+  if (!value.map) return value.scalar;
+  if (!isList(*value.map)) return toJsonObject(*value.map);
+  Poco::JSON::Array::Ptr array = new Poco::JSON::Array();
+  for (const FormEntry& entry : value.map->entries()) array->add(toJsonValue(entry.value));
+  return array;
+}
+
+Poco::JSON::Object::Ptr toJsonObject(const FormMap& map) {
+  Poco::JSON::Object::Ptr object = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  for (const FormEntry& entry : map.entries())
+    object->set(entry.key.text, toJsonValue(entry.value));
+  return object;
+}
+
+// Calls visit(segment) for every non-empty '&'-separated segment; stops early when visit
+// returns false.
+template <typename Visit>
+void forEachSegment(std::string_view body, Visit visit) {
+  std::size_t pos = 0;
+  while (pos < body.size()) {
+    std::size_t end = body.find('&', pos);
+    if (end == std::string_view::npos) end = body.size();
+    if (end > pos && !visit(body.substr(pos, end - pos))) return;
+    pos = end + 1;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON bodies.
+
+bool isJsonWhitespace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// Enforces the limits with one linear pass before Poco builds anything, because Poco's
+// order-preserving Object::set scans all existing keys and would make a megabyte of keys
+// quadratic. Depth is the bracket nesting outside strings; for a well-formed document the
+// number of leaves (scalars and empty containers) is exactly commas + 1, since every container
+// with k children holds k - 1 commas. Returns the error, or nothing when within limits.
+std::optional<DecodedBody> checkJsonLimits(const std::string& text, std::size_t rootPos,
+                                           const DecodeLimits& limits) {
+  const std::size_t maxDepth = effectiveMaxDepth(limits);
+  std::size_t afterRoot = rootPos + 1;
+  while (afterRoot < text.size() && isJsonWhitespace(text[afterRoot])) ++afterRoot;
+  const bool emptyRoot = afterRoot < text.size() && text[afterRoot] == '}';
+
+  std::size_t depth = 0;
+  std::size_t commas = 0;
+  bool inString = false;
+  bool escaped = false;
+  for (std::size_t i = rootPos; i < text.size(); ++i) {
+    const char c = text[i];
+    if (inString) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        inString = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        inString = true;
+        break;
+      case '{':
+      case '[':
+        ++depth;
+        if (depth - 1 > maxDepth) return tooDeep(limits);
+        break;
+      case '}':
+      case ']':
+        if (depth > 0) --depth;
+        break;
+      case ',':
+        ++commas;
+        if (!emptyRoot && commas >= limits.maxPairs) return tooManyFields(limits);
+        break;
+      default:
+        break;
+    }
+  }
+  if (!emptyRoot && limits.maxPairs == 0) return tooManyFields(limits);
+  return std::nullopt;
+}
+
+}  // namespace
+
+// Written by hand because Poco::URI::decode throws on malformed escapes such as "%ZZ" (PHP keeps
+// them literally) and does not turn '+' into a space.
+std::string phpUrlDecode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    if (c == '+') {
+      out.push_back(' ');
+      continue;
+    }
+    if (c == '%' && i + 2 < in.size()) {
+      const int high = hexDigitValue(in[i + 1]);
+      const int low = hexDigitValue(in[i + 2]);
+      if (high >= 0 && low >= 0) {
+        out.push_back(static_cast<char>(high * 16 + low));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string sanitizeUtf8(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  std::size_t i = 0;
+  while (i < in.size()) {
+    const std::size_t length = wellFormedSequenceLength(in, i);
+    if (length == 0) {
+      out.append(kReplacementChar);
+      ++i;
+    } else {
+      out.append(in.substr(i, length));
+      i += length;
+    }
+  }
+  return out;
+}
+
+DecodedBody decodeFormBody(std::string_view body, const DecodeLimits& limits) {
+  try {
+    // Counting first keeps a body of 10^6 tiny pairs from being decoded only to be rejected.
+    std::size_t segments = 0;
+    forEachSegment(body, [&](std::string_view) { return ++segments <= limits.maxPairs; });
+    if (segments > limits.maxPairs) return tooManyFields(limits);
+
+    const std::size_t maxDepth = effectiveMaxDepth(limits);
+    FormMap root;
+    bool tooDeepKey = false;
+    forEachSegment(body, [&](std::string_view segment) {
+      const std::size_t eq = segment.find('=');
+      ParsedKey key = parseFormKey(sanitizeUtf8(phpUrlDecode(segment.substr(0, eq))), maxDepth);
+      if (key.outcome == ParsedKey::Outcome::kTooDeep) {
+        tooDeepKey = true;
+        return false;
+      }
+      if (key.outcome == ParsedKey::Outcome::kSkip) return true;
+      std::string value;
+      if (eq != std::string_view::npos) value = sanitizeUtf8(phpUrlDecode(segment.substr(eq + 1)));
+      assignFormValue(root, key.path, std::move(value));
+      return true;
+    });
+    if (tooDeepKey) return tooDeep(limits);
+
+    DecodedBody out;
+    out.root = toJsonObject(root);
+    return out;
+  } catch (const std::exception&) {
+    return malformed("The form body could not be decoded.");
+  }
+}
+
+DecodedBody decodeJsonBody(std::string_view body, const DecodeLimits& limits) {
+  try {
+    const std::string text = sanitizeUtf8(body);
+    std::size_t rootPos = 0;
+    while (rootPos < text.size() && isJsonWhitespace(text[rootPos])) ++rootPos;
+    if (rootPos == text.size() || text[rootPos] != '{') {
+      return malformed("The JSON body is not an object.");
+    }
+    if (auto limitError = checkJsonLimits(text, rootPos, limits)) return std::move(*limitError);
+
+    Poco::JSON::ParseHandler::Ptr handler = new Poco::JSON::ParseHandler(true);
+    Poco::JSON::Parser parser(handler);
+    // The pre-scan already bounds depth; this is a second guard on Poco's own recursion.
+    parser.setDepth(effectiveMaxDepth(limits) + 1);
+    const Poco::Dynamic::Var result = parser.parse(text);
+    if (result.type() != typeid(Poco::JSON::Object::Ptr)) {
+      return malformed("The JSON body is not an object.");
+    }
+    DecodedBody out;
+    out.root = result.extract<Poco::JSON::Object::Ptr>();
+    return out;
+  } catch (const Poco::JSON::JSONException& e) {
+    // Poco reports its depth guard only through this message text.
+    if (e.message().find("Maximum depth") != std::string::npos) return tooDeep(limits);
+    return malformed("The body is not valid JSON.");
+  } catch (const std::exception&) {
+    return malformed("The body is not valid JSON.");
+  }
+}
+
+}  // namespace b24es
