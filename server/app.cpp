@@ -47,8 +47,8 @@ void App::initialize(Poco::Util::Application& self) {
       new Poco::PatternFormatter("%Y-%m-%dT%H:%M:%S.%iZ %p %s: %t"));
   Poco::AutoPtr<Poco::ConsoleChannel> console(new Poco::ConsoleChannel(std::cerr));
   Poco::AutoPtr<Poco::FormattingChannel> channel(new Poco::FormattingChannel(format, console));
-  Poco::Logger::root().setChannel(channel);
-  Poco::Logger::root().setLevel(Poco::Message::PRIO_INFORMATION);
+  Poco::Logger::setChannel("", channel);
+  Poco::Logger::setLevel("", Poco::Message::PRIO_INFORMATION);
 }
 
 void App::defineOptions(Poco::Util::OptionSet& options) {

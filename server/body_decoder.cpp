@@ -190,7 +190,7 @@ class FormMap {
   }
 
   FormValue& insert(FormKey key) {
-    // Mirrors PHP >= 8.3 nNextFreeElement: the largest integer key so far + 1, negatives included.
+    // Mirrors PHP's nNextFreeElement: the largest integer key so far + 1, negatives included.
     if (key.isInteger && key.integer >= nextFree_) {
       nextFree_ = key.integer < std::numeric_limits<std::int64_t>::max()
                       ? key.integer + 1

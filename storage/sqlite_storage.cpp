@@ -60,6 +60,8 @@ class SqliteStorage final : public Storage {
       Poco::Data::Session session = pool_->get();
       int version = 0;
       session << "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", into(version), now;
+      // Preparing a statement over the tables proves they exist and the file is readable.
+      session << "SELECT 1 FROM events, portals, tokens LIMIT 0", now;
       return version == knownVersion_;
     } catch (const Poco::Exception&) {
       return false;

@@ -10,9 +10,9 @@
 
 #include "body_decoder.h"
 
+using b24es::DecodedBody;
 using b24es::decodeFormBody;
 using b24es::decodeJsonBody;
-using b24es::DecodedBody;
 using b24es::DecodeLimits;
 using b24es::phpUrlDecode;
 using b24es::sanitizeUtf8;
@@ -113,7 +113,8 @@ BOOST_AUTO_TEST_CASE(department_list_becomes_an_array) {
 // Key structure
 
 BOOST_AUTO_TEST_CASE(brackets_nest_objects) {
-  BOOST_TEST(decodedForm("a[b][c]=v&a[b][d]=w&a[e]=x") == R"({"a":{"b":{"c":"v","d":"w"},"e":"x"}})");
+  BOOST_TEST(decodedForm("a[b][c]=v&a[b][d]=w&a[e]=x") ==
+             R"({"a":{"b":{"c":"v","d":"w"},"e":"x"}})");
 }
 
 BOOST_AUTO_TEST_CASE(empty_brackets_append_with_the_next_integer_index) {
@@ -131,7 +132,7 @@ BOOST_AUTO_TEST_CASE(append_ignores_string_keys) {
   BOOST_TEST(decodedForm("a[k]=x&a[]=y&a[]=z") == R"({"a":{"k":"x","0":"y","1":"z"}})");
 }
 
-BOOST_AUTO_TEST_CASE(append_after_only_negative_keys_follows_php_8_3) {
+BOOST_AUTO_TEST_CASE(append_after_only_negative_keys_continues_from_the_largest) {
   BOOST_TEST(decodedForm("a[-3]=x&a[]=y") == R"({"a":{"-3":"x","-2":"y"}})");
 }
 
@@ -276,18 +277,21 @@ BOOST_AUTO_TEST_CASE(malformed_percent_escape_is_kept_literally) {
 // UTF-8
 
 BOOST_AUTO_TEST_CASE(valid_multibyte_utf8_is_kept) {
-  const std::string text = "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF \xEF\xBF\xBD";
+  const std::string text =
+      "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF \xEF\xBF\xBD";
   BOOST_TEST(sanitizeUtf8(text) == text);
   BOOST_TEST(decodedForm("k=caf%C3%A9+%E2%82%AC") == "{\"k\":\"caf\xC3\xA9 \xE2\x82\xAC\"}");
 }
 
 BOOST_AUTO_TEST_CASE(lone_ff_byte_becomes_replacement_character) {
-  BOOST_TEST(sanitizeUtf8("a\xFF" "b") == "a" + kFffd + "b");
+  BOOST_TEST(sanitizeUtf8("a\xFF"
+                          "b") == "a" + kFffd + "b");
 }
 
 BOOST_AUTO_TEST_CASE(truncated_sequence_becomes_replacement_characters) {
   BOOST_TEST(sanitizeUtf8("\xE2\x82") == kFffd + kFffd);
-  BOOST_TEST(sanitizeUtf8("\xE2\x82" "A") == kFffd + kFffd + "A");
+  BOOST_TEST(sanitizeUtf8("\xE2\x82"
+                          "A") == kFffd + kFffd + "A");
   BOOST_TEST(sanitizeUtf8("\xF0\x9F\x98") == kFffd + kFffd + kFffd);
 }
 

@@ -1,0 +1,246 @@
+// Tests of the group-commit writer (storage/sqlite_event_sink.cpp) with the real verifier, on
+// real SQLite files: what each verdict writes, the token-update rules, concurrency and failures.
+#define BOOST_TEST_MODULE event_sink
+#include <boost/test/unit_test.hpp>
+
+#include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/Session.h>
+
+#include <set>
+#include <thread>
+
+#include "embedded_migrations.h"
+#include "sqlite_storage.h"
+#include "test_support.h"
+#include "verifier.h"
+
+using namespace b24es;
+using Status = IngestOutcome::Status;
+
+namespace {
+
+const std::string kMember = "7c1e5a93d2b84f06a9e3c5d71b2f8e40";
+const std::string kAppToken = "f4a8c2e61b9d7035e8c4a1f6d2b97e53";
+
+struct Fixture {
+  Fixture(std::vector<std::string> staticTokens = {}) {
+    settings.path = dir.file("events.db");
+    storage = openSqliteStorage(settings, clock, embeddedMigrations());
+    BOOST_REQUIRE(storage->migrator().apply().ok);
+    sink = storage->openEventSink(
+        [staticTokens](const IncomingEvent& e, const std::optional<PortalRecord>& p) {
+          return verifyEvent(e, p, staticTokens);
+        },
+        SinkSettings{});
+  }
+  ~Fixture() { sink->close(); }
+  std::string q(const std::string& sql) { return test::queryScalar(settings.path, sql); }
+
+  test::TempDir dir;
+  test::FakeClock clock;
+  SqliteSettings settings;
+  std::unique_ptr<Storage> storage;
+  std::unique_ptr<EventSink> sink;
+};
+
+IncomingEvent install(const std::string& appToken = kAppToken) {
+  IncomingEvent e;
+  e.kind = EventKind::kInstall;
+  e.event = "ONAPPINSTALL";
+  e.memberId = kMember;
+  e.domain = "acme-test.bitrix24.com";
+  e.serverEndpoint = "https://oauth.bitrix.info/rest/";
+  e.clientEndpoint = "https://acme-test.bitrix24.com/rest/";
+  e.status = "F";
+  e.scope = "crm";
+  e.applicationToken = appToken;
+  e.userId = 1;
+  e.tokens.push_back(TokenGrant{1, "ACCESS1", std::string("REFRESH1"), 1000, "crm"});
+  return e;
+}
+
+IncomingEvent deal(const std::string& appToken = kAppToken) {
+  IncomingEvent e;
+  e.event = "ONCRMDEALADD";
+  e.memberId = kMember;
+  e.domain = "acme-test.bitrix24.com";
+  e.applicationToken = appToken;
+  e.entityId = 7405;
+  e.dataJson = R"({"FIELDS":{"ID":"7405"}})";
+  return e;
+}
+
+IncomingEvent uninstall() {
+  IncomingEvent e = deal();
+  e.kind = EventKind::kUninstall;
+  e.event = "ONAPPUNINSTALL";
+  e.entityId.reset();
+  e.dataJson = R"({"CLEAN":"1"})";
+  return e;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(install_registers_the_portal_and_its_install_token) {
+  Fixture f;
+  IngestOutcome out = f.sink->write(install());
+  BOOST_TEST((out.status == Status::kStored));
+  BOOST_TEST(out.id == 1);
+  BOOST_TEST(f.q("SELECT application_token FROM portals") == kAppToken);
+  BOOST_TEST(f.q("SELECT installed_at FROM portals") == "1767261600");
+  BOOST_TEST(f.q("SELECT source || ' ' || refresh_token || ' ' || expires_at || ' ' || "
+                 "refresh_token_at FROM tokens WHERE user_id = 1") ==
+             "install REFRESH1 1000 1767261600");
+  BOOST_TEST(f.q("SELECT received_at FROM events WHERE id = 1") == "1767261600000");
+}
+
+BOOST_AUTO_TEST_CASE(rejected_event_writes_nothing) {
+  Fixture f;
+  f.sink->write(install());
+  IngestOutcome out = f.sink->write(deal("forged"));
+  BOOST_TEST((out.status == Status::kRejected));
+  BOOST_TEST(out.reason == "wrong application token");
+  BOOST_TEST(f.q("SELECT count(*) FROM events") == "1");
+  IncomingEvent unknown = deal();
+  unknown.memberId = "someone-else";
+  BOOST_TEST((f.sink->write(unknown).status == Status::kRejected));
+  BOOST_TEST(f.q("SELECT count(*) FROM portals") == "1");
+}
+
+BOOST_AUTO_TEST_CASE(takeover_install_is_rejected_and_changes_nothing) {
+  Fixture f;
+  f.sink->write(install());
+  BOOST_TEST((f.sink->write(install("attacker")).status == Status::kRejected));
+  BOOST_TEST(f.q("SELECT application_token FROM portals") == kAppToken);
+  BOOST_TEST(f.q("SELECT access_token FROM tokens") == "ACCESS1");
+  BOOST_TEST(f.q("SELECT count(*) FROM events") == "1");
+}
+
+BOOST_AUTO_TEST_CASE(event_token_with_a_later_expiry_updates_and_keeps_the_refresh_token) {
+  Fixture f;
+  f.sink->write(install());
+  f.clock.advanceSeconds(60);
+  IncomingEvent e = deal();
+  e.tokens.push_back(TokenGrant{1, "ACCESS2", std::nullopt, 2000, "crm"});
+  BOOST_TEST((f.sink->write(e).status == Status::kStored));
+  BOOST_TEST(f.q("SELECT access_token || ' ' || refresh_token || ' ' || expires_at || ' ' || "
+                 "source || ' ' || refresh_token_at FROM tokens") ==
+             "ACCESS2 REFRESH1 2000 event 1767261600");
+}
+
+BOOST_AUTO_TEST_CASE(event_token_with_an_older_expiry_changes_nothing) {
+  Fixture f;
+  f.sink->write(install());
+  IncomingEvent e = deal();
+  e.tokens.push_back(TokenGrant{1, "STALE", std::nullopt, 999, "crm"});
+  f.sink->write(e);
+  BOOST_TEST(f.q("SELECT access_token || ' ' || expires_at FROM tokens") == "ACCESS1 1000");
+}
+
+BOOST_AUTO_TEST_CASE(event_token_of_a_new_user_creates_a_row) {
+  Fixture f;
+  f.sink->write(install());
+  IncomingEvent e = deal();
+  e.tokens.push_back(TokenGrant{9, "ACCESS9", std::nullopt, 1500, "crm"});
+  e.tokens.push_back(TokenGrant{77, "BOT", std::string("BOTREFRESH"), 1500, ""});
+  f.sink->write(e);
+  BOOST_TEST(f.q("SELECT count(*) FROM tokens") == "3");
+  BOOST_TEST(f.q("SELECT refresh_token IS NULL FROM tokens WHERE user_id = 9") == "1");
+  BOOST_TEST(f.q("SELECT refresh_token FROM tokens WHERE user_id = 77") == "BOTREFRESH");
+}
+
+BOOST_AUTO_TEST_CASE(uninstall_marks_the_portal_deletes_tokens_and_keeps_events) {
+  Fixture f;
+  f.sink->write(install());
+  f.sink->write(deal());
+  f.clock.advanceSeconds(100);
+  BOOST_TEST((f.sink->write(uninstall()).status == Status::kStored));
+  BOOST_TEST(f.q("SELECT uninstalled_at FROM portals") == "1767261700");
+  BOOST_TEST(f.q("SELECT application_token FROM portals") == "NULL");
+  BOOST_TEST(f.q("SELECT count(*) FROM tokens") == "0");
+  BOOST_TEST(f.q("SELECT count(*) FROM events") == "3");
+  // The old token verifies nothing any more; a new install is accepted.
+  BOOST_TEST((f.sink->write(deal()).status == Status::kRejected));
+  BOOST_TEST((f.sink->write(install("new-token")).status == Status::kStored));
+  BOOST_TEST(f.q("SELECT uninstalled_at FROM portals") == "NULL");
+  BOOST_TEST(f.q("SELECT installed_at FROM portals") == "1767261700");
+  BOOST_TEST((f.sink->write(deal("new-token")).status == Status::kStored));
+}
+
+BOOST_AUTO_TEST_CASE(static_token_creates_the_portal_without_an_application_token) {
+  Fixture f({"static-secret"});
+  BOOST_TEST((f.sink->write(deal("static-secret")).status == Status::kStored));
+  BOOST_TEST(f.q("SELECT domain || ' ' || ifnull(application_token, 'none') || ' ' || "
+                 "ifnull(installed_at, 'never') FROM portals") ==
+             "acme-test.bitrix24.com none never");
+  // A real install later takes the portal over legitimately.
+  BOOST_TEST((f.sink->write(install()).status == Status::kStored));
+  BOOST_TEST(f.q("SELECT application_token FROM portals") == kAppToken);
+}
+
+BOOST_AUTO_TEST_CASE(concurrent_writers_all_commit_with_distinct_ids) {
+  Fixture f;
+  f.sink->write(install());
+  const int threads = 16, perThread = 100;
+  std::vector<std::vector<std::int64_t>> ids(threads);
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      for (int i = 0; i < perThread; ++i) {
+        IngestOutcome out = f.sink->write(deal());
+        if (out.status == Status::kStored) ids[t].push_back(out.id);
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  std::set<std::int64_t> all;
+  for (auto& v : ids) all.insert(v.begin(), v.end());
+  BOOST_TEST(all.size() == static_cast<std::size_t>(threads * perThread));
+  BOOST_TEST(f.q("SELECT count(*) FROM events WHERE event = 'ONCRMDEALADD'") ==
+             std::to_string(threads * perThread));
+}
+
+BOOST_AUTO_TEST_CASE(an_event_that_cannot_be_written_fails_alone) {
+  Fixture f;
+  f.sink->write(install());
+  {
+    Poco::Data::Session admin("SQLite", f.settings.path);
+    admin << "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.event = 'POISON' "
+             "BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+        Poco::Data::Keywords::now;
+  }
+  std::vector<std::thread> workers;
+  std::atomic<int> stored{0}, unavailable{0};
+  for (int t = 0; t < 8; ++t) {
+    workers.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        IncomingEvent e = deal();
+        if (t == 0 && i % 10 == 0) e.event = "POISON";
+        IngestOutcome out = f.sink->write(e);
+        (out.status == Status::kStored ? stored : unavailable)++;
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  BOOST_TEST(unavailable.load() == 5);
+  BOOST_TEST(stored.load() == 395);
+  BOOST_TEST(f.q("SELECT count(*) FROM events") == "396");
+}
+
+BOOST_AUTO_TEST_CASE(storage_failure_is_unavailable_and_stores_nothing) {
+  Fixture f;
+  f.sink->write(install());
+  {
+    Poco::Data::Session admin("SQLite", f.settings.path);
+    admin << "DROP TABLE events", Poco::Data::Keywords::now;
+  }
+  IngestOutcome out = f.sink->write(deal());
+  BOOST_TEST((out.status == Status::kUnavailable));
+  BOOST_TEST(!out.reason.empty());
+}
+
+BOOST_AUTO_TEST_CASE(closed_sink_refuses_new_events) {
+  Fixture f;
+  f.sink->close();
+  BOOST_TEST((f.sink->write(install()).status == Status::kUnavailable));
+}

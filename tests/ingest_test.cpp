@@ -1,0 +1,338 @@
+// Integration tests of ingest (SPEC §4): the real Service on port 0 with a temp database,
+// real HTTP requests carrying the Bitrix24 samples, and the rows they leave behind.
+#define BOOST_TEST_MODULE ingest
+#include <boost/test/unit_test.hpp>
+
+#include <Poco/AutoPtr.h>
+#include <Poco/Channel.h>
+#include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/Session.h>
+#include <Poco/Logger.h>
+#include <Poco/Message.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/StreamCopier.h>
+#include <Poco/URI.h>
+
+#include <mutex>
+
+#include "service.h"
+#include "test_support.h"
+
+using namespace b24es;
+
+namespace {
+
+const std::string kPath = "/bitrix24/events";
+const std::string kMember = "7c1e5a93d2b84f06a9e3c5d71b2f8e40";
+
+// Every token value in the samples: none may appear in a response, a log line or events.
+const std::vector<std::string> kSecrets = {
+    "b053566900b7e2a1005a3c4d00000001f8d1386963934cba6bd69a4a9fb6c316c0ac26",
+    "a0d27d6900b7e2a1005a3c4d000000017e06216efe7d340cfddfee5c84ab5ad9fe1d3b",
+    "0856566900b7e2a1005a3c4d000000096d1c33ee95d56cac0296ea4a555d266d4ababb",
+    "f4a8c2e61b9d7035e8c4a1f6d2b97e53", "FORGED-TOKEN-VALUE"};
+
+// Collects every log line of the process for the secrets scan.
+class CapturingChannel final : public Poco::Channel {
+ public:
+  void log(const Poco::Message& msg) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    text_ += msg.getSource() + ": " + msg.getText() + "\n";
+  }
+  std::string text() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return text_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::string text_;
+};
+
+struct Server {
+  explicit Server(std::function<void(Settings&)> adjust = {}) : log(new CapturingChannel) {
+    // setChannel("") reaches the loggers created by earlier test cases too.
+    Poco::Logger::setChannel("", log);
+    Poco::Logger::setLevel("", Poco::Message::PRIO_DEBUG);
+    settings = test::testSettings(dir);
+    if (adjust) adjust(settings);
+    service = std::make_unique<Service>(settings, clock);
+    service->start();
+    url = service->ingestUrl();
+  }
+  ~Server() { service->stop(); }
+
+  test::HttpResult post(const std::string& sampleName) {
+    bool json = sampleName.size() > 5 && sampleName.substr(sampleName.size() - 5) == ".json";
+    test::HttpResult r = json ? test::postJson(url, kPath, test::sample(sampleName))
+                              : test::postForm(url, kPath, test::sample(sampleName));
+    responses += r.body + "\n";
+    return r;
+  }
+  test::HttpResult postForm(const std::string& body) {
+    test::HttpResult r = test::postForm(url, kPath, body);
+    responses += r.body + "\n";
+    return r;
+  }
+  std::string q(const std::string& sql) { return test::queryScalar(settings.db.path, sql); }
+  int events() { return std::stoi(q("SELECT count(*) FROM events")); }
+
+  test::TempDir dir;
+  test::FakeClock clock;
+  Settings settings;
+  Poco::AutoPtr<CapturingChannel> log;
+  std::unique_ptr<Service> service;
+  std::string url;
+  std::string responses;
+};
+
+void checkError(const test::HttpResult& r, int status, const std::string& code) {
+  BOOST_TEST(r.status == status);
+  BOOST_TEST(r.headers.at("Content-Type") == "application/json");
+  auto body = r.json();
+  BOOST_TEST(body->getValue<std::string>("error") == code);
+  BOOST_TEST(!body->getValue<std::string>("message").empty());
+  BOOST_TEST(body->size() == 2u);
+}
+
+void checkNoSecrets(const std::string& where, const std::string& text) {
+  for (const std::string& secret : kSecrets) {
+    BOOST_TEST(text.find(secret) == std::string::npos, where << " contains a secret");
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(install_then_events_are_stored_with_their_columns) {
+  Server s;
+  test::HttpResult r = s.post("01-ONAPPINSTALL.form");
+  BOOST_TEST(r.status == 200);
+  BOOST_TEST(r.body == R"({"status":"stored","id":1})");
+  BOOST_TEST(s.post("03-ONCRMDEALADD.form").body == R"({"status":"stored","id":2})");
+  for (const char* name :
+       {"06-ONCRMCONTACTADD.form", "09-ONCRMTIMELINECOMMENTADD.form", "12-ONCRMDYNAMICITEMADD.form",
+        "21-ONCRMDEALUPDATE-notokens.form", "41-ONCRMDEALADD.json"}) {
+    BOOST_TEST(s.post(name).status == 200, name);
+  }
+  BOOST_TEST(s.events() == 7);
+  BOOST_TEST(s.q("SELECT event || '|' || member_id || '|' || domain || '|' || event_handler_id "
+                 "|| '|' || ts || '|' || received_at || '|' || user_id || '|' || entity_id || "
+                 "'|' || json_extract(data, '$.FIELDS.ID') FROM events WHERE id = 2") ==
+             "ONCRMDEALADD|" + kMember +
+                 "|acme-test.bitrix24.com|185|1767262200|1767261600000|9|7405|7405");
+  BOOST_TEST(s.q("SELECT entity_id || ' ' || entity_type_id FROM events "
+                 "WHERE event = 'ONCRMDYNAMICITEMADD'") == "22 1220");
+  BOOST_TEST(s.q("SELECT entity_id FROM events WHERE event = 'ONCRMTIMELINECOMMENTADD'") == "999");
+  BOOST_TEST(s.q("SELECT ifnull(user_id, 'null') FROM events WHERE event = 'ONCRMDEALUPDATE'") ==
+             "null");
+  BOOST_TEST(s.q("SELECT data FROM events WHERE id = 1") ==
+             R"({"VERSION":"1","ACTIVE":"Y","INSTALLED":"Y","LANGUAGE_ID":"en"})");
+  // The JSON delivery of the deal stores the same columns as the form delivery.
+  BOOST_TEST(s.q("SELECT count(DISTINCT data || entity_id || user_id || ts) FROM events "
+                 "WHERE event = 'ONCRMDEALADD'") == "1");
+  // Tokens: the installer's with its refresh token, user 9's from the events.
+  BOOST_TEST(s.q("SELECT source || ' ' || (refresh_token IS NOT NULL) FROM tokens "
+                 "WHERE user_id = 1") == "install 1");
+  BOOST_TEST(s.q("SELECT source || ' ' || (refresh_token IS NULL) || ' ' || expires_at "
+                 "FROM tokens WHERE user_id = 9") == "event 1 1767266340");
+  checkNoSecrets("events", s.q("SELECT group_concat(data) FROM events"));
+  checkNoSecrets("responses", s.responses);
+  checkNoSecrets("log", s.log->text());
+}
+
+BOOST_AUTO_TEST_CASE(json_install_sample_registers_the_portal) {
+  Server s;
+  BOOST_TEST(s.post("40-ONAPPINSTALL.json").status == 200);
+  BOOST_TEST(s.post("41-ONCRMDEALADD.json").status == 200);
+  BOOST_TEST(s.q("SELECT status || ' ' || scope FROM portals") ==
+             "F crm,task,imbot,im,user,calendar,placement");
+}
+
+BOOST_AUTO_TEST_CASE(every_delivery_is_stored_even_when_repeated) {
+  Server s;
+  s.post("01-ONAPPINSTALL.form");
+  s.post("03-ONCRMDEALADD.form");
+  s.post("03-ONCRMDEALADD.form");
+  BOOST_TEST(s.q("SELECT count(*) FROM events WHERE event = 'ONCRMDEALADD'") == "2");
+}
+
+BOOST_AUTO_TEST_CASE(forged_application_token_gets_401_and_stores_nothing) {
+  Server s;
+  s.post("01-ONAPPINSTALL.form");
+  std::string forged = test::sample("03-ONCRMDEALADD.form");
+  forged.replace(forged.find("f4a8c2e61b9d7035e8c4a1f6d2b97e53"), 32, "FORGED-TOKEN-VALUE");
+  checkError(s.postForm(forged), 401, "verification_failed");
+  BOOST_TEST(s.events() == 1);
+  BOOST_TEST(s.q("SELECT count(*) FROM tokens") == "1");
+  BOOST_TEST(s.log->text().find("verification_failed") != std::string::npos);
+  checkNoSecrets("responses", s.responses);
+  checkNoSecrets("log", s.log->text());
+}
+
+BOOST_AUTO_TEST_CASE(event_of_an_unknown_portal_gets_401) {
+  Server s;
+  checkError(s.post("03-ONCRMDEALADD.form"), 401, "verification_failed");
+  BOOST_TEST(s.events() == 0);
+  BOOST_TEST(s.q("SELECT count(*) FROM portals") == "0");
+}
+
+BOOST_AUTO_TEST_CASE(second_install_with_another_token_cannot_take_over) {
+  Server s;
+  s.post("01-ONAPPINSTALL.form");
+  std::string takeover = test::sample("01-ONAPPINSTALL.form");
+  takeover.replace(takeover.find("f4a8c2e61b9d7035e8c4a1f6d2b97e53"), 32, "FORGED-TOKEN-VALUE");
+  checkError(s.postForm(takeover), 401, "verification_failed");
+  BOOST_TEST(s.q("SELECT application_token FROM portals") == "f4a8c2e61b9d7035e8c4a1f6d2b97e53");
+  BOOST_TEST(s.events() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(uninstall_keeps_events_and_then_the_old_token_is_refused) {
+  Server s;
+  s.post("01-ONAPPINSTALL.form");
+  s.post("03-ONCRMDEALADD.form");
+  BOOST_TEST(s.post("32-ONAPPUNINSTALL.form").status == 200);
+  BOOST_TEST(s.q("SELECT count(*) FROM tokens") == "0");
+  BOOST_TEST(s.q("SELECT uninstalled_at IS NOT NULL FROM portals") == "1");
+  checkError(s.post("03-ONCRMDEALADD.form"), 401, "verification_failed");
+  BOOST_TEST(s.events() == 3);
+  BOOST_TEST(s.post("01-ONAPPINSTALL.form").status == 200);
+  BOOST_TEST(s.post("03-ONCRMDEALADD.form").status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(static_application_token_admits_a_portal_without_install) {
+  Server s([](Settings& settings) {
+    settings.ingest.staticTokens = {"f4a8c2e61b9d7035e8c4a1f6d2b97e53"};
+  });
+  BOOST_TEST(s.post("03-ONCRMDEALADD.form").status == 200);
+  BOOST_TEST(s.q("SELECT domain || ' ' || ifnull(application_token, 'none') FROM portals") ==
+             "acme-test.bitrix24.com none");
+}
+
+BOOST_AUTO_TEST_CASE(bot_tokens_go_to_the_tokens_table_not_to_events) {
+  Server s;
+  s.post("01-ONAPPINSTALL.form");
+  std::string body =
+      "event=ONIMBOTMESSAGEADD&data%5BBOT%5D%5B539%5D%5Baccess_token%5D=BOTACCESS539&"
+      "data%5BBOT%5D%5B539%5D%5Brefresh_token%5D=BOTREFRESH539&data%5BBOT%5D%5B539%5D%5B"
+      "expires%5D=1767265200&data%5BBOT%5D%5B539%5D%5BAUTH%5D%5Baccess_token%5D=BOTACCESS539&"
+      "data%5BPARAMS%5D%5BMESSAGE%5D=hello&auth%5Bmember_id%5D=" +
+      kMember + "&auth%5Bapplication_token%5D=f4a8c2e61b9d7035e8c4a1f6d2b97e53";
+  BOOST_TEST(s.postForm(body).status == 200);
+  BOOST_TEST(s.q("SELECT access_token || ' ' || refresh_token FROM tokens WHERE user_id = 539") ==
+             "BOTACCESS539 BOTREFRESH539");
+  std::string data = s.q("SELECT data FROM events WHERE event = 'ONIMBOTMESSAGEADD'");
+  BOOST_TEST(data.find("BOTACCESS539") == std::string::npos);
+  BOOST_TEST(data.find("BOTREFRESH539") == std::string::npos);
+  BOOST_TEST(s.q("SELECT json_extract(data, '$.BOT.539.AUTH.access_token') FROM events "
+                 "WHERE event = 'ONIMBOTMESSAGEADD'") == "[redacted]");
+  BOOST_TEST(s.log->text().find("BOTACCESS539") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(malformed_bodies_get_400_and_store_nothing) {
+  Server s;
+  s.post("01-ONAPPINSTALL.form");
+  checkError(test::postJson(s.url, kPath, "{\"event\":"), 400, "malformed_body");
+  checkError(test::postJson(s.url, kPath, "[1,2]"), 400, "malformed_body");
+  checkError(s.postForm("auth%5Bmember_id%5D=" + kMember), 400, "missing_field");
+  checkError(s.postForm("event=ONCRMDEALADD&auth%5Bdomain%5D=x"), 400, "missing_field");
+  std::string deep = "event=X&auth[member_id]=m&data";
+  for (int i = 0; i < 33; ++i) deep += "[a]";
+  checkError(s.postForm(deep + "=1"), 400, "nesting_too_deep");
+  std::string many = "event=X&auth[member_id]=m";
+  for (int i = 0; i < 10000; ++i) many += "&k" + std::to_string(i) + "=v";
+  checkError(s.postForm(many), 400, "too_many_fields");
+  BOOST_TEST(s.events() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(body_over_the_limit_gets_413_and_stores_nothing) {
+  Server s([](Settings& settings) { settings.ingest.maxBodyBytes = 1000; });
+  s.post("01-ONAPPINSTALL.form");  // 983 bytes: under the limit
+  std::string big =
+      test::sample("03-ONCRMDEALADD.form") + "&data%5Bpad%5D=" + std::string(500, 'x');
+  checkError(s.postForm(big), 413, "body_too_large");
+  // Without Content-Length (chunked), the limit is enforced while reading.
+  Poco::URI uri(s.url);
+  Poco::Net::HTTPClientSession session(uri.getHost(), uri.getPort());
+  Poco::Net::HTTPRequest request("POST", kPath, Poco::Net::HTTPMessage::HTTP_1_1);
+  request.setContentType("application/x-www-form-urlencoded");
+  request.setChunkedTransferEncoding(true);
+  session.sendRequest(request) << big;
+  Poco::Net::HTTPResponse response;
+  std::string body;
+  Poco::StreamCopier::copyToString(session.receiveResponse(response), body);
+  BOOST_TEST(response.getStatus() == 413);
+  BOOST_TEST(body.find("body_too_large") != std::string::npos);
+  BOOST_TEST(s.events() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(other_content_types_get_415) {
+  Server s;
+  s.post("01-ONAPPINSTALL.form");
+  checkError(
+      test::httpRequest(s.url, "POST", kPath, test::sample("03-ONCRMDEALADD.form"), "text/plain"),
+      415, "unsupported_media_type");
+  checkError(test::httpRequest(s.url, "POST", kPath, test::sample("03-ONCRMDEALADD.form")), 415,
+             "unsupported_media_type");
+  BOOST_TEST(s.events() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(content_type_with_charset_is_accepted) {
+  Server s;
+  BOOST_TEST(test::httpRequest(s.url, "POST", kPath, test::sample("01-ONAPPINSTALL.form"),
+                               "application/x-www-form-urlencoded; charset=UTF-8")
+                 .status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(other_methods_get_405_with_allow) {
+  Server s;
+  for (const char* method : {"GET", "PUT", "DELETE"}) {
+    test::HttpResult r = test::httpRequest(s.url, method, kPath);
+    checkError(r, 405, "method_not_allowed");
+    BOOST_TEST(r.headers.at("Allow") == "POST");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(unknown_path_gets_404) {
+  Server s;
+  checkError(test::postForm(s.url, "/other", test::sample("01-ONAPPINSTALL.form")), 404,
+             "not_found");
+  BOOST_TEST(s.events() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(invalid_utf8_is_kept_as_replacement_characters) {
+  Server s;
+  s.post("01-ONAPPINSTALL.form");
+  std::string body = test::sample("03-ONCRMDEALADD.form") + "&data%5BTITLE%5D=a%FFb%C3%A9";
+  BOOST_TEST(s.postForm(body).status == 200);
+  BOOST_TEST(s.q("SELECT json_valid(data) FROM events WHERE id = 2") == "1");
+  BOOST_TEST(s.q("SELECT json_extract(data, '$.TITLE') FROM events WHERE id = 2") ==
+             "a\xEF\xBF\xBD"
+             "b\xC3\xA9");
+}
+
+BOOST_AUTO_TEST_CASE(healthz_answers_on_both_listeners) {
+  Server s;
+  BOOST_TEST(test::httpGet(s.url, "/healthz").body == R"({"status":"ok"})");
+  BOOST_TEST(test::httpGet(s.service->queryUrl(), "/healthz").status == 200);
+  checkError(test::httpGet(s.service->queryUrl(), "/nothing"), 404, "not_found");
+  checkError(test::httpRequest(s.service->queryUrl(), "POST", "/healthz"), 405,
+             "method_not_allowed");
+}
+
+BOOST_AUTO_TEST_CASE(commit_failure_answers_503_with_retry_after_and_healthz_fails) {
+  Server s;
+  s.post("01-ONAPPINSTALL.form");
+  {
+    Poco::Data::SQLite::Connector::registerConnector();
+    Poco::Data::Session admin("SQLite", s.settings.db.path);
+    admin << "ALTER TABLE events RENAME TO events_gone", Poco::Data::Keywords::now;
+  }
+  test::HttpResult r = s.post("03-ONCRMDEALADD.form");
+  checkError(r, 503, "storage_unavailable");
+  BOOST_TEST(r.headers.at("Retry-After") == "1");
+  BOOST_TEST(s.log->text().find("storage_unavailable") != std::string::npos);
+  checkError(test::httpGet(s.url, "/healthz"), 503, "unhealthy");
+  BOOST_TEST(s.q("SELECT count(*) FROM events_gone") == "1");
+  checkNoSecrets("log", s.log->text());
+}

@@ -1,0 +1,120 @@
+// Unit tests of server/settings.cpp: defaults, every key, and the precedence of SPEC §2.
+#define BOOST_TEST_MODULE settings
+#include <boost/test/unit_test.hpp>
+
+#include <Poco/Exception.h>
+
+#include <fstream>
+
+#include "settings.h"
+#include "test_support.h"
+
+using namespace b24es;
+
+namespace {
+
+std::string writeConfig(const test::TempDir& dir, const std::string& text) {
+  std::string path = dir.file("b24.properties");
+  std::ofstream(path) << text;
+  return path;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(defaults_match_the_spec) {
+  Settings s = loadSettings(*layerConfiguration("", {}, {}));
+  BOOST_TEST(s.db.path == "data/events.db");
+  BOOST_TEST(s.db.synchronous == "full");
+  BOOST_TEST(s.ingest.listen == "127.0.0.1:8080");
+  BOOST_TEST(s.ingest.path == "/bitrix24/events");
+  BOOST_TEST(s.ingest.maxBodyBytes == 1048576u);
+  BOOST_TEST(s.query.listen == "127.0.0.1:8081");
+  BOOST_TEST(s.query.token.empty());
+  BOOST_TEST(s.ingest.staticTokens.empty());
+  BOOST_TEST(s.oauth.allowedHosts.size() == 2u);
+  BOOST_TEST(!s.oauth.allowHttp);
+  BOOST_TEST(s.refresh.intervalSeconds == 3600);
+  BOOST_TEST(s.refresh.maxAgeDays == 30);
+  BOOST_TEST(s.refresh.rate == 2.0);
+}
+
+BOOST_AUTO_TEST_CASE(file_sets_every_key) {
+  test::TempDir dir;
+  std::string file = writeConfig(dir,
+                                 "# comment\n"
+                                 "db.path = /tmp/x.db\n"
+                                 "db.synchronous = NORMAL\n"
+                                 "ingest.listen = 127.0.0.1:9\n"
+                                 "ingest.path = /in\n"
+                                 "ingest.max_body_bytes = 10\n"
+                                 "query.listen = 127.0.0.1:10\n"
+                                 "query.token = qt\n"
+                                 "bitrix24.client_id = cid\n"
+                                 "bitrix24.client_secret = cs\n"
+                                 "bitrix24.application_tokens = a, b ,,c\n"
+                                 "oauth.allowed_hosts = h1,h2,h3\n"
+                                 "oauth.allow_http = true\n"
+                                 "refresh.interval = 0\n"
+                                 "refresh.max_age_days = 7\n"
+                                 "refresh.rate = 0.5\n");
+  Settings s = loadSettings(*layerConfiguration(file, {}, {}));
+  BOOST_TEST(s.db.path == "/tmp/x.db");
+  BOOST_TEST(s.db.synchronous == "normal");
+  BOOST_TEST(s.ingest.listen == "127.0.0.1:9");
+  BOOST_TEST(s.ingest.path == "/in");
+  BOOST_TEST(s.ingest.maxBodyBytes == 10u);
+  BOOST_TEST(s.query.listen == "127.0.0.1:10");
+  BOOST_TEST(s.query.token == "qt");
+  BOOST_TEST(s.oauth.clientId == "cid");
+  BOOST_TEST(s.oauth.clientSecret == "cs");
+  BOOST_TEST((s.ingest.staticTokens == std::vector<std::string>{"a", "b", "c"}));
+  BOOST_TEST((s.oauth.allowedHosts == std::vector<std::string>{"h1", "h2", "h3"}));
+  BOOST_TEST(s.oauth.allowHttp);
+  BOOST_TEST(s.refresh.intervalSeconds == 0);
+  BOOST_TEST(s.refresh.maxAgeDays == 7);
+  BOOST_TEST(s.refresh.rate == 0.5);
+}
+
+BOOST_AUTO_TEST_CASE(flag_beats_environment_beats_file) {
+  test::TempDir dir;
+  std::string file = writeConfig(dir, "db.path = from-file\nquery.token = file-token\n");
+  std::map<std::string, std::string> env = {{"B24ES_DB", "from-env"},
+                                            {"B24ES_QUERY_TOKEN", "env-token"},
+                                            {"B24_CLIENT_ID", "env-id"},
+                                            {"B24_CLIENT_SECRET", "env-secret"}};
+  Settings fileOnly = loadSettings(*layerConfiguration(file, {}, {}));
+  BOOST_TEST(fileOnly.db.path == "from-file");
+  Settings withEnv = loadSettings(*layerConfiguration(file, env, {}));
+  BOOST_TEST(withEnv.db.path == "from-env");
+  BOOST_TEST(withEnv.query.token == "env-token");
+  BOOST_TEST(withEnv.oauth.clientId == "env-id");
+  BOOST_TEST(withEnv.oauth.clientSecret == "env-secret");
+  Settings withFlag = loadSettings(*layerConfiguration(file, env, {{"db.path", "from-flag"}}));
+  BOOST_TEST(withFlag.db.path == "from-flag");
+}
+
+BOOST_AUTO_TEST_CASE(malformed_number_names_the_key_not_the_value) {
+  test::TempDir dir;
+  std::string file = writeConfig(dir, "ingest.max_body_bytes = lots\n");
+  try {
+    loadSettings(*layerConfiguration(file, {}, {}));
+    BOOST_FAIL("expected an exception");
+  } catch (const Poco::SyntaxException& e) {
+    BOOST_TEST(e.displayText().find("ingest.max_body_bytes") != std::string::npos);
+    BOOST_TEST(e.displayText().find("lots") == std::string::npos);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(missing_config_file_is_an_error) {
+  BOOST_CHECK_THROW(layerConfiguration("/nonexistent/b24.properties", {}, {}), Poco::Exception);
+}
+
+BOOST_AUTO_TEST_CASE(split_host_port_handles_ipv4_ipv6_and_bad_ports) {
+  BOOST_TEST(splitHostPort("127.0.0.1:8080").first == "127.0.0.1");
+  BOOST_TEST(splitHostPort("127.0.0.1:8080").second == 8080);
+  BOOST_TEST(splitHostPort("[::1]:0").first == "::1");
+  BOOST_TEST(splitHostPort(":9").first == "0.0.0.0");
+  BOOST_CHECK_THROW(splitHostPort("127.0.0.1"), Poco::InvalidArgumentException);
+  BOOST_CHECK_THROW(splitHostPort("127.0.0.1:99999"), Poco::InvalidArgumentException);
+  BOOST_CHECK_THROW(splitHostPort("127.0.0.1:x"), Poco::InvalidArgumentException);
+}
