@@ -9,6 +9,9 @@
 #include <Poco/Util/Option.h>
 #include <Poco/Util/OptionSet.h>
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <iostream>
 
 #include "clock.h"
@@ -118,6 +121,13 @@ int App::serve() {
     appLog().error("configuration: %s", e.displayText());
     return kExitUsage;
   }
+  // Block the termination signals before any thread starts, so that every thread inherits the
+  // mask and waitForTerminationRequest()'s sigwait receives them; otherwise a signal delivered
+  // to a worker thread kills the process with its default action.
+  sigset_t termination;
+  sigemptyset(&termination);
+  for (int sig : {SIGINT, SIGTERM, SIGQUIT}) sigaddset(&termination, sig);
+  pthread_sigmask(SIG_BLOCK, &termination, nullptr);
   SystemClock clock;
   try {
     Service service(settings, clock);

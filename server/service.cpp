@@ -19,7 +19,9 @@ Poco::Net::ServerSocket bind(const std::string& listen) {
   auto [host, port] = splitHostPort(listen);
   try {
     Poco::Net::ServerSocket socket;
-    socket.bind(Poco::Net::SocketAddress(host, port), /*reuseAddress=*/true);
+    // SO_REUSEADDR for quick restarts, but never SO_REUSEPORT: a second server on the same
+    // port must fail, not silently share it.
+    socket.bind(Poco::Net::SocketAddress(host, port), /*reuseAddress=*/true, /*reusePort=*/false);
     socket.listen(256);
     return socket;
   } catch (const Poco::Exception& e) {
