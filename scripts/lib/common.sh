@@ -23,10 +23,19 @@ b24es_install_packages() {
     "${missing[@]}" >/dev/null
 }
 
-# Configures and builds into $1 (a folder under the repo) with the extra cmake arguments after it.
-b24es_build() {
+# Configures $1 (a folder under the repo) with the cmake arguments after it. Arguments not given
+# keep their cached values, so scripts/run and scripts/test share build/ without rebuilding.
+b24es_configure() {
   local dir="$1"
   shift
   cmake -S "$B24ES_ROOT" -B "$B24ES_ROOT/$dir" "$@" >/dev/null
-  cmake --build "$B24ES_ROOT/$dir" -j"$(nproc)"
+}
+
+# Builds the configured folder $1; with more arguments, only those targets.
+b24es_compile() {
+  local dir="$1"
+  shift
+  local targets=()
+  for t in "$@"; do targets+=(--target "$t"); done
+  cmake --build "$B24ES_ROOT/$dir" -j"$(nproc)" "${targets[@]}"
 }
