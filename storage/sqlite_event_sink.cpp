@@ -1,174 +1,166 @@
 #include "sqlite_event_sink.h"
 
+#include <Poco/Data/SQLite/Utility.h>
 #include <Poco/Data/Session.h>
 #include <Poco/Exception.h>
 #include <Poco/Logger.h>
-#include <Poco/Nullable.h>
 
 #include "sqlite_connection.h"
-
-using Poco::Nullable;
-using Poco::Data::Keywords::into;
-using Poco::Data::Keywords::now;
-using Poco::Data::Keywords::use;
+#include "sqlite_statement.h"
 
 namespace b24es::sqlite {
-namespace {
 
-template <typename T>
-Nullable<T> nullable(const std::optional<T>& v) {
-  return v ? Nullable<T>(*v) : Nullable<T>();
-}
-
-Nullable<std::string> nullableText(const std::string& s) {
-  return s.empty() ? Nullable<std::string>() : Nullable<std::string>(s);
-}
-
-}  // namespace
-
-// The write connection and what one event writes. Used only by the writer thread, always
-// inside an open ImmediateTransaction.
+// The write connection, its prepared statements and what one event writes. Used only by the
+// writer thread, always inside an open ImmediateTransaction.
 class SqliteEventSink::Writer {
  public:
   Writer(const SqliteSettings& settings, const Clock& clock)
-      : session(openSession(settings)), clock_(clock) {}
+      : session(openSession(settings)),
+        clock_(clock),
+        db_(Poco::Data::SQLite::Utility::dbHandle(session)),
+        selectPortal_(db_,
+                      "SELECT application_token, installed_at, uninstalled_at FROM portals "
+                      "WHERE member_id = ?1"),
+        // installed_at keeps the first install time while the portal stays installed.
+        installPortal_(db_,
+                       "INSERT INTO portals(member_id, domain, client_endpoint, server_endpoint, "
+                       "application_token, status, scope, installed_at, uninstalled_at, "
+                       "updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?8) "
+                       "ON CONFLICT(member_id) DO UPDATE SET domain = excluded.domain, "
+                       "client_endpoint = excluded.client_endpoint, "
+                       "server_endpoint = excluded.server_endpoint, "
+                       "application_token = excluded.application_token, "
+                       "status = excluded.status, scope = excluded.scope, "
+                       "installed_at = CASE WHEN portals.installed_at IS NULL "
+                       "OR portals.uninstalled_at IS NOT NULL THEN excluded.installed_at "
+                       "ELSE portals.installed_at END, "
+                       "uninstalled_at = NULL, updated_at = excluded.updated_at"),
+        createPortal_(db_,
+                      "INSERT INTO portals(member_id, domain, client_endpoint, server_endpoint, "
+                      "status, scope, updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+                      "ON CONFLICT(member_id) DO NOTHING"),
+        uninstallPortal_(db_,
+                         "UPDATE portals SET uninstalled_at = ?2, application_token = NULL, "
+                         "updated_at = ?2 WHERE member_id = ?1"),
+        deleteTokens_(db_, "DELETE FROM tokens WHERE member_id = ?1"),
+        // Install tokens replace whatever was stored: a reinstall starts a new authorization.
+        installToken_(db_,
+                      "INSERT INTO tokens(member_id, user_id, access_token, refresh_token, "
+                      "expires_at, refresh_token_at, scope, source, updated_at) "
+                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'install', ?8) "
+                      "ON CONFLICT(member_id, user_id) DO UPDATE SET "
+                      "access_token = excluded.access_token, "
+                      "refresh_token = excluded.refresh_token, "
+                      "expires_at = excluded.expires_at, "
+                      "refresh_token_at = excluded.refresh_token_at, scope = excluded.scope, "
+                      "source = 'install', updated_at = excluded.updated_at, "
+                      "last_refresh_error = NULL, refresh_failures = 0"),
+        // An event's token replaces the stored one only when it expires later, and keeps the
+        // stored refresh token when the event carries none (ordinary events carry only an
+        // access token).
+        eventToken_(db_,
+                    "INSERT INTO tokens(member_id, user_id, access_token, refresh_token, "
+                    "expires_at, refresh_token_at, scope, source, updated_at) "
+                    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'event', ?8) "
+                    "ON CONFLICT(member_id, user_id) DO UPDATE SET "
+                    "access_token = excluded.access_token, "
+                    "refresh_token = COALESCE(excluded.refresh_token, tokens.refresh_token), "
+                    "refresh_token_at = CASE WHEN excluded.refresh_token IS NULL "
+                    "THEN tokens.refresh_token_at ELSE excluded.refresh_token_at END, "
+                    "expires_at = excluded.expires_at, "
+                    "scope = COALESCE(NULLIF(excluded.scope, ''), tokens.scope), "
+                    "source = 'event', updated_at = excluded.updated_at "
+                    "WHERE tokens.expires_at IS NULL OR excluded.expires_at > tokens.expires_at"),
+        insertEvent_(db_,
+                     "INSERT INTO events(member_id, domain, event, event_handler_id, event_id, "
+                     "ts, received_at, user_id, entity_id, entity_type_id, data) "
+                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)") {}
 
   IngestOutcome apply(const IncomingEvent& e, const Verifier& verifier) {
-    std::optional<PortalRecord> portal = loadPortal(e.memberId);
-    Verdict verdict = verifier(e, portal);
+    Verdict verdict = verifier(e, loadPortal(e.memberId));
     std::int64_t nowSec = clock_.nowSeconds();
     switch (verdict.action) {
       case Verdict::Action::kReject:
         return IngestOutcome{IngestOutcome::Status::kRejected, 0, verdict.reason};
       case Verdict::Action::kInstall:
-        installPortal(e, nowSec);
-        for (const TokenGrant& t : e.tokens) storeInstallToken(e.memberId, t, nowSec);
+        bindPortal(installPortal_, e)
+            .bind(5, e.applicationToken)
+            .bind(6, e.status)
+            .bind(7, e.scope);
+        installPortal_.bind(8, nowSec).run();
+        for (const TokenGrant& t : e.tokens) bindToken(installToken_, e.memberId, t, nowSec).run();
         break;
       case Verdict::Action::kStoreAndCreatePortal:
         createPortal(e, nowSec);
-        for (const TokenGrant& t : e.tokens) storeEventToken(e.memberId, t, nowSec);
+        for (const TokenGrant& t : e.tokens) bindToken(eventToken_, e.memberId, t, nowSec).run();
         break;
       case Verdict::Action::kStore:
-        for (const TokenGrant& t : e.tokens) storeEventToken(e.memberId, t, nowSec);
+        for (const TokenGrant& t : e.tokens) bindToken(eventToken_, e.memberId, t, nowSec).run();
         break;
       case Verdict::Action::kUninstall:
         createPortal(e, nowSec);  // a portal known only through a static token
-        uninstallPortal(e.memberId, nowSec);
+        uninstallPortal_.bind(1, e.memberId).bind(2, nowSec).run();
+        deleteTokens_.bind(1, e.memberId).run();
         break;
     }
-    return IngestOutcome{IngestOutcome::Status::kStored, insertEvent(e), {}};
+    insertEvent_.bind(1, e.memberId).bindTextOrNull(2, e.domain).bind(3, e.event);
+    insertEvent_.bind(4, e.eventHandlerId).bind(5, e.eventId).bind(6, e.ts);
+    insertEvent_.bind(7, clock_.nowMillis()).bind(8, e.userId).bind(9, e.entityId);
+    insertEvent_.bind(10, e.entityTypeId).bind(11, e.dataJson).run();
+    return IngestOutcome{IngestOutcome::Status::kStored, ::sqlite3_last_insert_rowid(db_), {}};
   }
 
   Poco::Data::Session session;
 
  private:
+  // Only what the verifier reads; the rest of the row is not needed on the write path.
   std::optional<PortalRecord> loadPortal(const std::string& memberId) {
-    return selectPortal(session, memberId);
+    selectPortal_.bind(1, memberId);
+    if (!selectPortal_.row()) return std::nullopt;
+    PortalRecord p;
+    p.memberId = memberId;
+    p.applicationToken = selectPortal_.optionalText(0);
+    p.installedAt = selectPortal_.optionalInteger(1);
+    p.uninstalledAt = selectPortal_.optionalInteger(2);
+    selectPortal_.reset();
+    return p;
   }
 
-  void installPortal(const IncomingEvent& e, Poco::Int64 nowSec) {
-    std::string memberId = e.memberId, domain = e.domain, appToken = e.applicationToken;
-    auto client = nullableText(e.clientEndpoint), server = nullableText(e.serverEndpoint),
-         status = nullableText(e.status), scope = nullableText(e.scope);
-    // installed_at keeps the first install time while the portal stays installed.
-    session << "INSERT INTO portals(member_id, domain, client_endpoint, server_endpoint, "
-               "application_token, status, scope, installed_at, uninstalled_at, updated_at) "
-               "VALUES(?, ?, ?, ?, ?, ?, ?, ?, NULL, ?) "
-               "ON CONFLICT(member_id) DO UPDATE SET domain = excluded.domain, "
-               "client_endpoint = excluded.client_endpoint, "
-               "server_endpoint = excluded.server_endpoint, "
-               "application_token = excluded.application_token, status = excluded.status, "
-               "scope = excluded.scope, "
-               "installed_at = CASE WHEN portals.installed_at IS NULL "
-               "OR portals.uninstalled_at IS NOT NULL THEN excluded.installed_at "
-               "ELSE portals.installed_at END, "
-               "uninstalled_at = NULL, updated_at = excluded.updated_at",
-        use(memberId), use(domain), use(client), use(server), use(appToken), use(status),
-        use(scope), use(nowSec), use(nowSec), now;
+  // Binds member_id, domain and the two endpoints as ?1..?4.
+  static Statement& bindPortal(Statement& s, const IncomingEvent& e) {
+    return s.bind(1, e.memberId)
+        .bind(2, e.domain)
+        .bindTextOrNull(3, e.clientEndpoint)
+        .bindTextOrNull(4, e.serverEndpoint);
   }
 
-  void createPortal(const IncomingEvent& e, Poco::Int64 nowSec) {
-    std::string memberId = e.memberId, domain = e.domain;
-    auto client = nullableText(e.clientEndpoint), server = nullableText(e.serverEndpoint),
-         status = nullableText(e.status), scope = nullableText(e.scope);
-    session << "INSERT INTO portals(member_id, domain, client_endpoint, server_endpoint, "
-               "status, scope, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?) "
-               "ON CONFLICT(member_id) DO NOTHING",
-        use(memberId), use(domain), use(client), use(server), use(status), use(scope), use(nowSec),
-        now;
+  void createPortal(const IncomingEvent& e, std::int64_t nowSec) {
+    bindPortal(createPortal_, e).bindTextOrNull(5, e.status).bindTextOrNull(6, e.scope);
+    createPortal_.bind(7, nowSec).run();
   }
 
-  void uninstallPortal(const std::string& memberId, Poco::Int64 nowSec) {
-    std::string key = memberId;
-    session << "UPDATE portals SET uninstalled_at = ?, application_token = NULL, "
-               "updated_at = ? WHERE member_id = ?",
-        use(nowSec), use(nowSec), use(key), now;
-    session << "DELETE FROM tokens WHERE member_id = ?", use(key), now;
-  }
-
-  // Install tokens replace whatever was stored: a reinstall starts a new authorization.
-  void storeInstallToken(const std::string& memberId, const TokenGrant& t, Poco::Int64 nowSec) {
-    std::string key = memberId, access = t.accessToken, scope = t.scope;
-    Poco::Int64 userId = t.userId;
-    auto refresh = nullable(t.refreshToken);
-    auto expiresAt = nullable(t.expiresAt);
-    Nullable<Poco::Int64> refreshAt =
-        t.refreshToken ? Nullable<Poco::Int64>(nowSec) : Nullable<Poco::Int64>();
-    session << "INSERT INTO tokens(member_id, user_id, access_token, refresh_token, expires_at, "
-               "refresh_token_at, scope, source, updated_at) "
-               "VALUES(?, ?, ?, ?, ?, ?, ?, 'install', ?) "
-               "ON CONFLICT(member_id, user_id) DO UPDATE SET "
-               "access_token = excluded.access_token, refresh_token = excluded.refresh_token, "
-               "expires_at = excluded.expires_at, refresh_token_at = excluded.refresh_token_at, "
-               "scope = excluded.scope, source = 'install', updated_at = excluded.updated_at, "
-               "last_refresh_error = NULL, refresh_failures = 0",
-        use(key), use(userId), use(access), use(refresh), use(expiresAt), use(refreshAt),
-        use(scope), use(nowSec), now;
-  }
-
-  // An event's token replaces the stored one only when it expires later, and keeps the stored
-  // refresh token when the event carries none (ordinary events carry only an access token).
-  void storeEventToken(const std::string& memberId, const TokenGrant& t, Poco::Int64 nowSec) {
-    std::string key = memberId, access = t.accessToken, scope = t.scope;
-    Poco::Int64 userId = t.userId;
-    auto refresh = nullable(t.refreshToken);
-    auto expiresAt = nullable(t.expiresAt);
-    Nullable<Poco::Int64> refreshAt =
-        t.refreshToken ? Nullable<Poco::Int64>(nowSec) : Nullable<Poco::Int64>();
-    session << "INSERT INTO tokens(member_id, user_id, access_token, refresh_token, expires_at, "
-               "refresh_token_at, scope, source, updated_at) "
-               "VALUES(?, ?, ?, ?, ?, ?, ?, 'event', ?) "
-               "ON CONFLICT(member_id, user_id) DO UPDATE SET "
-               "access_token = excluded.access_token, "
-               "refresh_token = COALESCE(excluded.refresh_token, tokens.refresh_token), "
-               "refresh_token_at = CASE WHEN excluded.refresh_token IS NULL "
-               "THEN tokens.refresh_token_at ELSE excluded.refresh_token_at END, "
-               "expires_at = excluded.expires_at, "
-               "scope = COALESCE(NULLIF(excluded.scope, ''), tokens.scope), source = 'event', "
-               "updated_at = excluded.updated_at "
-               "WHERE tokens.expires_at IS NULL OR excluded.expires_at > tokens.expires_at",
-        use(key), use(userId), use(access), use(refresh), use(expiresAt), use(refreshAt),
-        use(scope), use(nowSec), now;
-  }
-
-  Poco::Int64 insertEvent(const IncomingEvent& e) {
-    std::string memberId = e.memberId, event = e.event, data = e.dataJson;
-    auto domain = nullableText(e.domain);
-    auto handlerId = nullable(e.eventHandlerId);
-    auto eventId = nullable(e.eventId);
-    auto ts = nullable(e.ts), userId = nullable(e.userId), entityId = nullable(e.entityId),
-         entityTypeId = nullable(e.entityTypeId);
-    Poco::Int64 receivedAt = clock_.nowMillis();
-    Poco::Int64 id = 0;
-    session << "INSERT INTO events(member_id, domain, event, event_handler_id, event_id, ts, "
-               "received_at, user_id, entity_id, entity_type_id, data) "
-               "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        use(memberId), use(domain), use(event), use(handlerId), use(eventId), use(ts),
-        use(receivedAt), use(userId), use(entityId), use(entityTypeId), use(data), into(id), now;
-    return id;
+  static Statement& bindToken(Statement& s, const std::string& memberId, const TokenGrant& t,
+                              std::int64_t nowSec) {
+    s.bind(1, memberId).bind(2, t.userId).bind(3, t.accessToken).bind(4, t.refreshToken);
+    s.bind(5, t.expiresAt);
+    if (t.refreshToken) {
+      s.bind(6, nowSec);
+    } else {
+      s.bindNull(6);
+    }
+    return s.bind(7, t.scope).bind(8, nowSec);
   }
 
   const Clock& clock_;
+  sqlite3* const db_;  // owned by session
+  Statement selectPortal_;
+  Statement installPortal_;
+  Statement createPortal_;
+  Statement uninstallPortal_;
+  Statement deleteTokens_;
+  Statement installToken_;
+  Statement eventToken_;
+  Statement insertEvent_;
 };
 
 SqliteEventSink::SqliteEventSink(const SqliteSettings& settings, const Clock& clock,
