@@ -175,17 +175,19 @@ SqliteEventSink::SqliteEventSink(const SqliteSettings& settings, const Clock& cl
 SqliteEventSink::~SqliteEventSink() { close(); }
 
 IngestOutcome SqliteEventSink::write(IncomingEvent event) {
-  Pending pending{std::move(event), {}};
-  std::future<IngestOutcome> outcome = pending.done.get_future();
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (closing_) {
-      return IngestOutcome{IngestOutcome::Status::kUnavailable, 0, "the store is shutting down"};
-    }
-    queue_.push_back(&pending);
+  Pending pending{&event, {}};
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (closing_) {
+    return IngestOutcome{IngestOutcome::Status::kUnavailable, 0, "the store is shutting down"};
   }
+  if (groups_.empty() || groups_.back()->items.size() >= sinkSettings_.maxBatch) {
+    groups_.push_back(std::make_shared<Group>());
+  }
+  std::shared_ptr<Group> group = groups_.back();
+  group->items.push_back(&pending);
   wake_.notify_one();
-  return outcome.get();
+  group->finished.wait(lock, [&group] { return group->done; });
+  return pending.outcome;
 }
 
 void SqliteEventSink::close() {
@@ -199,34 +201,32 @@ void SqliteEventSink::close() {
 
 void SqliteEventSink::run() {
   Poco::Logger& log = Poco::Logger::get("b24es.storage");
-  std::vector<Pending*> batch;
-  std::vector<IngestOutcome> outcomes;
   for (;;) {
+    std::shared_ptr<Group> group;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [this] { return closing_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // closing and drained
-      while (!queue_.empty() && batch.size() < sinkSettings_.maxBatch) {
-        batch.push_back(queue_.front());
-        queue_.pop_front();
-      }
+      wake_.wait(lock, [this] { return closing_ || !groups_.empty(); });
+      if (groups_.empty()) return;  // closing and drained
+      // Once off the queue a group receives no more events: writers append to groups_.back().
+      group = groups_.front();
+      groups_.pop_front();
     }
+    std::vector<Pending*>& batch = group->items;
     // One transaction for the whole batch. When it fails, each event is retried alone so one
     // event that cannot be written does not take its neighbours down with it.
     auto commitAll = [&](std::size_t from, std::size_t to) {
       sqlite::ImmediateTransaction tx(writer_->session);
       for (std::size_t i = from; i < to; ++i) {
-        outcomes[i] = writer_->apply(batch[i]->event, verifier_);
+        batch[i]->outcome = writer_->apply(*batch[i]->event, verifier_);
       }
       tx.commit();
     };
-    outcomes.assign(batch.size(), IngestOutcome{});
     try {
       commitAll(0, batch.size());
     } catch (const std::exception& batchError) {
       std::string reason = batchError.what();
       if (batch.size() == 1) {
-        outcomes[0] = IngestOutcome{IngestOutcome::Status::kUnavailable, 0, reason};
+        batch[0]->outcome = IngestOutcome{IngestOutcome::Status::kUnavailable, 0, reason};
         log.error("commit failed for 1 event: %s", reason);
       } else {
         log.warning("commit of %z events failed (%s); retrying one by one", batch.size(), reason);
@@ -234,15 +234,19 @@ void SqliteEventSink::run() {
           try {
             commitAll(i, i + 1);
           } catch (const std::exception& e) {
-            outcomes[i] = IngestOutcome{IngestOutcome::Status::kUnavailable, 0, e.what()};
-            log.error("commit failed for one %s event: %s", batch[i]->event.event,
+            batch[i]->outcome = IngestOutcome{IngestOutcome::Status::kUnavailable, 0, e.what()};
+            log.error("commit failed for one %s event: %s", batch[i]->event->event,
                       std::string(e.what()));
           }
         }
       }
     }
-    for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->done.set_value(outcomes[i]);
-    batch.clear();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      group->done = true;
+    }
+    // One wake-up call for the whole batch, and only its own waiters wake.
+    group->finished.notify_all();
   }
 }
 

@@ -6,9 +6,10 @@
 
 #include <condition_variable>
 #include <deque>
-#include <future>
+#include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "sqlite_storage.h"
 
@@ -25,9 +26,16 @@ class SqliteEventSink final : public EventSink {
   void close() override;
 
  private:
+  // One write() call waiting for its event to be committed. Lives on the caller's stack.
   struct Pending {
-    IncomingEvent event;
-    std::promise<IngestOutcome> done;
+    const IncomingEvent* event;
+    IngestOutcome outcome;  // set by the writer thread before the group is marked done
+  };
+  // The events committed together in one transaction, and the waiters to wake after it.
+  struct Group {
+    std::vector<Pending*> items;       // appended to only while the group is queued
+    bool done = false;                 // guarded by mutex_
+    std::condition_variable finished;  // signalled once done
   };
   class Writer;  // the connection, its prepared statements and the per-event write logic
 
@@ -39,9 +47,9 @@ class SqliteEventSink final : public EventSink {
   std::unique_ptr<Writer> writer_;   // used only by thread_
 
   std::mutex mutex_;
-  std::condition_variable wake_;  // guarded by mutex_: signals queue_ or closing_ changed
-  std::deque<Pending*> queue_;    // guarded by mutex_
-  bool closing_ = false;          // guarded by mutex_
+  std::condition_variable wake_;               // signals groups_ or closing_ changed
+  std::deque<std::shared_ptr<Group>> groups_;  // guarded by mutex_; oldest first
+  bool closing_ = false;                       // guarded by mutex_
   std::thread thread_;
 };
 
