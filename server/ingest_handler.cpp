@@ -10,6 +10,7 @@
 #include <istream>
 
 #include "api_error.h"
+#include "connection_guard.h"
 #include "event_parser.h"
 
 namespace b24es {
@@ -70,6 +71,7 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     if (!readBody(request.stream(), settings_.maxBodyBytes, body)) {
       return sendError(response, {413, "body_too_large", tooLarge}, log);
     }
+    ConnectionWatchdog::bodyReceived();
 
     DecodeLimits limits;
     DecodedBody decoded =

@@ -29,18 +29,24 @@ Poco::Net::ServerSocket bind(const std::string& listen) {
   }
 }
 
-Poco::Net::HTTPServerParams* serverParams(int maxThreads) {
-  auto* params = new Poco::Net::HTTPServerParams;
+// One thread per connection is POCO's model, so the pool is sized for connections, not cores:
+// 64 busy keep-alive clients plus hundreds of idle ones must not leave a newcomer waiting.
+// Threads mostly wait, so their stacks are small.
+constexpr int kThreadStackBytes = 256 * 1024;
+
+Poco::Net::HTTPServerParams::Ptr serverParams(int maxThreads) {
+  Poco::Net::HTTPServerParams::Ptr params(new Poco::Net::HTTPServerParams);
   params->setMaxThreads(maxThreads);
-  params->setMaxQueued(256);
-  params->setTimeout(Poco::Timespan(10, 0));
+  params->setMaxQueued(1024);
+  params->setTimeout(Poco::Timespan(10, 0));  // one recv(); the watchdog bounds the request
   params->setKeepAlive(true);
   params->setKeepAliveTimeout(Poco::Timespan(5, 0));
-  params->setMaxKeepAliveRequests(1000);
+  params->setMaxKeepAliveRequests(0);  // unlimited: fairness comes from the watchdog
+  params->setServerName("b24-event-store");
   return params;
 }
 
-std::string urlOf(const Poco::Net::HTTPServer& server, const std::string& listen) {
+std::string urlOf(const Poco::Net::TCPServer& server, const std::string& listen) {
   std::string host = splitHostPort(listen).first;
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
   return "http://" + host + ":" + std::to_string(server.port());
@@ -55,7 +61,10 @@ bool isLoopbackHost(const std::string& host) {
 }
 
 Service::Service(const Settings& settings, const Clock& clock)
-    : settings_(settings), ingestPool_(2, 64), queryPool_(2, 16) {
+    : settings_(settings),
+      ingestPool_(2, settings.ingest.threads, 60, kThreadStackBytes),
+      queryPool_(2, 64, 60, kThreadStackBytes),
+      watchdog_(Poco::Timespan(settings.ingest.requestTimeoutSeconds, 0)) {
   try {
     if (!isLoopbackHost(splitHostPort(settings_.query.listen).first) &&
         settings_.query.token.empty()) {
@@ -80,12 +89,16 @@ Service::Service(const Settings& settings, const Clock& clock)
         return verifyEvent(e, p, staticTokens);
       },
       SinkSettings{});
-  ingest_ = std::make_unique<Poco::Net::HTTPServer>(
-      new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock), ingestPool_,
-      bind(settings_.ingest.listen), serverParams(64));
-  query_ = std::make_unique<Poco::Net::HTTPServer>(
-      new QueryHandlerFactory(settings_.query, *storage_), queryPool_, bind(settings_.query.listen),
-      serverParams(16));
+  Poco::Net::HTTPServerParams::Ptr ingestParams = serverParams(settings_.ingest.threads);
+  ingest_ = std::make_unique<Poco::Net::TCPServer>(
+      watchdog_.connectionFactory(
+          new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock), ingestParams),
+      ingestPool_, bind(settings_.ingest.listen), ingestParams);
+  Poco::Net::HTTPServerParams::Ptr queryParams = serverParams(64);
+  query_ = std::make_unique<Poco::Net::TCPServer>(
+      watchdog_.connectionFactory(new QueryHandlerFactory(settings_.query, *storage_), queryParams),
+      queryPool_, bind(settings_.query.listen), queryParams);
+  watchdog_.watch(ingest_.get());
 }
 
 Service::~Service() {
@@ -102,9 +115,10 @@ void Service::start() {
 void Service::stop(Poco::Timespan grace) {
   if (!running_) return;
   running_ = false;
-  // stopAll(false): stop accepting, and let each connection finish the request it is in.
-  ingest_->stopAll(false);
-  query_->stopAll(false);
+  // Stop accepting, then let each connection finish the request it is in and close.
+  ingest_->stop();
+  query_->stop();
+  watchdog_.serverStopped();
   Poco::Timestamp started;
   while ((ingest_->currentConnections() > 0 || query_->currentConnections() > 0) &&
          !started.isElapsed(grace.totalMicroseconds())) {

@@ -2,7 +2,7 @@
 // listeners. `b24-event-store serve` runs one; integration tests run one in-process on port 0.
 #pragma once
 
-#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/TCPServer.h>
 #include <Poco/ThreadPool.h>
 
 #include <memory>
@@ -10,6 +10,7 @@
 #include <string>
 
 #include "clock.h"
+#include "connection_guard.h"
 #include "settings.h"
 #include "storage.h"
 
@@ -44,8 +45,9 @@ class Service {
   std::unique_ptr<EventSink> sink_;
   Poco::ThreadPool ingestPool_;
   Poco::ThreadPool queryPool_;
-  std::unique_ptr<Poco::Net::HTTPServer> ingest_;
-  std::unique_ptr<Poco::Net::HTTPServer> query_;
+  ConnectionWatchdog watchdog_;  // must outlive the servers
+  std::unique_ptr<Poco::Net::TCPServer> ingest_;
+  std::unique_ptr<Poco::Net::TCPServer> query_;
   bool running_ = false;
 };
 

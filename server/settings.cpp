@@ -47,6 +47,12 @@ Settings loadSettings(const Poco::Util::AbstractConfiguration& c) {
   int maxBody = intKey(c, "ingest.max_body_bytes", static_cast<int>(s.ingest.maxBodyBytes));
   if (maxBody <= 0) throw Poco::SyntaxException("ingest.max_body_bytes must be positive");
   s.ingest.maxBodyBytes = static_cast<std::size_t>(maxBody);
+  s.ingest.requestTimeoutSeconds =
+      intKey(c, "ingest.request_timeout", s.ingest.requestTimeoutSeconds);
+  s.ingest.threads = intKey(c, "ingest.threads", s.ingest.threads);
+  if (s.ingest.requestTimeoutSeconds <= 0 || s.ingest.threads < 2) {
+    throw Poco::SyntaxException("ingest.request_timeout must be > 0 and ingest.threads >= 2");
+  }
   s.ingest.staticTokens = list(c.getString("bitrix24.application_tokens", ""));
   s.query.listen = c.getString("query.listen", s.query.listen);
   s.query.token = c.getString("query.token", "");

@@ -18,6 +18,8 @@ struct IngestSettings {
   std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free port
   std::string path = "/bitrix24/events";  // where events are POSTed
   std::size_t maxBodyBytes = 1048576;     // larger bodies get 413
+  int requestTimeoutSeconds = 30;         // a whole request must arrive within this
+  int threads = 256;                      // most connections served at once
   std::vector<std::string> staticTokens;  // bitrix24.application_tokens (secrets)
 };
 

@@ -1,0 +1,175 @@
+// Connection hygiene (issue 6): the ingest listener stays responsive while keep-alive clients
+// hammer it, while hundreds of connections sit idle, and against clients that trickle a request.
+// Loopback only; every loop is bounded in count and time. The time bounds asserted here are
+// generous (seconds) so a noisy machine cannot fail them: they catch starvation, which costs
+// many seconds; the real latencies are printed and measured by scripts/bench-ingest.
+#define BOOST_TEST_MODULE hygiene
+#include <boost/test/unit_test.hpp>
+
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/StreamSocket.h>
+#include <Poco/StreamCopier.h>
+#include <Poco/URI.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "service.h"
+#include "test_support.h"
+
+using namespace b24es;
+using Millis = std::chrono::milliseconds;
+
+namespace {
+
+const std::string kPath = "/bitrix24/events";
+
+struct Server {
+  explicit Server(int requestTimeoutSeconds = 30, int threads = 256) {
+    settings = test::testSettings(dir);
+    settings.ingest.requestTimeoutSeconds = requestTimeoutSeconds;
+    settings.ingest.threads = threads;
+    service = std::make_unique<Service>(settings, clock);
+    service->start();
+    url = service->ingestUrl();
+    uri = Poco::URI(url);
+    BOOST_REQUIRE(test::postForm(url, kPath, test::sample("01-ONAPPINSTALL.form")).status == 200);
+  }
+  ~Server() { service->stop(); }
+
+  Poco::Net::StreamSocket connect() {
+    return Poco::Net::StreamSocket(Poco::Net::SocketAddress(uri.getHost(), uri.getPort()));
+  }
+
+  test::TempDir dir;
+  test::FakeClock clock;
+  Settings settings;
+  std::unique_ptr<Service> service;
+  std::string url;
+  Poco::URI uri;
+};
+
+// Milliseconds for one POST on a new connection.
+long timedPost(const std::string& url) {
+  auto start = std::chrono::steady_clock::now();
+  test::HttpResult r = test::postForm(url, kPath, test::sample("03-ONCRMDEALADD.form"));
+  BOOST_TEST(r.status == 200);
+  return std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Waits until the server closes `socket`; returns how long that took, or -1 if `limit` passed.
+long millisUntilClosed(Poco::Net::StreamSocket& socket, Millis limit,
+                       const std::function<void(int)>& trickle) {
+  auto start = std::chrono::steady_clock::now();
+  socket.setReceiveTimeout(Poco::Timespan(0, 100000));
+  for (int step = 0; std::chrono::steady_clock::now() - start < limit; ++step) {
+    try {
+      trickle(step);
+    } catch (const Poco::Exception&) {
+      // Sending fails once the server has shut the connection down.
+    }
+    char buffer[256];
+    try {
+      if (socket.receiveBytes(buffer, sizeof buffer) <= 0) {
+        return std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - start).count();
+      }
+    } catch (const Poco::TimeoutException&) {
+    } catch (const Poco::Exception&) {
+      return std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - start).count();
+    }
+    std::this_thread::sleep_for(Millis(200));
+  }
+  return -1;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(new_connection_is_answered_while_64_keepalive_clients_hammer) {
+  Server s;
+  const std::string deal = test::sample("03-ONCRMDEALADD.form");
+  std::atomic<bool> stop{false};
+  std::atomic<int> acknowledged{0}, failed{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 64; ++c) {
+    clients.emplace_back([&] {
+      Poco::Net::HTTPClientSession session(s.uri.getHost(), s.uri.getPort());
+      session.setKeepAlive(true);
+      session.setTimeout(Poco::Timespan(30, 0));
+      // Bounded: 2,000 requests per client at most; the test stops them much earlier.
+      for (int i = 0; i < 2000 && !stop; ++i) try {
+          Poco::Net::HTTPRequest request("POST", kPath, Poco::Net::HTTPMessage::HTTP_1_1);
+          request.setContentType("application/x-www-form-urlencoded");
+          request.setContentLength(static_cast<std::streamsize>(deal.size()));
+          request.setKeepAlive(true);
+          session.sendRequest(request) << deal;
+          Poco::Net::HTTPResponse response;
+          std::string body;
+          Poco::StreamCopier::copyToString(session.receiveResponse(response), body);
+          (response.getStatus() == 200 ? acknowledged : failed)++;
+        } catch (const Poco::Exception&) {
+          failed++;
+          return;
+        }
+    });
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (acknowledged < 500 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(Millis(10));
+  }
+  BOOST_REQUIRE(acknowledged >= 500);
+  long worst = 0;
+  for (int probe = 0; probe < 5; ++probe) worst = std::max(worst, timedPost(s.url));
+  stop = true;
+  for (auto& c : clients) c.join();
+  BOOST_TEST_MESSAGE("slowest first answer on a new connection: " << worst << " ms");
+  BOOST_TEST(worst < 2000);
+  BOOST_TEST(failed.load() == 0);  // no keep-alive client was cut off or refused
+}
+
+BOOST_AUTO_TEST_CASE(three_hundred_idle_connections_do_not_block_service) {
+  // Fewer threads than idle connections, so the idle ones must be closed to serve the newcomer.
+  Server s(30, 32);
+  std::vector<Poco::Net::StreamSocket> idle;
+  for (int i = 0; i < 300; ++i) idle.push_back(s.connect());
+  std::this_thread::sleep_for(Millis(200));
+  long ms = timedPost(s.url);
+  BOOST_TEST_MESSAGE("answer behind 300 idle connections: " << ms << " ms");
+  BOOST_TEST(ms < 5000);  // idle connections are closed after a 1 s grace
+  BOOST_TEST(test::httpGet(s.service->queryUrl(), "/healthz").status == 200);
+  for (auto& socket : idle) socket.close();
+}
+
+BOOST_AUTO_TEST_CASE(client_trickling_headers_is_cut_off_after_the_request_timeout) {
+  Server s(2);
+  Poco::Net::StreamSocket slow = s.connect();
+  slow.sendBytes("POST /bitrix24/events HTTP/1.1\r\nHost: x\r\nX-Slow: ", 52);
+  long ms = millisUntilClosed(slow, Millis(15000), [&](int) { slow.sendBytes("a", 1); });
+  BOOST_TEST_MESSAGE("trickling client cut off after " << ms << " ms");
+  BOOST_TEST(ms >= 0);                  // cut off at all, within 15 s
+  BOOST_TEST(ms < 10000);               // request_timeout is 2 s
+  BOOST_TEST(timedPost(s.url) < 2000);  // others are still served
+}
+
+BOOST_AUTO_TEST_CASE(client_trickling_a_body_is_cut_off_and_nothing_is_stored) {
+  Server s(2);
+  Poco::Net::StreamSocket slow = s.connect();
+  std::string head =
+      "POST /bitrix24/events HTTP/1.1\r\nHost: x\r\n"
+      "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 5000\r\n\r\n";
+  slow.sendBytes(head.data(), static_cast<int>(head.size()));
+  long ms = millisUntilClosed(slow, Millis(15000), [&](int) { slow.sendBytes("event=X&", 8); });
+  BOOST_TEST(ms >= 0);
+  BOOST_TEST(ms < 10000);
+  BOOST_TEST(test::queryScalar(s.settings.db.path, "SELECT count(*) FROM events") == "1");
+}
+
+BOOST_AUTO_TEST_CASE(connection_that_never_sends_a_request_is_closed) {
+  Server s(1);
+  Poco::Net::StreamSocket silent = s.connect();
+  long ms = millisUntilClosed(silent, Millis(15000), [](int) {});
+  BOOST_TEST(ms >= 0);
+  BOOST_TEST(ms < 10000);
+}
