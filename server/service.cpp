@@ -9,6 +9,7 @@
 #include "embedded_migrations.h"
 #include "ingest_handler.h"
 #include "query_handler.h"
+#include "refresh_timer.h"
 #include "sqlite_storage.h"
 #include "verifier.h"
 
@@ -84,6 +85,16 @@ Service::Service(const Settings& settings, const Clock& clock)
   query_ = std::make_unique<Poco::Net::HTTPServer>(
       new QueryHandlerFactory(settings_.query, *storage_), queryPool_, bind(settings_.query.listen),
       serverParams(16));
+  if (std::string off = keepAliveDisabledReason(settings_); off.empty()) {
+    try {
+      refreshTimer_ = std::make_unique<KeepAliveTimer>(storage_->tokenStore(), settings_.oauth,
+                                                       settings_.refresh, clock);
+    } catch (const Poco::Exception& e) {
+      throw ServiceError("cannot set up token refresh: " + e.displayText());
+    }
+  } else {
+    Poco::Logger::get("b24es.refresh").information("token keep-alive is off: %s", off);
+  }
 }
 
 Service::~Service() {
@@ -94,12 +105,14 @@ Service::~Service() {
 void Service::start() {
   ingest_->start();
   query_->start();
+  if (refreshTimer_) refreshTimer_->start();
   running_ = true;
 }
 
 void Service::stop(Poco::Timespan grace) {
   if (!running_) return;
   running_ = false;
+  if (refreshTimer_) refreshTimer_->stop();
   // stopAll(false): stop accepting, and let each connection finish the request it is in.
   ingest_->stopAll(false);
   query_->stopAll(false);

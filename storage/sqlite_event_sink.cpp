@@ -115,13 +115,14 @@ class SqliteEventSink::Writer {
     Nullable<Poco::Int64> refreshAt =
         t.refreshToken ? Nullable<Poco::Int64>(nowSec) : Nullable<Poco::Int64>();
     session << "INSERT INTO tokens(member_id, user_id, access_token, refresh_token, expires_at, "
-               "refresh_token_at, scope, source, updated_at) "
-               "VALUES(?, ?, ?, ?, ?, ?, ?, 'install', ?) "
+               "refresh_token_at, scope, source, updated_at, from_install) "
+               "VALUES(?, ?, ?, ?, ?, ?, ?, 'install', ?, 1) "
                "ON CONFLICT(member_id, user_id) DO UPDATE SET "
                "access_token = excluded.access_token, refresh_token = excluded.refresh_token, "
                "expires_at = excluded.expires_at, refresh_token_at = excluded.refresh_token_at, "
                "scope = excluded.scope, source = 'install', updated_at = excluded.updated_at, "
-               "last_refresh_error = NULL, refresh_failures = 0",
+               "last_refresh_error = NULL, refresh_failures = 0, refresh_dead_at = NULL, "
+               "from_install = 1",
         use(key), use(userId), use(access), use(refresh), use(expiresAt), use(refreshAt),
         use(scope), use(nowSec), now;
   }
@@ -145,7 +146,9 @@ class SqliteEventSink::Writer {
                "THEN tokens.refresh_token_at ELSE excluded.refresh_token_at END, "
                "expires_at = excluded.expires_at, "
                "scope = COALESCE(NULLIF(excluded.scope, ''), tokens.scope), source = 'event', "
-               "updated_at = excluded.updated_at "
+               "updated_at = excluded.updated_at, "
+               "refresh_dead_at = CASE WHEN excluded.refresh_token IS NULL "
+               "THEN tokens.refresh_dead_at ELSE NULL END "
                "WHERE tokens.expires_at IS NULL OR excluded.expires_at > tokens.expires_at",
         use(key), use(userId), use(access), use(refresh), use(expiresAt), use(refreshAt),
         use(scope), use(nowSec), now;
