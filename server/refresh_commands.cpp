@@ -1,6 +1,7 @@
 #include "refresh_commands.h"
 
 #include <Poco/Exception.h>
+#include <Poco/File.h>
 #include <Poco/NumberParser.h>
 
 #include <set>
@@ -53,6 +54,13 @@ int prepare(const CommandLine& command, Environment& env, std::ostream& err) {
   } catch (const Poco::Exception& e) {
     err << "configuration: " << e.displayText() << std::endl;
     return kExitUsage;
+  }
+  // A cron job pointed at the wrong path must say so, not create an empty database and report
+  // that nothing was due.
+  if (!Poco::File(env.settings.db.path).exists()) {
+    err << "database " << env.settings.db.path
+        << " does not exist (check db.path; `serve` or `migrate` creates it)" << std::endl;
+    return kExitFailure;
   }
   try {
     env.storage = openSqliteStorage(env.settings.db, env.clock, embeddedMigrations());

@@ -20,7 +20,8 @@ struct CommandLine {
 
 // `refresh-tokens [--expiring-within SECONDS] [--member-id ID] [--force] [--dry-run]`: prints
 // the tokens a dry run would refresh, then exactly one summary line on `out`; logs to stderr.
-// Returns 0 when every attempted refresh succeeded, 1 when any failed or the database failed,
+// Returns 0 when every attempted refresh succeeded, 1 when any failed or the database failed
+// (or does not exist),
 // 2 on a usage or configuration error (bad option value, missing bitrix24.client_id or
 // client_secret unless --dry-run).
 int runRefreshTokens(const CommandLine& command, std::ostream& out, std::ostream& err);

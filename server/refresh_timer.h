@@ -30,7 +30,7 @@ class KeepAliveTimer {
   ~KeepAliveTimer();  // stops
 
   // The first pass runs at once, then every refresh.interval seconds after the previous one
-  // ended (a pass never overlaps the next).
+  // ended (a pass never overlaps the next). Once per timer: a stopped timer does not restart.
   void start();
   // Interrupts the pacing of a running pass, waits for it to end (at most one request with its
   // timeouts), cancels the schedule. Idempotent.

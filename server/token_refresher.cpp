@@ -188,7 +188,26 @@ TokenOutcome TokenRefresher::refreshClaimed(const Claim& claim, Pacer& pacer) {
     fresh.clientEndpoint = answer.tokens.clientEndpoint;
     fresh.serverEndpoint = answer.tokens.serverEndpoint;
     fresh.status = answer.tokens.status;
-    if (store_.recordSuccess(claim, fresh, now)) {
+    // Bitrix24 has already spent the old refresh token: losing this write loses the portal's
+    // authorization, so a failed write (e.g. the disk was briefly full) is tried again.
+    bool written = false;
+    for (int attempt = 1;; ++attempt) {
+      try {
+        written = store_.recordSuccess(claim, fresh, now);
+        break;
+      } catch (const StorageError& e) {
+        if (attempt == 3) {
+          refreshLog().critical(
+              "refreshed the token of %s but could not store it (%s): the new pair is lost and "
+              "the portal will need a reinstall",
+              nameOf(row), std::string(e.what()));
+          throw;
+        }
+        refreshLog().warning("storing the refreshed token of %s failed (%s); trying again",
+                             nameOf(row), std::string(e.what()));
+      }
+    }
+    if (written) {
       refreshLog().information("refreshed the token of %s", nameOf(row));
     } else {
       refreshLog().warning(

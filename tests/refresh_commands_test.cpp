@@ -6,6 +6,7 @@
 #define BOOST_TEST_MODULE refresh_commands
 #include <boost/test/unit_test.hpp>
 
+#include <Poco/File.h>
 #include <Poco/String.h>
 #include <sys/wait.h>
 
@@ -226,6 +227,17 @@ BOOST_AUTO_TEST_CASE(exits_2_on_usage_errors) {
   BOOST_CHECK_EQUAL(h.run({"refresh-tokens", "--user-id", "1"}, out, err), 2);
   BOOST_CHECK_EQUAL(h.run({"refresh-tokens", "--no-such-option"}, out, err), 2);
   BOOST_CHECK_EQUAL(h.fake.requestCount(), 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_database_is_an_error_not_an_empty_run) {
+  Harness h;
+  const std::string missing = h.dir.file("nowhere/events.db");
+  std::string out, err;
+  BOOST_CHECK_EQUAL(h.run({"refresh-tokens", "--db", missing}, out, err), 1);
+  BOOST_CHECK(err.find("does not exist") != std::string::npos);
+  BOOST_CHECK(out.empty());
+  BOOST_CHECK_EQUAL(h.run({"token", "abc", "--db", missing}, out, err), 1);
+  BOOST_CHECK(!Poco::File(missing).exists());
 }
 
 BOOST_AUTO_TEST_CASE(expiring_within_refreshes_access_tokens_about_to_expire) {
