@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "embedded_migrations.h"
+#include "refresh_commands.h"
 #include "service.h"
 #include "settings.h"
 #include "sqlite_storage.h"
@@ -63,6 +64,14 @@ void App::defineOptions(Poco::Util::OptionSet& options) {
   options.addOption(Option("listen", "", "serve: ingest listener").argument("HOST:PORT"));
   options.addOption(Option("query-listen", "", "serve: query API listener").argument("HOST:PORT"));
   options.addOption(Option("status", "", "migrate: list applied and pending migrations"));
+  options.addOption(
+      Option("expiring-within", "", "refresh-tokens: also access tokens expiring that soon")
+          .argument("SECONDS"));
+  options.addOption(Option("member-id", "", "refresh-tokens: only this portal").argument("ID"));
+  options.addOption(Option("force", "", "refresh-tokens: every selected token regardless of age"));
+  options.addOption(Option("dry-run", "", "refresh-tokens: list what would be refreshed"));
+  options.addOption(Option("user-id", "", "token: this user's token").argument("N"));
+  options.addOption(Option("refresh", "", "token: refresh first (after expired_token)"));
 }
 
 void App::handleOption(const std::string& name, const std::string& value) {
@@ -84,7 +93,9 @@ void App::handleOption(const std::string& name, const std::string& value) {
 void App::printHelp() {
   Poco::Util::HelpFormatter help(options());
   help.setCommand("b24-event-store");
-  help.setUsage("serve | migrate [--status] [options]");
+  help.setUsage(
+      "serve | migrate [--status] | refresh-tokens [--expiring-within SECONDS] [--member-id ID] "
+      "[--force] [--dry-run] | token MEMBER_ID [--user-id N] [--refresh] [options]");
   help.setHeader("Receives, verifies and stores Bitrix24 REST events (see README.md).");
   help.format(std::cout);
 }
@@ -103,12 +114,18 @@ int App::main(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   const std::string& command = args[0];
+  if (command == "token") {
+    return runToken({configFile_, flags_, params_, args}, std::cout, std::cerr);
+  }
   if (args.size() > 1) {
     std::cerr << "unexpected argument: " << args[1] << std::endl;
     return kExitUsage;
   }
   if (command == "serve") return serve();
   if (command == "migrate") return migrate();
+  if (command == "refresh-tokens") {
+    return runRefreshTokens({configFile_, flags_, params_, args}, std::cout, std::cerr);
+  }
   std::cerr << "unknown command: " << command << " (try --help)" << std::endl;
   return kExitUsage;
 }

@@ -9,6 +9,7 @@
 #include "embedded_migrations.h"
 #include "ingest_handler.h"
 #include "query_handler.h"
+#include "refresh_timer.h"
 #include "sqlite_storage.h"
 #include "verifier.h"
 
@@ -99,6 +100,16 @@ Service::Service(const Settings& settings, const Clock& clock)
       watchdog_.connectionFactory(new QueryHandlerFactory(settings_.query, *storage_), queryParams),
       queryPool_, bind(settings_.query.listen), queryParams);
   watchdog_.watch(ingest_.get());
+  if (std::string off = keepAliveDisabledReason(settings_); off.empty()) {
+    try {
+      refreshTimer_ = std::make_unique<KeepAliveTimer>(storage_->tokenStore(), settings_.oauth,
+                                                       settings_.refresh, clock);
+    } catch (const Poco::Exception& e) {
+      throw ServiceError("cannot set up token refresh: " + e.displayText());
+    }
+  } else {
+    Poco::Logger::get("b24es.refresh").information("token keep-alive is off: %s", off);
+  }
 }
 
 Service::~Service() {
@@ -109,12 +120,14 @@ Service::~Service() {
 void Service::start() {
   ingest_->start();
   query_->start();
+  if (refreshTimer_) refreshTimer_->start();
   running_ = true;
 }
 
 void Service::stop(Poco::Timespan grace) {
   if (!running_) return;
   running_ = false;
+  if (refreshTimer_) refreshTimer_->stop();
   // Stop accepting, then let each connection finish the request it is in and close.
   ingest_->stop();
   query_->stop();

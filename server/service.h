@@ -16,6 +16,8 @@
 
 namespace b24es {
 
+class KeepAliveTimer;
+
 // A start-up failure: bad configuration, database or migration error, port in use.
 class ServiceError : public std::runtime_error {
  public:
@@ -49,6 +51,7 @@ class Service {
   std::unique_ptr<Poco::Net::TCPServer> ingest_;
   std::unique_ptr<Poco::Net::TCPServer> query_;
   bool running_ = false;
+  std::unique_ptr<KeepAliveTimer> refreshTimer_;  // token keep-alive; null when off
 };
 
 // True for 127.0.0.0/8, ::1 and "localhost".

@@ -46,15 +46,16 @@ class SqliteEventSink::Writer {
         // Install tokens replace whatever was stored: a reinstall starts a new authorization.
         installToken_(db_,
                       "INSERT INTO tokens(member_id, user_id, access_token, refresh_token, "
-                      "expires_at, refresh_token_at, scope, source, updated_at) "
-                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'install', ?8) "
+                      "expires_at, refresh_token_at, scope, source, updated_at, from_install) "
+                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'install', ?8, 1) "
                       "ON CONFLICT(member_id, user_id) DO UPDATE SET "
                       "access_token = excluded.access_token, "
                       "refresh_token = excluded.refresh_token, "
                       "expires_at = excluded.expires_at, "
                       "refresh_token_at = excluded.refresh_token_at, scope = excluded.scope, "
                       "source = 'install', updated_at = excluded.updated_at, "
-                      "last_refresh_error = NULL, refresh_failures = 0"),
+                      "last_refresh_error = NULL, refresh_failures = 0, refresh_dead_at = NULL, "
+                      "from_install = 1"),
         // An event's token replaces the stored one only when it expires later, and keeps the
         // stored refresh token when the event carries none (ordinary events carry only an
         // access token).
@@ -69,7 +70,10 @@ class SqliteEventSink::Writer {
                     "THEN tokens.refresh_token_at ELSE excluded.refresh_token_at END, "
                     "expires_at = excluded.expires_at, "
                     "scope = COALESCE(NULLIF(excluded.scope, ''), tokens.scope), "
-                    "source = 'event', updated_at = excluded.updated_at "
+                    "source = 'event', updated_at = excluded.updated_at, "
+                    // A new refresh token revives a row Bitrix24 had declared dead.
+                    "refresh_dead_at = CASE WHEN excluded.refresh_token IS NULL "
+                    "THEN tokens.refresh_dead_at ELSE NULL END "
                     "WHERE tokens.expires_at IS NULL OR excluded.expires_at > tokens.expires_at"),
         insertEvent_(db_,
                      "INSERT INTO events(member_id, domain, event, event_handler_id, event_id, "

@@ -9,6 +9,7 @@
 #include "sqlite_connection.h"
 #include "sqlite_event_sink.h"
 #include "sqlite_migrator.h"
+#include "sqlite_token_store.h"
 
 using Poco::Data::Keywords::into;
 using Poco::Data::Keywords::now;
@@ -36,6 +37,7 @@ class SqliteStorage final : public Storage {
     sqlite::exec(probe, "SELECT count(*) FROM sqlite_master");
     pool_ = std::make_unique<Poco::Data::SessionPool>("SQLite", settings_.path, 1,
                                                       static_cast<int>(settings_.readPoolSize));
+    tokenStore_ = std::make_unique<sqlite::SqliteTokenStore>(settings_);
   }
 
   Migrator& migrator() override { return migrator_; }
@@ -68,12 +70,16 @@ class SqliteStorage final : public Storage {
     }
   }
 
+  TokenStore& tokenStore() override { return *tokenStore_; }
+
  private:
   const SqliteSettings settings_;  // const after construction
   const Clock& clock_;             // const after construction
   const int knownVersion_;         // const after construction
   sqlite::SqliteMigrator migrator_;
   std::unique_ptr<Poco::Data::SessionPool> pool_;  // thread-safe itself
+
+  std::unique_ptr<sqlite::SqliteTokenStore> tokenStore_;  // thread-safe itself
 };
 
 }  // namespace

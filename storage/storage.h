@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "records.h"
+#include "token_store.h"
 
 namespace b24es {
 
@@ -94,6 +95,8 @@ class Storage {
   virtual std::optional<PortalRecord> findPortal(const std::string& memberId) = 0;
   // True when the database answers a trivial query and the schema is current.
   virtual bool healthy() = 0;
+  // The token rows as OAuth refresh uses them (token_store.h). Owned by the Storage.
+  virtual TokenStore& tokenStore() = 0;
 };
 
 }  // namespace b24es

@@ -1,0 +1,39 @@
+// Internal to the SQLite backend: the TokenStore over `tokens` and `portals` (SPEC §6, §7).
+#pragma once
+
+#include <Poco/Data/Session.h>
+
+#include <mutex>
+
+#include "sqlite_storage.h"
+#include "token_store.h"
+
+namespace b24es::sqlite {
+
+// One connection of its own, used by one call at a time: refreshes are rare and short, and
+// every write is a BEGIN IMMEDIATE transaction, so ingest's writer waits at most for one small
+// statement. Thread-safe.
+class SqliteTokenStore final : public TokenStore {
+ public:
+  // Opens the connection. Throws StorageError. `settings` must outlive the store.
+  explicit SqliteTokenStore(const SqliteSettings& settings);
+
+  std::vector<StoredToken> listTokens(const std::optional<std::string>& memberId) override;
+  std::optional<StoredToken> findToken(const std::string& memberId,
+                                       const std::optional<std::int64_t>& userId) override;
+  Claim claim(const ClaimRequest& request, std::int64_t nowSeconds) override;
+  bool recordSuccess(const Claim& claim, const RefreshedTokens& fresh,
+                     std::int64_t nowSeconds) override;
+  bool recordFailure(const Claim& claim, const std::string& error, bool dead,
+                     std::int64_t nowSeconds) override;
+  void release(const Claim& claim) override;
+
+ private:
+  std::optional<StoredToken> selectRow(const std::string& memberId, std::int64_t userId);
+  void releaseLease(const Claim& claim);
+
+  std::mutex mutex_;
+  Poco::Data::Session session_;  // guarded by mutex_
+};
+
+}  // namespace b24es::sqlite
