@@ -172,7 +172,10 @@ SqliteEventSink::SqliteEventSink(const SqliteSettings& settings, const Clock& cl
     : clock_(clock),
       verifier_(std::move(verifier)),
       sinkSettings_(sinkSettings),
-      writer_(std::make_unique<Writer>(settings, clock)) {
+      writer_(std::make_unique<Writer>(settings, clock)),
+      checkpointer_(settings) {
+  // Checkpoints run on checkpointer_'s thread, not inside this connection's commits.
+  exec(writer_->session, "PRAGMA wal_autocheckpoint=0");
   thread_ = std::thread([this] { run(); });
 }
 

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "sqlite_checkpointer.h"
 #include "sqlite_storage.h"
 
 namespace b24es::sqlite {
@@ -45,6 +46,7 @@ class SqliteEventSink final : public EventSink {
   const Verifier verifier_;          // const after construction
   const SinkSettings sinkSettings_;  // const after construction
   std::unique_ptr<Writer> writer_;   // used only by thread_
+  Checkpointer checkpointer_;        // checkpoints the WAL the writer fills
 
   std::mutex mutex_;
   std::condition_variable wake_;               // signals groups_ or closing_ changed
