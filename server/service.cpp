@@ -73,17 +73,19 @@ Service::Service(const Settings& settings, const Clock& clock)
     Poco::Logger::get("b24es.storage").information("applied migration %s", name);
   }
   const std::vector<std::string> staticTokens = settings_.ingest.staticTokens;
+  SinkSettings sinkSettings;
+  sinkSettings.onBatch = [this](std::size_t events) { metrics_.observeBatch(events); };
   sink_ = storage_->openEventSink(
       [staticTokens](const IncomingEvent& e, const std::optional<PortalRecord>& p) {
         return verifyEvent(e, p, staticTokens);
       },
-      SinkSettings{});
+      sinkSettings);
   ingest_ = std::make_unique<Poco::Net::HTTPServer>(
-      new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock), ingestPool_,
+      new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock, &metrics_), ingestPool_,
       bind(settings_.ingest.listen), serverParams(64));
   query_ = std::make_unique<Poco::Net::HTTPServer>(
-      new QueryHandlerFactory(settings_.query, *storage_), queryPool_, bind(settings_.query.listen),
-      serverParams(16));
+      new QueryHandlerFactory(settings_.query, *storage_, metrics_, clock), queryPool_,
+      bind(settings_.query.listen), serverParams(16));
 }
 
 Service::~Service() {

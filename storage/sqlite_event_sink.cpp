@@ -250,6 +250,7 @@ void SqliteEventSink::run() {
       }
     }
     for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->done.set_value(outcomes[i]);
+    if (sinkSettings_.onBatch) sinkSettings_.onBatch(batch.size());
     batch.clear();
   }
 }

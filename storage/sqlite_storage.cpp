@@ -7,6 +7,7 @@
 #include <Poco/Exception.h>
 
 #include "sqlite_connection.h"
+#include "sqlite_event_reader.h"
 #include "sqlite_event_sink.h"
 #include "sqlite_migrator.h"
 
@@ -36,6 +37,7 @@ class SqliteStorage final : public Storage {
     sqlite::exec(probe, "SELECT count(*) FROM sqlite_master");
     pool_ = std::make_unique<Poco::Data::SessionPool>("SQLite", settings_.path, 1,
                                                       static_cast<int>(settings_.readPoolSize));
+    reader_ = std::make_unique<sqlite::SqliteEventReader>(*pool_);
   }
 
   Migrator& migrator() override { return migrator_; }
@@ -66,12 +68,16 @@ class SqliteStorage final : public Storage {
     }
   }
 
+  EventReader& reader() override { return *reader_; }
+
  private:
   const SqliteSettings settings_;  // const after construction
   const Clock& clock_;             // const after construction
   const int knownVersion_;         // const after construction
   sqlite::SqliteMigrator migrator_;
   std::unique_ptr<Poco::Data::SessionPool> pool_;  // thread-safe itself
+  // Reads through pool_; thread-safe.
+  std::unique_ptr<sqlite::SqliteEventReader> reader_;
 };
 
 }  // namespace

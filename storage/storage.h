@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "event_query.h"
 #include "records.h"
 
 namespace b24es {
@@ -74,6 +75,9 @@ class EventSink {
 // Tunables of the write path.
 struct SinkSettings {
   std::size_t maxBatch = 256;  // most events committed in one transaction
+  // Called by the writer thread after each batch with the number of events in it (for
+  // metrics); must be thread-safe and quick. None when empty.
+  std::function<void(std::size_t)> onBatch;
 };
 
 // Storage failures that are not part of an interface's normal results.
@@ -94,6 +98,8 @@ class Storage {
   virtual std::optional<PortalRecord> findPortal(const std::string& memberId) = 0;
   // True when the database answers a trivial query and the schema is current.
   virtual bool healthy() = 0;
+  // The read-only queries of the query API (event_query.h). Owned by the Storage; thread-safe.
+  virtual EventReader& reader() = 0;
 };
 
 }  // namespace b24es
