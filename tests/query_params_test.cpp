@@ -3,6 +3,7 @@
 #define BOOST_TEST_MODULE query_params
 #include <boost/test/unit_test.hpp>
 
+#include <Poco/DateTimeFormatter.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 
@@ -163,6 +164,28 @@ BOOST_AUTO_TEST_CASE(an_unencoded_plus_that_arrived_as_a_space_still_means_plus)
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(json_bodies)
+
+BOOST_AUTO_TEST_CASE(iso_times_match_pocos_formatter) {
+  for (std::int64_t ms : {0LL, 999LL, 1000LL, 951782400123LL, 1767261600000LL, 1767225599999LL,
+                          4102444800001LL, 1709164800500LL /* 2024-02-29 */, -1LL, -86400001LL}) {
+    Poco::Timestamp t(ms * 1000);
+    BOOST_CHECK_EQUAL(b24es::isoMillis(ms),
+                      Poco::DateTimeFormatter::format(t, "%Y-%m-%dT%H:%M:%S.%iZ"));
+    const std::int64_t s = ms / 1000;
+    BOOST_CHECK_EQUAL(
+        b24es::isoSeconds(s),
+        Poco::DateTimeFormatter::format(Poco::Timestamp::fromEpochTime(s), "%Y-%m-%dT%H:%M:%SZ"));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(strings_are_escaped_only_when_needed) {
+  b24es::EventRecord e;
+  e.event = "A\"B\\C\nD\x01E";
+  e.memberId = "plain/\xC3\xA9";
+  auto json = parseObject(b24es::eventJson(e));
+  BOOST_CHECK_EQUAL(json->getValue<std::string>("event"), e.event);
+  BOOST_CHECK_EQUAL(json->getValue<std::string>("member_id"), e.memberId);
+}
 
 BOOST_AUTO_TEST_CASE(event_json_has_every_field_with_nulls_for_absent_numbers) {
   b24es::EventRecord e;
