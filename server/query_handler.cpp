@@ -17,7 +17,11 @@
 namespace b24es {
 namespace {
 
-Poco::Logger& queryLog() { return Poco::Logger::get("b24es.query"); }
+// Looked up once: Logger::get takes a global lock.
+Poco::Logger& queryLog() {
+  static Poco::Logger& log = Poco::Logger::get("b24es.query");
+  return log;
+}
 
 enum class Route { kHealth, kMetrics, kOpenApi, kEvents, kEvent, kPortals, kPortal, kStats };
 
@@ -99,20 +103,21 @@ class UnauthorizedHandler final : public Poco::Net::HTTPRequestHandler {
 
 class QueryHandler final : public Poco::Net::HTTPRequestHandler {
  public:
-  QueryHandler(Route route, std::string captured, Storage& storage, Metrics& metrics,
+  QueryHandler(Route route, std::string captured, Poco::URI uri, Storage& storage, Metrics& metrics,
                const Clock& clock)
       : route_(route),
         captured_(std::move(captured)),
+        uri_(std::move(uri)),
         storage_(storage),
         metrics_(metrics),
         clock_(clock) {}
 
   void handleRequest(Poco::Net::HTTPServerRequest& request,
                      Poco::Net::HTTPServerResponse& response) override {
-    const std::string context = request.getMethod() + " " + requestPath(request);
+    const std::string context = request.getMethod() + " " + uri_.getPath();
     QueryParameters params;
     try {
-      params = Poco::URI(request.getURI()).getQueryParameters();
+      params = uri_.getQueryParameters();
     } catch (const Poco::Exception&) {
       return sendError(response, {400, "invalid_parameter", "the query string cannot be decoded"},
                        queryLog(), context);
@@ -191,6 +196,7 @@ class QueryHandler final : public Poco::Net::HTTPRequestHandler {
 
   const Route route_;
   const std::string captured_;
+  const Poco::URI uri_;  // the request's, parsed once by the factory
   Storage& storage_;
   Metrics& metrics_;
   const Clock& clock_;
@@ -217,7 +223,13 @@ Poco::Net::HTTPRequestHandler* QueryHandlerFactory::createRequestHandler(
   if (method != Poco::Net::HTTPRequest::HTTP_GET && method != Poco::Net::HTTPRequest::HTTP_HEAD) {
     return new ErrorHandler({405, "method_not_allowed", "the query API is read-only"}, "GET, HEAD");
   }
-  const std::string path = requestPath(request);
+  Poco::URI uri;
+  try {
+    uri = Poco::URI(request.getURI());
+  } catch (const Poco::Exception&) {
+    // Left empty: matches no route, so the answer is 401 or 404.
+  }
+  const std::string& path = uri.getPath();
   const RouteSpec* found = nullptr;
   std::string captured;
   for (const RouteSpec& r : kRoutes) {
@@ -231,7 +243,7 @@ Poco::Net::HTTPRequestHandler* QueryHandlerFactory::createRequestHandler(
   // Checked before the 404, so that without the token nothing tells which paths exist.
   if (!authorized(request, settings_.token)) return new UnauthorizedHandler;
   if (!found) return new ErrorHandler({404, "not_found", "no such path"});
-  return new QueryHandler(found->route, captured, storage_, metrics_, clock_);
+  return new QueryHandler(found->route, captured, std::move(uri), storage_, metrics_, clock_);
 }
 
 }  // namespace b24es

@@ -66,10 +66,22 @@ constexpr const char* kTokenStatesSql =
 // walk the whole portal; so the builder names the most selective filter that has an index and
 // turns the other terms into row checks with unary `+` (SQLite's documented way to keep a term
 // from using an index; it does not change the comparison for values bound with their type).
-enum class Driver { kEntity, kMemberEvent, kMember, kDomain, kEntityType, kEvent, kUser, kTs, kId };
+enum class Driver {
+  kMemberEntity,  // events_entity_member (entity_id, member_id, id): one entity of one portal
+  kEntity,        // the same index, entity_id alone: sorted (see eventsQuery)
+  kMemberEvent,   // events_member_event (member_id, event, id)
+  kMember,        // events_member_id (member_id, id)
+  kDomain,        // events_domain (domain, id)
+  kEntityType,    // events_entity_type (entity_type_id, id), partial
+  kEvent,         // events_event (event, id)
+  kUser,          // events_user (user_id, id)
+  kTs,            // events_ts (ts, id): sorted (see eventsQuery)
+  kId,            // no filter: the rowid itself
+};
 
 Driver driverOf(const EventFilter& f) {
-  if (f.entityId) return Driver::kEntity;  // an entity's history: tens of rows
+  if (f.entityId && f.memberId) return Driver::kMemberEntity;  // an entity's history: a few rows
+  if (f.entityId) return Driver::kEntity;
   if (f.memberId && f.event) return Driver::kMemberEvent;
   if (f.memberId) return Driver::kMember;
   if (f.domain) return Driver::kDomain;
@@ -175,14 +187,18 @@ SqlQuery eventsQuery(const EventFilter& f) {
     query.params.push_back(std::move(value));
   };
   if (f.memberId) {
-    term(driver == Driver::kMember || driver == Driver::kMemberEvent, "member_id", " = ",
-         *f.memberId);
+    term(driver == Driver::kMember || driver == Driver::kMemberEvent ||
+             driver == Driver::kMemberEntity,
+         "member_id", " = ", *f.memberId);
   }
   if (f.domain) term(driver == Driver::kDomain, "domain", " = ", *f.domain);
   if (f.event) {
     term(driver == Driver::kEvent || driver == Driver::kMemberEvent, "event", " = ", *f.event);
   }
-  if (f.entityId) term(driver == Driver::kEntity, "entity_id", " = ", *f.entityId);
+  if (f.entityId) {
+    term(driver == Driver::kEntity || driver == Driver::kMemberEntity, "entity_id", " = ",
+         *f.entityId);
+  }
   if (f.entityTypeId) term(driver == Driver::kEntityType, "entity_type_id", " = ", *f.entityTypeId);
   if (f.userId) term(driver == Driver::kUser, "user_id", " = ", *f.userId);
   if (f.from) term(driver == Driver::kTs, "ts", " >= ", *f.from);
@@ -193,15 +209,16 @@ SqlQuery eventsQuery(const EventFilter& f) {
   term(true, "id", asc ? " > " : " < ",
        f.afterId.value_or(asc ? 0 : std::numeric_limits<std::int64_t>::max()));
   const std::string order = asc ? " ORDER BY id" : " ORDER BY id DESC";
-  if (driver == Driver::kTs) {
-    // A time window comes out of events_ts in ts order, so its rows must be sorted by id.
-    // Sorting only ids read from the covering index, then fetching the page's rows by id,
-    // costs a fraction of sorting whole rows. INDEXED BY because with a bound LIMIT SQLite
-    // otherwise prefers walking the rowid from the cursor, which for a recent window reads the
-    // whole table first.
-    query.sql = std::string(kEventColumns) +
-                " WHERE id IN (SELECT id FROM events INDEXED BY events_ts WHERE " + where + order +
-                " LIMIT ?)" + order;
+  if (driver == Driver::kTs || driver == Driver::kEntity) {
+    // A time window comes out of events_ts in ts order, and one entity_id of every portal out
+    // of events_entity_member in member order, so these rows must be sorted by id. Sorting only
+    // the ids (read from the index; covering when no other filter is set), then fetching the
+    // page's rows by id, costs a fraction of sorting whole rows. INDEXED BY because with a
+    // bound LIMIT SQLite otherwise prefers walking the rowid from the cursor, which for a
+    // recent window reads the whole table first.
+    const char* index = driver == Driver::kTs ? "events_ts" : "events_entity_member";
+    query.sql = std::string(kEventColumns) + " WHERE id IN (SELECT id FROM events INDEXED BY " +
+                index + " WHERE " + where + order + " LIMIT ?)" + order;
   } else {
     query.sql = std::string(kEventColumns) + " WHERE " + where + order + " LIMIT ?";
   }
