@@ -4,6 +4,7 @@
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/MediaType.h>
+#include <Poco/Stopwatch.h>
 #include <Poco/String.h>
 #include <Poco/URI.h>
 
@@ -46,14 +47,35 @@ bool readBody(std::istream& in, std::size_t limit, std::string& body) {
   return true;
 }
 
+// Counts one ingest request into Metrics when it goes out of scope, after the answer is sent,
+// whichever way the handler returned.
+class IngestRecord {
+ public:
+  explicit IngestRecord(Metrics* metrics) : metrics_(metrics) { watch_.start(); }
+  ~IngestRecord() {
+    if (metrics_) metrics_->countIngest(result, event, static_cast<double>(watch_.elapsed()) / 1e6);
+  }
+  IngestRecord(const IngestRecord&) = delete;
+  IngestRecord& operator=(const IngestRecord&) = delete;
+
+  Metrics::IngestResult result = Metrics::IngestResult::kInvalid;
+  std::string event;  // the event code once parsed
+
+ private:
+  Metrics* const metrics_;
+  Poco::Stopwatch watch_;
+};
+
 class IngestHandler final : public Poco::Net::HTTPRequestHandler {
  public:
-  IngestHandler(const IngestSettings& settings, EventSink& sink, const Clock& clock)
-      : settings_(settings), sink_(sink), clock_(clock) {}
+  IngestHandler(const IngestSettings& settings, EventSink& sink, const Clock& clock,
+                Metrics* metrics)
+      : settings_(settings), sink_(sink), clock_(clock), metrics_(metrics) {}
 
   void handleRequest(Poco::Net::HTTPServerRequest& request,
                      Poco::Net::HTTPServerResponse& response) override {
     Poco::Logger& log = ingestLog();
+    IngestRecord record(metrics_);
     BodyFormat format = formatOf(request);
     if (format == BodyFormat::kUnsupported) {
       return sendError(response,
@@ -82,17 +104,21 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     auto parsed = parseEvent(decoded.root, clock_.nowSeconds());
     if (auto* error = std::get_if<ApiError>(&parsed)) return sendError(response, *error, log);
     IncomingEvent& event = std::get<IncomingEvent>(parsed);
+    record.event = event.event;
 
     std::string context = "member_id=" + event.memberId + " event=" + event.event;
     IngestOutcome outcome = sink_.write(std::move(event));
     switch (outcome.status) {
       case IngestOutcome::Status::kStored:
+        record.result = Metrics::IngestResult::kStored;
         log.debug("stored id=%Ld %s", static_cast<Poco::Int64>(outcome.id), context);
         return sendJson(response, Poco::Net::HTTPResponse::HTTP_OK,
                         "{\"status\":\"stored\",\"id\":" + std::to_string(outcome.id) + "}");
       case IngestOutcome::Status::kRejected:
+        record.result = Metrics::IngestResult::kRejected;
         return sendError(response, {401, "verification_failed", outcome.reason}, log, context);
       case IngestOutcome::Status::kUnavailable:
+        record.result = Metrics::IngestResult::kUnavailable;
         return sendError(
             response,
             {503, "storage_unavailable", "the event could not be committed; it was not stored"},
@@ -104,6 +130,7 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
   const IngestSettings& settings_;
   EventSink& sink_;
   const Clock& clock_;
+  Metrics* const metrics_;  // may be null
 };
 
 }  // namespace
@@ -142,8 +169,8 @@ void ErrorHandler::handleRequest(Poco::Net::HTTPServerRequest& request,
 }
 
 IngestHandlerFactory::IngestHandlerFactory(const IngestSettings& settings, EventSink& sink,
-                                           Storage& storage, const Clock& clock)
-    : settings_(settings), sink_(sink), storage_(storage), clock_(clock) {}
+                                           Storage& storage, const Clock& clock, Metrics* metrics)
+    : settings_(settings), sink_(sink), storage_(storage), clock_(clock), metrics_(metrics) {}
 
 Poco::Net::HTTPRequestHandler* IngestHandlerFactory::createRequestHandler(
     const Poco::Net::HTTPServerRequest& request) {
@@ -154,7 +181,7 @@ Poco::Net::HTTPRequestHandler* IngestHandlerFactory::createRequestHandler(
       return new ErrorHandler({405, "method_not_allowed", "events are delivered with POST"},
                               "POST");
     }
-    return new IngestHandler(settings_, sink_, clock_);
+    return new IngestHandler(settings_, sink_, clock_, metrics_);
   }
   if (path == "/healthz") {
     if (method != Poco::Net::HTTPRequest::HTTP_GET && method != Poco::Net::HTTPRequest::HTTP_HEAD) {

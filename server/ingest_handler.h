@@ -11,17 +11,19 @@
 #include "api_error.h"
 #include "body_decoder.h"
 #include "clock.h"
+#include "metrics.h"
 #include "settings.h"
 #include "storage.h"
 
 namespace b24es {
 
-// Creates one handler per request. Holds references only; `sink`, `storage` and `clock` must
-// outlive the HTTP server using this factory. Thread-safe.
+// Creates one handler per request. Holds references only; `sink`, `storage`, `clock` and
+// `metrics` (when given; every ingest request is counted into it) must outlive the HTTP server
+// using this factory. Thread-safe.
 class IngestHandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
  public:
   IngestHandlerFactory(const IngestSettings& settings, EventSink& sink, Storage& storage,
-                       const Clock& clock);
+                       const Clock& clock, Metrics* metrics = nullptr);
   Poco::Net::HTTPRequestHandler* createRequestHandler(
       const Poco::Net::HTTPServerRequest& request) override;
 
@@ -30,6 +32,7 @@ class IngestHandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
   EventSink& sink_;
   Storage& storage_;
   const Clock& clock_;
+  Metrics* const metrics_;  // may be null
 };
 
 // The path of the request's URI, or "" when the URI cannot be parsed (answered 404).

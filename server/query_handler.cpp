@@ -1,13 +1,221 @@
 #include "query_handler.h"
 
+#include <Poco/Logger.h>
+#include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/String.h>
+#include <Poco/URI.h>
 
+#include "api_error.h"
 #include "ingest_handler.h"
+#include "openapi.h"
+#include "query_json.h"
+#include "query_params.h"
+#include "verifier.h"
 
 namespace b24es {
+namespace {
 
-QueryHandlerFactory::QueryHandlerFactory(const QuerySettings& settings, Storage& storage)
-    : settings_(settings), storage_(storage) {}
+// Looked up once: Logger::get takes a global lock.
+Poco::Logger& queryLog() {
+  static Poco::Logger& log = Poco::Logger::get("b24es.query");
+  return log;
+}
+
+enum class Route { kHealth, kMetrics, kOpenApi, kEvents, kEvent, kPortals, kPortal, kStats };
+
+struct RouteSpec {
+  const char* pattern;  // "{name}" matches one non-empty path segment
+  Route route;
+};
+
+const RouteSpec kRoutes[] = {
+    {"/healthz", Route::kHealth},
+    {"/metrics", Route::kMetrics},
+    {"/api/v1/openapi.json", Route::kOpenApi},
+    {"/api/v1/events", Route::kEvents},
+    {"/api/v1/events/{id}", Route::kEvent},
+    {"/api/v1/portals", Route::kPortals},
+    {"/api/v1/portals/{member_id}", Route::kPortal},
+    {"/api/v1/stats", Route::kStats},
+};
+
+// Matches a decoded path against a pattern segment by segment; the one "{...}" segment, if
+// any, is captured. A trailing slash is a different path (404), as in the OpenAPI document.
+bool matches(const std::string& pattern, const std::string& path, std::string& captured) {
+  std::size_t p = 0, q = 0;
+  while (p < pattern.size() && q < path.size()) {
+    if (pattern[p] == '{') {
+      std::size_t patternEnd = pattern.find('/', p);
+      std::size_t pathEnd = path.find('/', q);
+      if (pathEnd == q) return false;  // empty segment
+      captured = path.substr(q, pathEnd == std::string::npos ? std::string::npos : pathEnd - q);
+      p = patternEnd == std::string::npos ? pattern.size() : patternEnd;
+      q = pathEnd == std::string::npos ? path.size() : pathEnd;
+      continue;
+    }
+    if (pattern[p] != path[q]) return false;
+    ++p;
+    ++q;
+  }
+  return p == pattern.size() && q == path.size();
+}
+
+// Whether the request may use the API: always when no token is configured; otherwise only with
+// "Authorization: Bearer TOKEN", compared in constant time.
+bool authorized(const Poco::Net::HTTPServerRequest& request, const std::string& token) {
+  if (token.empty()) return true;
+  if (!request.hasCredentials()) return false;
+  std::string scheme, presented;
+  try {
+    request.getCredentials(scheme, presented);
+  } catch (const Poco::Exception&) {
+    return false;  // a malformed Authorization header
+  }
+  return Poco::icompare(scheme, "Bearer") == 0 && constantTimeEquals(presented, token);
+}
+
+// 200 with `body`; for HEAD the same headers (Content-Length included) and no body.
+void sendOk(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
+            const std::string& contentType, const std::string& body) {
+  response.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_OK);
+  response.setContentType(contentType);
+  response.setContentLength(static_cast<std::streamsize>(body.size()));
+  if (request.getMethod() == Poco::Net::HTTPRequest::HTTP_HEAD) {
+    response.send();
+  } else {
+    response.send() << body;
+  }
+}
+
+class UnauthorizedHandler final : public Poco::Net::HTTPRequestHandler {
+ public:
+  void handleRequest(Poco::Net::HTTPServerRequest& request,
+                     Poco::Net::HTTPServerResponse& response) override {
+    response.set("WWW-Authenticate", "Bearer realm=\"b24-event-store\"");
+    sendError(
+        response,
+        {401, "unauthorized", "this API needs the header Authorization: Bearer <query.token>"},
+        queryLog(), request.getMethod() + " " + requestPath(request));
+  }
+};
+
+class QueryHandler final : public Poco::Net::HTTPRequestHandler {
+ public:
+  QueryHandler(Route route, std::string captured, Poco::URI uri, Storage& storage, Metrics& metrics,
+               const Clock& clock)
+      : route_(route),
+        captured_(std::move(captured)),
+        uri_(std::move(uri)),
+        storage_(storage),
+        metrics_(metrics),
+        clock_(clock) {}
+
+  void handleRequest(Poco::Net::HTTPServerRequest& request,
+                     Poco::Net::HTTPServerResponse& response) override {
+    const std::string context = request.getMethod() + " " + uri_.getPath();
+    QueryParameters params;
+    try {
+      params = uri_.getQueryParameters();
+    } catch (const Poco::Exception&) {
+      return sendError(response, {400, "invalid_parameter", "the query string cannot be decoded"},
+                       queryLog(), context);
+    }
+    try {
+      answer(request, response, params, context);
+    } catch (const StorageError& e) {
+      sendError(response, {503, "storage_unavailable", "the database cannot answer right now"},
+                queryLog(), context + " cause=" + e.what());
+    }
+  }
+
+ private:
+  void answer(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
+              const QueryParameters& params, const std::string& context) {
+    Poco::Logger& log = queryLog();
+    const std::string json = "application/json";
+    if (route_ == Route::kEvents) {
+      auto parsed = parseEventFilter(params);
+      if (auto* error = std::get_if<ApiError>(&parsed)) {
+        return sendError(response, *error, log, context);
+      }
+      EventPage page = storage_.reader().queryEvents(std::get<EventFilter>(parsed));
+      return sendOk(request, response, json, eventPageJson(page));
+    }
+    // The other routes take no parameters; an unexpected one is more likely a mistake
+    // (a filter meant for /api/v1/events) than something to ignore.
+    if (route_ != Route::kMetrics) {
+      if (auto error = rejectParameters(params)) return sendError(response, *error, log, context);
+    }
+    switch (route_) {
+      case Route::kEvent: {
+        std::optional<std::int64_t> id = parseInteger(captured_);
+        if (!id || *id < 1) {
+          return sendError(response,
+                           {400, "invalid_parameter", "an event id is a positive integer"}, log,
+                           context);
+        }
+        std::optional<EventRecord> event = storage_.reader().findEvent(*id);
+        if (!event) {
+          return sendError(response, {404, "not_found", "no event has this id"}, log, context);
+        }
+        return sendOk(request, response, json, eventJson(*event));
+      }
+      case Route::kPortals:
+        return sendOk(request, response, json,
+                      portalListJson(storage_.reader().listPortals(), clock_.nowSeconds()));
+      case Route::kPortal: {
+        std::optional<PortalView> portal = storage_.reader().findPortalView(captured_);
+        if (!portal) {
+          return sendError(response, {404, "not_found", "no portal has this member_id"}, log,
+                           context);
+        }
+        return sendOk(request, response, json, portalJson(*portal, clock_.nowSeconds()));
+      }
+      case Route::kStats:
+        return sendOk(request, response, json, statsJson(storage_.reader().stats()));
+      case Route::kOpenApi:
+        return sendOk(request, response, json, openApiDocument());
+      case Route::kMetrics: {
+        // Token states are read at scrape time; a failing database still yields the counters.
+        std::optional<TokenStateCounts> tokens;
+        try {
+          tokens = storage_.reader().tokenStates(clock_.nowSeconds());
+        } catch (const StorageError& e) {
+          log.warning("metrics: token states unavailable: %s", std::string(e.what()));
+        }
+        return sendOk(request, response, "text/plain; version=0.0.4; charset=utf-8",
+                      metrics_.render(tokens));
+      }
+      case Route::kHealth:
+      case Route::kEvents:
+        break;  // answered elsewhere
+    }
+  }
+
+  const Route route_;
+  const std::string captured_;
+  const Poco::URI uri_;  // the request's, parsed once by the factory
+  Storage& storage_;
+  Metrics& metrics_;
+  const Clock& clock_;
+};
+
+}  // namespace
+
+const std::vector<std::string>& queryRoutes() {
+  static const std::vector<std::string> routes = [] {
+    std::vector<std::string> out;
+    for (const RouteSpec& r : kRoutes) out.emplace_back(r.pattern);
+    return out;
+  }();
+  return routes;
+}
+
+QueryHandlerFactory::QueryHandlerFactory(const QuerySettings& settings, Storage& storage,
+                                         Metrics& metrics, const Clock& clock)
+    : settings_(settings), storage_(storage), metrics_(metrics), clock_(clock) {}
 
 Poco::Net::HTTPRequestHandler* QueryHandlerFactory::createRequestHandler(
     const Poco::Net::HTTPServerRequest& request) {
@@ -15,8 +223,27 @@ Poco::Net::HTTPRequestHandler* QueryHandlerFactory::createRequestHandler(
   if (method != Poco::Net::HTTPRequest::HTTP_GET && method != Poco::Net::HTTPRequest::HTTP_HEAD) {
     return new ErrorHandler({405, "method_not_allowed", "the query API is read-only"}, "GET, HEAD");
   }
-  if (requestPath(request) == "/healthz") return new HealthHandler(storage_);
-  return new ErrorHandler({404, "not_found", "no such path"});
+  Poco::URI uri;
+  try {
+    uri = Poco::URI(request.getURI());
+  } catch (const Poco::Exception&) {
+    // Left empty: matches no route, so the answer is 401 or 404.
+  }
+  const std::string& path = uri.getPath();
+  const RouteSpec* found = nullptr;
+  std::string captured;
+  for (const RouteSpec& r : kRoutes) {
+    captured.clear();
+    if (matches(r.pattern, path, captured)) {
+      found = &r;
+      break;
+    }
+  }
+  if (found && found->route == Route::kHealth) return new HealthHandler(storage_);
+  // Checked before the 404, so that without the token nothing tells which paths exist.
+  if (!authorized(request, settings_.token)) return new UnauthorizedHandler;
+  if (!found) return new ErrorHandler({404, "not_found", "no such path"});
+  return new QueryHandler(found->route, captured, std::move(uri), storage_, metrics_, clock_);
 }
 
 }  // namespace b24es

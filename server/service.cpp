@@ -11,6 +11,7 @@
 #include "query_handler.h"
 #include "refresh_timer.h"
 #include "sqlite_storage.h"
+#include "token_refresher.h"
 #include "verifier.h"
 
 namespace b24es {
@@ -85,25 +86,42 @@ Service::Service(const Settings& settings, const Clock& clock)
     Poco::Logger::get("b24es.storage").information("applied migration %s", name);
   }
   const std::vector<std::string> staticTokens = settings_.ingest.staticTokens;
+  SinkSettings sinkSettings;
+  sinkSettings.onBatch = [this](std::size_t events) { metrics_.observeBatch(events); };
   sink_ = storage_->openEventSink(
       [staticTokens](const IncomingEvent& e, const std::optional<PortalRecord>& p) {
         return verifyEvent(e, p, staticTokens);
       },
-      SinkSettings{});
+      sinkSettings);
   Poco::Net::HTTPServerParams::Ptr ingestParams = serverParams(settings_.ingest.threads);
   ingest_ = std::make_unique<Poco::Net::TCPServer>(
       watchdog_.connectionFactory(
-          new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock), ingestParams),
+          new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock, &metrics_),
+          ingestParams),
       ingestPool_, bind(settings_.ingest.listen), ingestParams);
   Poco::Net::HTTPServerParams::Ptr queryParams = serverParams(64);
   query_ = std::make_unique<Poco::Net::TCPServer>(
-      watchdog_.connectionFactory(new QueryHandlerFactory(settings_.query, *storage_), queryParams),
+      watchdog_.connectionFactory(
+          new QueryHandlerFactory(settings_.query, *storage_, metrics_, clock), queryParams),
       queryPool_, bind(settings_.query.listen), queryParams);
   watchdog_.watch(ingest_.get());
   if (std::string off = keepAliveDisabledReason(settings_); off.empty()) {
     try {
+      // Counts this process's refresh attempts; refresh-tokens runs from cron count in their
+      // own output and logs.
+      auto count = [this](const PassReport& r) {
+        const std::pair<RefreshResult, std::size_t> results[] = {
+            {RefreshResult::kSuccess, r.success},
+            {RefreshResult::kDead, r.dead},
+            {RefreshResult::kTransient, r.transient},
+            {RefreshResult::kRefused, r.refused},
+            {RefreshResult::kSkipped, r.skipped}};
+        for (const auto& [result, n] : results) {
+          for (std::size_t i = 0; i < n; ++i) metrics_.countRefresh(resultName(result));
+        }
+      };
       refreshTimer_ = std::make_unique<KeepAliveTimer>(storage_->tokenStore(), settings_.oauth,
-                                                       settings_.refresh, clock);
+                                                       settings_.refresh, clock, count);
     } catch (const Poco::Exception& e) {
       throw ServiceError("cannot set up token refresh: " + e.displayText());
     }

@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "connection_guard.h"
+#include "metrics.h"
 #include "settings.h"
 #include "storage.h"
 
@@ -40,9 +41,12 @@ class Service {
   std::string ingestUrl() const;  // http://host:port of the bound ingest listener
   std::string queryUrl() const;
   Storage& storage() { return *storage_; }
+  // The counters /metrics serves; thread-safe. Lives as long as the service.
+  Metrics& metrics() { return metrics_; }
 
  private:
   const Settings settings_;  // const after construction
+  Metrics metrics_;          // thread-safe; declared first so it outlives the writer and servers
   std::unique_ptr<Storage> storage_;
   std::unique_ptr<EventSink> sink_;
   Poco::ThreadPool ingestPool_;

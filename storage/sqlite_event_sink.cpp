@@ -252,6 +252,7 @@ void SqliteEventSink::run() {
       std::lock_guard<std::mutex> lock(mutex_);
       group->done = true;
     }
+    if (sinkSettings_.onBatch) sinkSettings_.onBatch(batch.size());
     // One wake-up call for the whole batch, and only its own waiters wake.
     group->finished.notify_all();
   }

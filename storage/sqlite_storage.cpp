@@ -7,6 +7,7 @@
 #include <Poco/Exception.h>
 
 #include "sqlite_connection.h"
+#include "sqlite_event_reader.h"
 #include "sqlite_event_sink.h"
 #include "sqlite_migrator.h"
 #include "sqlite_token_store.h"
@@ -38,6 +39,7 @@ class SqliteStorage final : public Storage {
     pool_ = std::make_unique<Poco::Data::SessionPool>("SQLite", settings_.path, 1,
                                                       static_cast<int>(settings_.readPoolSize));
     tokenStore_ = std::make_unique<sqlite::SqliteTokenStore>(settings_);
+    reader_ = std::make_unique<sqlite::SqliteEventReader>(*pool_);
   }
 
   Migrator& migrator() override { return migrator_; }
@@ -71,6 +73,7 @@ class SqliteStorage final : public Storage {
   }
 
   TokenStore& tokenStore() override { return *tokenStore_; }
+  EventReader& reader() override { return *reader_; }
 
  private:
   const SqliteSettings settings_;  // const after construction
@@ -80,6 +83,8 @@ class SqliteStorage final : public Storage {
   std::unique_ptr<Poco::Data::SessionPool> pool_;  // thread-safe itself
 
   std::unique_ptr<sqlite::SqliteTokenStore> tokenStore_;  // thread-safe itself
+  // Reads through pool_; thread-safe.
+  std::unique_ptr<sqlite::SqliteEventReader> reader_;
 };
 
 }  // namespace

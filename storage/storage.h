@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "event_query.h"
 #include "records.h"
 #include "token_store.h"
 
@@ -75,6 +76,9 @@ class EventSink {
 // Tunables of the write path.
 struct SinkSettings {
   std::size_t maxBatch = 256;  // most events committed in one transaction
+  // Called by the writer thread after each batch with the number of events in it (for
+  // metrics); must be thread-safe and quick. None when empty.
+  std::function<void(std::size_t)> onBatch;
 };
 
 // Storage failures that are not part of an interface's normal results.
@@ -97,6 +101,8 @@ class Storage {
   virtual bool healthy() = 0;
   // The token rows as OAuth refresh uses them (token_store.h). Owned by the Storage.
   virtual TokenStore& tokenStore() = 0;
+  // The read-only queries of the query API (event_query.h). Owned by the Storage; thread-safe.
+  virtual EventReader& reader() = 0;
 };
 
 }  // namespace b24es

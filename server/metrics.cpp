@@ -1,0 +1,148 @@
+#include "metrics.h"
+
+#include <cstdio>
+
+namespace b24es {
+namespace {
+
+std::string number(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.9g", value);
+  return buffer;
+}
+
+const char* resultLabel(Metrics::IngestResult result) {
+  switch (result) {
+    case Metrics::IngestResult::kStored:
+      return "stored";
+    case Metrics::IngestResult::kRejected:
+      return "rejected";
+    case Metrics::IngestResult::kInvalid:
+      return "invalid";
+    case Metrics::IngestResult::kUnavailable:
+      return "unavailable";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+std::string prometheusLabel(const std::string& value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+Histogram::Histogram(std::vector<double> upperBounds)
+    : bounds_(std::move(upperBounds)), counts_(bounds_.size() + 1, 0) {}
+
+void Histogram::observe(double value) {
+  std::size_t i = 0;
+  while (i < bounds_.size() && value > bounds_[i]) ++i;
+  ++counts_[i];
+  sum_ += value;
+  ++count_;
+}
+
+void Histogram::render(const std::string& name, std::string& out) const {
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < bounds_.size(); ++i) {
+    cumulative += counts_[i];
+    out += name + "_bucket{le=\"" + number(bounds_[i]) + "\"} " + std::to_string(cumulative) + "\n";
+  }
+  out += name + "_bucket{le=\"+Inf\"} " + std::to_string(count_) + "\n";
+  out += name + "_sum " + number(sum_) + "\n";
+  out += name + "_count " + std::to_string(count_) + "\n";
+}
+
+Metrics::Metrics()
+    : ingestSeconds_(
+          {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}),
+      batchSizes_({1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}) {}
+
+std::string Metrics::capped(std::set<std::string>& seen, const std::string& value) {
+  std::string label = value.substr(0, 64);
+  if (seen.count(label)) return label;
+  if (seen.size() >= kMaxLabelValues) return "_other";
+  seen.insert(label);
+  return label;
+}
+
+void Metrics::countIngest(IngestResult result, const std::string& event, double seconds) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++received_[{resultLabel(result), capped(events_, event)}];
+  ingestSeconds_.observe(seconds);
+}
+
+void Metrics::observeBatch(std::size_t events) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  batchSizes_.observe(static_cast<double>(events));
+}
+
+void Metrics::countRefresh(const std::string& result) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++refreshes_[capped(refreshResults_, result)];
+}
+
+std::string Metrics::render(const std::optional<TokenStateCounts>& tokens) const {
+  std::string out;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    out +=
+        "# HELP b24es_events_received_total Events POSTed to the ingest path, by result and "
+        "event code.\n";
+    out += "# TYPE b24es_events_received_total counter\n";
+    for (const auto& [key, count] : received_) {
+      out += "b24es_events_received_total{result=\"" + key.first + "\",event=\"" +
+             prometheusLabel(key.second) + "\"} " + std::to_string(count) + "\n";
+    }
+    out +=
+        "# HELP b24es_ingest_duration_seconds Time from reading an ingest request to "
+        "answering it.\n";
+    out += "# TYPE b24es_ingest_duration_seconds histogram\n";
+    ingestSeconds_.render("b24es_ingest_duration_seconds", out);
+    out +=
+        "# HELP b24es_writer_batch_events Events committed together in one writer "
+        "transaction.\n";
+    out += "# TYPE b24es_writer_batch_events histogram\n";
+    batchSizes_.render("b24es_writer_batch_events", out);
+    out += "# HELP b24es_token_refresh_total Token refresh attempts, by result.\n";
+    out += "# TYPE b24es_token_refresh_total counter\n";
+    for (const auto& [result, count] : refreshes_) {
+      out += "b24es_token_refresh_total{result=\"" + prometheusLabel(result) + "\"} " +
+             std::to_string(count) + "\n";
+    }
+  }
+  out += "# HELP b24es_storage_up Whether storage answered the queries of this scrape.\n";
+  out += "# TYPE b24es_storage_up gauge\n";
+  out += std::string("b24es_storage_up ") + (tokens ? "1" : "0") + "\n";
+  if (tokens) {
+    out +=
+        "# HELP b24es_tokens Stored OAuth token rows by state, each in the first state that "
+        "applies: refresh_failed, no_refresh_token, access_expired, valid.\n";
+    out += "# TYPE b24es_tokens gauge\n";
+    const std::pair<const char*, std::int64_t> states[] = {
+        {"refresh_failed", tokens->refreshFailed},
+        {"no_refresh_token", tokens->noRefreshToken},
+        {"access_expired", tokens->accessExpired},
+        {"valid", tokens->valid},
+    };
+    for (const auto& [state, count] : states) {
+      out += std::string("b24es_tokens{state=\"") + state + "\"} " + std::to_string(count) + "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace b24es

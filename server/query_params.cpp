@@ -1,0 +1,129 @@
+#include "query_params.h"
+
+#include <Poco/DateTime.h>
+#include <Poco/DateTimeFormat.h>
+#include <Poco/DateTimeParser.h>
+#include <Poco/RegularExpression.h>
+#include <Poco/String.h>
+
+#include <charconv>
+#include <set>
+
+namespace b24es {
+namespace {
+
+ApiError invalid(const std::string& message) { return {400, "invalid_parameter", message}; }
+
+// A parameter name as it may appear in a message and the log: at most 40 characters, control
+// characters replaced, so that a crafted name cannot forge log lines.
+std::string shown(const std::string& name) {
+  std::string out = name.substr(0, 40);
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  return out;
+}
+
+// Poco::DateTimeParser skips junk before numbers ("x2026-01-01" parses), so the shape is
+// checked first. The offset sign may arrive as a space: an unencoded '+' in a query string
+// decodes to one.
+const Poco::RegularExpression& isoShape() {
+  static const Poco::RegularExpression shape(
+      "^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+      "(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]{1,9})?)?(Z|[+ -][0-9]{2}(:?[0-9]{2})?)?)?$");
+  return shape;
+}
+
+}  // namespace
+
+std::optional<std::int64_t> parseInteger(const std::string& text) {
+  std::int64_t value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || ec != std::errc() || ptr != end) return std::nullopt;
+  return value;
+}
+
+std::optional<std::int64_t> parseTime(const std::string& text) {
+  if (auto seconds = parseInteger(text)) return seconds;
+  if (!isoShape().match(text)) return std::nullopt;
+  std::string iso = text;
+  if (std::size_t space = iso.find(' '); space != std::string::npos) iso[space] = '+';
+  const std::string format =
+      iso.size() == 10 ? std::string("%Y-%m-%d") : Poco::DateTimeFormat::ISO8601_FRAC_FORMAT;
+  Poco::DateTime parsed;
+  int tzd = 0;
+  if (!Poco::DateTimeParser::tryParse(format, iso, parsed, tzd)) return std::nullopt;
+  parsed.makeUTC(tzd);
+  return static_cast<std::int64_t>(parsed.timestamp().epochTime());
+}
+
+std::optional<ApiError> rejectParameters(const QueryParameters& params) {
+  if (params.empty()) return std::nullopt;
+  return invalid("unknown parameter '" + shown(params.front().first) + "'; this path takes none");
+}
+
+std::variant<EventFilter, ApiError> parseEventFilter(const QueryParameters& params) {
+  EventFilter filter;
+  std::set<std::string> seen;
+  for (const auto& [name, value] : params) {
+    if (!seen.insert(name).second) {
+      return invalid("parameter '" + shown(name) + "' is given twice");
+    }
+    if (value.empty()) return invalid("parameter '" + shown(name) + "' is empty");
+    auto integer = [&](std::optional<std::int64_t>& out) -> std::optional<ApiError> {
+      out = parseInteger(value);
+      if (!out) return invalid(name + " must be an integer");
+      return std::nullopt;
+    };
+    std::optional<ApiError> error;
+    if (name == "member_id") {
+      filter.memberId = value;
+    } else if (name == "domain") {
+      filter.domain = value;
+    } else if (name == "event") {
+      filter.event = Poco::toUpper(value);
+    } else if (name == "entity_id") {
+      error = integer(filter.entityId);
+    } else if (name == "entity_type_id") {
+      error = integer(filter.entityTypeId);
+    } else if (name == "user_id") {
+      error = integer(filter.userId);
+    } else if (name == "from" || name == "to") {
+      std::optional<std::int64_t> time = parseTime(value);
+      if (!time) {
+        error = invalid(name + " must be unix seconds or an ISO 8601 time such as " +
+                        "2026-01-01T10:00:00Z");
+      }
+      (name == "from" ? filter.from : filter.to) = time;
+    } else if (name == "after_id") {
+      error = integer(filter.afterId);
+      if (!error && *filter.afterId < 0) error = invalid("after_id must not be negative");
+    } else if (name == "limit") {
+      std::optional<std::int64_t> limit = parseInteger(value);
+      if (!limit || *limit < 1 || *limit > static_cast<std::int64_t>(EventFilter::kMaxLimit)) {
+        error =
+            invalid("limit must be an integer from 1 to " + std::to_string(EventFilter::kMaxLimit));
+      } else {
+        filter.limit = static_cast<std::size_t>(*limit);
+      }
+    } else if (name == "order") {
+      if (value == "asc") {
+        filter.order = EventFilter::Order::kAsc;
+      } else if (value == "desc") {
+        filter.order = EventFilter::Order::kDesc;
+      } else {
+        error = invalid("order must be asc or desc");
+      }
+    } else {
+      error = invalid("unknown parameter '" + shown(name) + "'");
+    }
+    if (error) return *error;
+  }
+  if (filter.from && filter.to && *filter.from > *filter.to) {
+    return invalid("from is later than to");
+  }
+  return filter;
+}
+
+}  // namespace b24es

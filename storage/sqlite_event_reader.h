@@ -1,0 +1,57 @@
+// Internal to the SQLite backend: the EventReader (event_query.h) and the SQL it issues. The
+// SQL is built here and only here, so that the reader and the query-plan test
+// (tests/query_plan_test.cpp) see the very same statements.
+#pragma once
+
+#include <Poco/Data/Session.h>
+#include <Poco/Data/SessionPool.h>
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "event_query.h"
+
+namespace b24es::sqlite {
+
+// A statement and the values bound to its `?` placeholders, in order. Values are always
+// bound, never spliced into `sql`.
+struct SqlQuery {
+  std::string sql;
+  std::vector<std::variant<std::int64_t, std::string>> params;
+};
+
+// The page query for `filter`: the columns of EventRecord, WHERE with one term per set field,
+// a keyset bound on id, ORDER BY id and LIMIT filter.limit + 1 (the extra row tells whether a
+// next page exists). Pure; thread-safe.
+SqlQuery eventsQuery(const EventFilter& filter);
+
+// Every other statement the reader issues, with sample values bound: one event by id, the
+// portal views, the token metadata, the statistics and the token states. For the query-plan
+// test. Pure; thread-safe.
+std::vector<SqlQuery> fixedReaderQueries();
+
+// The detail lines of EXPLAIN QUERY PLAN for `query` on `session`. Throws Poco::Data
+// exceptions when the statement does not prepare.
+std::vector<std::string> explainQueryPlan(Poco::Data::Session& session, const SqlQuery& query);
+
+// The EventReader over read connections taken from `pool`, which must outlive it. Thread-safe
+// (the pool is). Converts every Poco exception into StorageError.
+class SqliteEventReader final : public EventReader {
+ public:
+  explicit SqliteEventReader(Poco::Data::SessionPool& pool) : pool_(pool) {}
+  EventPage queryEvents(const EventFilter& filter) override;
+  std::optional<EventRecord> findEvent(std::int64_t id) override;
+  std::vector<PortalView> listPortals() override;
+  std::optional<PortalView> findPortalView(const std::string& memberId) override;
+  EventStats stats() override;
+  TokenStateCounts tokenStates(std::int64_t nowSeconds) override;
+
+ private:
+  std::vector<PortalView> portals(const std::optional<std::string>& memberId);
+
+  Poco::Data::SessionPool& pool_;
+};
+
+}  // namespace b24es::sqlite

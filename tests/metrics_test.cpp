@@ -1,0 +1,123 @@
+// Unit tests of the Prometheus exposition (server/metrics.h). The counters as fed by the real
+// ingest path are checked over HTTP in query_api_test.
+#define BOOST_TEST_MODULE metrics
+#include <boost/test/unit_test.hpp>
+
+#include <thread>
+#include <vector>
+
+#include "metrics.h"
+
+using b24es::Metrics;
+
+namespace {
+
+bool hasLine(const std::string& text, const std::string& line) {
+  return text.find("\n" + line + "\n") != std::string::npos || text.rfind(line + "\n", 0) == 0;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(ingest_results_are_counted_by_result_and_event_code) {
+  Metrics m;
+  m.countIngest(Metrics::IngestResult::kStored, "ONCRMDEALADD", 0.002);
+  m.countIngest(Metrics::IngestResult::kStored, "ONCRMDEALADD", 0.003);
+  m.countIngest(Metrics::IngestResult::kRejected, "ONCRMDEALADD", 0.001);
+  m.countIngest(Metrics::IngestResult::kInvalid, "", 0.0001);
+  m.countIngest(Metrics::IngestResult::kUnavailable, "ONAPPINSTALL", 2);
+  std::string text = m.render(std::nullopt);
+  BOOST_TEST_MESSAGE(text);
+  BOOST_CHECK(
+      hasLine(text, "b24es_events_received_total{result=\"stored\",event=\"ONCRMDEALADD\"} 2"));
+  BOOST_CHECK(
+      hasLine(text, "b24es_events_received_total{result=\"rejected\",event=\"ONCRMDEALADD\"} 1"));
+  BOOST_CHECK(hasLine(text, "b24es_events_received_total{result=\"invalid\",event=\"\"} 1"));
+  BOOST_CHECK(hasLine(
+      text, "b24es_events_received_total{result=\"unavailable\",event=\"ONAPPINSTALL\"} 1"));
+  BOOST_CHECK(hasLine(text, "# TYPE b24es_events_received_total counter"));
+}
+
+BOOST_AUTO_TEST_CASE(latency_histogram_buckets_are_cumulative) {
+  Metrics m;
+  m.countIngest(Metrics::IngestResult::kStored, "E", 0.0004);
+  m.countIngest(Metrics::IngestResult::kStored, "E", 0.003);
+  m.countIngest(Metrics::IngestResult::kStored, "E", 30);
+  std::string text = m.render(std::nullopt);
+  BOOST_CHECK(hasLine(text, "# TYPE b24es_ingest_duration_seconds histogram"));
+  BOOST_CHECK(hasLine(text, "b24es_ingest_duration_seconds_bucket{le=\"0.0005\"} 1"));
+  BOOST_CHECK(hasLine(text, "b24es_ingest_duration_seconds_bucket{le=\"0.0025\"} 1"));
+  BOOST_CHECK(hasLine(text, "b24es_ingest_duration_seconds_bucket{le=\"0.005\"} 2"));
+  BOOST_CHECK(hasLine(text, "b24es_ingest_duration_seconds_bucket{le=\"10\"} 2"));
+  BOOST_CHECK(hasLine(text, "b24es_ingest_duration_seconds_bucket{le=\"+Inf\"} 3"));
+  BOOST_CHECK(hasLine(text, "b24es_ingest_duration_seconds_count 3"));
+  BOOST_CHECK(hasLine(text, "b24es_ingest_duration_seconds_sum 30.0034"));
+}
+
+BOOST_AUTO_TEST_CASE(writer_batches_and_refresh_results_are_recorded) {
+  Metrics m;
+  m.observeBatch(1);
+  m.observeBatch(200);
+  m.countRefresh("success");
+  m.countRefresh("success");
+  m.countRefresh("invalid_grant");
+  std::string text = m.render(std::nullopt);
+  BOOST_CHECK(hasLine(text, "b24es_writer_batch_events_bucket{le=\"1\"} 1"));
+  BOOST_CHECK(hasLine(text, "b24es_writer_batch_events_bucket{le=\"128\"} 1"));
+  BOOST_CHECK(hasLine(text, "b24es_writer_batch_events_bucket{le=\"256\"} 2"));
+  BOOST_CHECK(hasLine(text, "b24es_writer_batch_events_sum 201"));
+  BOOST_CHECK(hasLine(text, "b24es_token_refresh_total{result=\"success\"} 2"));
+  BOOST_CHECK(hasLine(text, "b24es_token_refresh_total{result=\"invalid_grant\"} 1"));
+}
+
+BOOST_AUTO_TEST_CASE(token_states_appear_only_when_storage_answered) {
+  Metrics m;
+  std::string down = m.render(std::nullopt);
+  BOOST_CHECK(hasLine(down, "b24es_storage_up 0"));
+  BOOST_CHECK(down.find("b24es_tokens{") == std::string::npos);
+  b24es::TokenStateCounts counts;
+  counts.valid = 3;
+  counts.accessExpired = 2;
+  counts.noRefreshToken = 1;
+  std::string up = m.render(counts);
+  BOOST_CHECK(hasLine(up, "b24es_storage_up 1"));
+  BOOST_CHECK(hasLine(up, "b24es_tokens{state=\"valid\"} 3"));
+  BOOST_CHECK(hasLine(up, "b24es_tokens{state=\"access_expired\"} 2"));
+  BOOST_CHECK(hasLine(up, "b24es_tokens{state=\"no_refresh_token\"} 1"));
+  BOOST_CHECK(hasLine(up, "b24es_tokens{state=\"refresh_failed\"} 0"));
+}
+
+BOOST_AUTO_TEST_CASE(label_values_are_escaped) {
+  Metrics m;
+  m.countIngest(Metrics::IngestResult::kRejected, "A\"B\\C\nD", 0.001);
+  std::string text = m.render(std::nullopt);
+  BOOST_CHECK(hasLine(
+      text, "b24es_events_received_total{result=\"rejected\",event=\"A\\\"B\\\\C\\nD\"} 1"));
+}
+
+BOOST_AUTO_TEST_CASE(random_event_codes_cannot_grow_the_metrics_without_bound) {
+  Metrics m;
+  for (int i = 0; i < 1000; ++i) {
+    m.countIngest(Metrics::IngestResult::kRejected, "RANDOM" + std::to_string(i), 0.001);
+  }
+  std::string text = m.render(std::nullopt);
+  BOOST_CHECK(hasLine(text, "b24es_events_received_total{result=\"rejected\",event=\"_other\"} " +
+                                std::to_string(1000 - Metrics::kMaxLabelValues)));
+  BOOST_CHECK(text.find("RANDOM999") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(recording_from_many_threads_loses_nothing) {
+  Metrics m;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&m] {
+      for (int i = 0; i < 1000; ++i) {
+        m.countIngest(Metrics::IngestResult::kStored, "E", 0.001);
+        m.observeBatch(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::string text = m.render(std::nullopt);
+  BOOST_CHECK(hasLine(text, "b24es_events_received_total{result=\"stored\",event=\"E\"} 8000"));
+  BOOST_CHECK(hasLine(text, "b24es_writer_batch_events_count 8000"));
+}

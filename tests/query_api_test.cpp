@@ -1,0 +1,862 @@
+// The query API (SPEC §5) end to end: a Service in-process on port 0, fed through the real
+// ingest path (the Bitrix24 samples and generated events of two portals, POSTed with their
+// tokens), then asked over real HTTP. The test keeps its own model of what it posted and
+// compares every answer with it.
+#define BOOST_TEST_MODULE query_api
+#include <boost/test/unit_test.hpp>
+
+#include <Poco/DateTimeFormatter.h>
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Parser.h>
+#include <Poco/Net/SocketAddress.h>
+#include <Poco/Net/StreamSocket.h>
+#include <Poco/RegularExpression.h>
+#include <Poco/String.h>
+#include <Poco/StringTokenizer.h>
+#include <Poco/URI.h>
+
+#include <algorithm>
+#include <functional>
+#include <optional>
+#include <set>
+
+#include "query_handler.h"
+#include "service.h"
+#include "test_support.h"
+
+namespace {
+
+using b24es::test::HttpResult;
+using Poco::JSON::Array;
+using Poco::JSON::Object;
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+const std::string kMemberA = "7c1e5a93d2b84f06a9e3c5d71b2f8e40";
+const std::string kDomainA = "acme-test.bitrix24.com";
+const std::string kAppTokenA = "f4a8c2e61b9d7035e8c4a1f6d2b97e53";
+const std::string kMemberB = "b2d6f0c4e8a1937560bd4f2a8c1e7d93";
+const std::string kDomainB = "globex.bitrix24.eu";
+const std::string kAppTokenB = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+const std::int64_t kNow = 1767261600;  // FakeClock's default, 2026-01-01T10:00:00Z
+
+// What the test posted and the store acknowledged, as the API should report it.
+struct Posted {
+  std::int64_t id = 0;
+  std::string member;
+  std::string domain;
+  std::string event;
+  std::optional<std::int64_t> entityId;
+  std::optional<std::int64_t> entityTypeId;
+  std::optional<std::int64_t> userId;
+  std::optional<std::int64_t> ts;
+};
+
+std::string encoded(const std::string& text) {
+  std::string out;
+  Poco::URI::encode(text, "!#$&'()*+,/:;=?@[]", out);
+  return out;
+}
+
+std::string formOf(const Fields& fields) {
+  std::string body;
+  for (const auto& [key, value] : fields) {
+    if (!body.empty()) body += '&';
+    body += encoded(key) + "=" + encoded(value);
+  }
+  return body;
+}
+
+bool endsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Every token value in a form body: the strings no response may ever contain.
+void collectSecrets(const std::string& form, std::set<std::string>& secrets) {
+  Poco::StringTokenizer pairs(form, "&");
+  for (const std::string& pair : pairs) {
+    std::size_t eq = pair.find('=');
+    if (eq == std::string::npos) continue;
+    std::string key, value;
+    Poco::URI::decode(pair.substr(0, eq), key, true);
+    Poco::URI::decode(pair.substr(eq + 1), value, true);
+    if (endsWith(key, "[access_token]") || endsWith(key, "[refresh_token]") ||
+        endsWith(key, "[application_token]")) {
+      secrets.insert(value);
+    }
+  }
+}
+
+// `unixSeconds` as ISO 8601 in the time zone `tzd` seconds east of UTC (Poco's formatter only
+// prints the offset, so the time is shifted here).
+std::string iso(std::int64_t unixSeconds, int tzd = 0) {
+  return Poco::DateTimeFormatter::format(Poco::Timestamp::fromEpochTime(unixSeconds + tzd),
+                                         "%Y-%m-%dT%H:%M:%S%z", tzd);
+}
+
+// A running service, what was posted to it, and every answer it gave.
+class Api {
+ public:
+  explicit Api(const std::string& queryToken = {}) : settings_(b24es::test::testSettings(dir_)) {
+    settings_.query.token = queryToken;
+    settings_.db.synchronous = "normal";  // durability is not under test here; speed is welcome
+    service_ = std::make_unique<b24es::Service>(settings_, clock_);
+    service_->start();
+  }
+  ~Api() { service_->stop(); }
+
+  // POSTs a form body; on 200 records the event in the model with the id the store gave it.
+  HttpResult postForm(const std::string& body, Posted meta) {
+    collectSecrets(body, secrets);
+    HttpResult r = b24es::test::postForm(service_->ingestUrl(), settings_.ingest.path, body);
+    answers.push_back(r.body);
+    if (r.status == 200) {
+      meta.id = r.json()->getValue<std::int64_t>("id");
+      posted.push_back(meta);
+    }
+    return r;
+  }
+
+  // GET (or another method) on the query listener, with the bearer token when configured,
+  // unless `headers` has its own Authorization or `authorize` is false.
+  HttpResult request(const std::string& method, const std::string& target,
+                     std::map<std::string, std::string> headers = {}, bool authorize = true) {
+    if (authorize && !settings_.query.token.empty() && !headers.count("Authorization")) {
+      headers["Authorization"] = "Bearer " + settings_.query.token;
+    }
+    HttpResult r = b24es::test::httpRequest(service_->queryUrl(), method, target, {}, {}, headers);
+    answers.push_back(r.body);
+    for (const auto& [name, value] : r.headers) answers.push_back(name + ": " + value);
+    return r;
+  }
+  HttpResult get(const std::string& target) { return request("GET", target); }
+
+  // Ids of the posted events that satisfy `match`, ascending.
+  std::vector<std::int64_t> ids(const std::function<bool(const Posted&)>& match) const {
+    std::vector<std::int64_t> out;
+    for (const Posted& p : posted) {
+      if (match(p)) out.push_back(p.id);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  const Posted& byId(std::int64_t id) const {
+    for (const Posted& p : posted) {
+      if (p.id == id) return p;
+    }
+    throw std::runtime_error("no posted event " + std::to_string(id));
+  }
+
+  // The Bitrix24 samples of portal A, an install of portal B, and 60 generated events spread
+  // over both portals, four event codes, five entities, two smart-process types, two users (and
+  // none), one minute apart; plus a bot event whose data carries the bot's tokens.
+  void populate() {
+    auto sample = [this](const std::string& name, Posted meta) {
+      meta.member = kMemberA;
+      meta.domain = kDomainA;
+      BOOST_REQUIRE_EQUAL(postForm(b24es::test::sample(name), meta).status, 200);
+    };
+    sample("01-ONAPPINSTALL.form", {0, "", "", "ONAPPINSTALL", {}, {}, 1, 1767261600});
+    sample("03-ONCRMDEALADD.form", {0, "", "", "ONCRMDEALADD", 7405, {}, 9, 1767262200});
+    sample("06-ONCRMCONTACTADD.form", {0, "", "", "ONCRMCONTACTADD", 264442, {}, 9, 1767262380});
+    sample("09-ONCRMTIMELINECOMMENTADD.form",
+           {0, "", "", "ONCRMTIMELINECOMMENTADD", 999, {}, 9, 1767262560});
+    sample("12-ONCRMDYNAMICITEMADD.form",
+           {0, "", "", "ONCRMDYNAMICITEMADD", 22, 1220, 9, 1767262740});
+    sample("21-ONCRMDEALUPDATE-notokens.form",
+           {0, "", "", "ONCRMDEALUPDATE", 7405, {}, {}, 1767263280});
+    {
+      std::string json = b24es::test::sample("41-ONCRMDEALADD.json");
+      secrets.insert("0856566900b7e2a1005a3c4d000000096d1c33ee95d56cac0296ea4a555d266d4ababb");
+      HttpResult r = b24es::test::postJson(service_->ingestUrl(), settings_.ingest.path, json);
+      BOOST_REQUIRE_EQUAL(r.status, 200);
+      posted.push_back({r.json()->getValue<std::int64_t>("id"),
+                        kMemberA,
+                        kDomainA,
+                        "ONCRMDEALADD",
+                        7405,
+                        {},
+                        9,
+                        1767262200});
+    }
+    BOOST_REQUIRE_EQUAL(
+        postForm(formOf(installB()), {0, kMemberB, kDomainB, "ONAPPINSTALL", {}, {}, 1, 1767270000})
+            .status,
+        200);
+    const char* codes[] = {"ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMCONTACTADD",
+                           "ONCRMDYNAMICITEMADD"};
+    for (int i = 0; i < 60; ++i) {
+      const bool b = i % 2 == 1;
+      Posted meta{
+          0,  b ? kMemberB : kMemberA, b ? kDomainB : kDomainA, codes[i % 4], 100 + i % 5, {},
+          {}, 1767280000 + i * 60};
+      if (i % 4 == 3) meta.entityTypeId = i % 8 == 3 ? 1220 : 1240;
+      if (i % 3 != 2) meta.userId = 1 + i % 3;
+      Fields f{{"event", meta.event},
+               {"event_handler_id", std::to_string(200 + i % 4)},
+               {"data[FIELDS][ID]", std::to_string(*meta.entityId)},
+               {"ts", std::to_string(*meta.ts)}};
+      if (meta.entityTypeId) {
+        f.emplace_back("data[FIELDS][ENTITY_TYPE_ID]", std::to_string(*meta.entityTypeId));
+      }
+      f.emplace_back("auth[domain]", meta.domain);
+      f.emplace_back("auth[member_id]", meta.member);
+      f.emplace_back("auth[application_token]", b ? kAppTokenB : kAppTokenA);
+      if (meta.userId) {
+        f.emplace_back("auth[user_id]", std::to_string(*meta.userId));
+        f.emplace_back("auth[access_token]", "access-" + std::to_string(i) + "-9f3b2c71d0e4");
+        // user 2's tokens of portal B are already expired, the others valid for an hour
+        f.emplace_back("auth[expires]",
+                       std::to_string(kNow + (b && *meta.userId == 2 ? -60 : 3600) + i));
+      }
+      BOOST_REQUIRE_EQUAL(postForm(formOf(f), meta).status, 200);
+    }
+    Fields bot{{"event", "ONIMBOTMESSAGEADD"},
+               {"data[BOT][77][access_token]", "bot-access-5e1f0a9c7b3d"},
+               {"data[BOT][77][refresh_token]", "bot-refresh-8d2a6c4e0f1b"},
+               {"data[BOT][77][expires]", std::to_string(kNow + 3600)},
+               {"data[PARAMS][MESSAGE]", "hello"},
+               {"ts", "1767290000"},
+               {"auth[domain]", kDomainA},
+               {"auth[member_id]", kMemberA},
+               {"auth[user_id]", "1"},
+               {"auth[application_token]", kAppTokenA}};
+    BOOST_REQUIRE_EQUAL(
+        postForm(formOf(bot), {0, kMemberA, kDomainA, "ONIMBOTMESSAGEADD", {}, {}, 1, 1767290000})
+            .status,
+        200);
+  }
+
+  static Fields installB() {
+    return {{"event", "ONAPPINSTALL"},
+            {"event_handler_id", "11"},
+            {"data[VERSION]", "1"},
+            {"ts", "1767270000"},
+            {"auth[access_token]", "b-install-access-71c3e9d05a2f"},
+            {"auth[expires]", std::to_string(kNow + 3600)},
+            {"auth[scope]", "crm"},
+            {"auth[domain]", kDomainB},
+            {"auth[server_endpoint]", "https://oauth.bitrix.info/rest/"},
+            {"auth[status]", "P"},
+            {"auth[client_endpoint]", "https://" + kDomainB + "/rest/"},
+            {"auth[member_id]", kMemberB},
+            {"auth[user_id]", "1"},
+            {"auth[refresh_token]", "b-install-refresh-0e8d4b6a2c19"},
+            {"auth[application_token]", kAppTokenB}};
+  }
+
+  b24es::Service& service() { return *service_; }
+  const b24es::Settings& settings() const { return settings_; }
+
+  std::vector<Posted> posted;        // acknowledged events, in posting order
+  std::set<std::string> secrets;     // every token value posted
+  std::vector<std::string> answers;  // every body and header line received
+
+ private:
+  b24es::test::TempDir dir_;
+  b24es::test::FakeClock clock_;
+  b24es::Settings settings_;
+  std::unique_ptr<b24es::Service> service_;
+};
+
+std::vector<std::int64_t> itemIds(const HttpResult& r) {
+  std::vector<std::int64_t> ids;
+  Array::Ptr items = r.json()->getArray("items");
+  for (std::size_t i = 0; i < items->size(); ++i) {
+    ids.push_back(items->getObject(static_cast<unsigned>(i))->getValue<std::int64_t>("id"));
+  }
+  return ids;
+}
+
+// Follows next_after_id from the first page to the last; fails on a page over `limit`, a
+// short page with a cursor, a cursor that is not the page's last id, or more than 1000 pages.
+std::vector<std::int64_t> walk(Api& api, const std::string& query, int limit, bool desc) {
+  std::vector<std::int64_t> ids;
+  std::optional<std::int64_t> after;
+  for (int page = 0; page < 1000; ++page) {
+    std::string target = "/api/v1/events?limit=" + std::to_string(limit) +
+                         (desc ? "&order=desc" : "") + (query.empty() ? "" : "&" + query) +
+                         (after ? "&after_id=" + std::to_string(*after) : "");
+    HttpResult r = api.get(target);
+    BOOST_REQUIRE_EQUAL(r.status, 200);
+    std::vector<std::int64_t> pageIds = itemIds(r);
+    BOOST_REQUIRE_LE(pageIds.size(), static_cast<std::size_t>(limit));
+    ids.insert(ids.end(), pageIds.begin(), pageIds.end());
+    if (r.json()->isNull("next_after_id")) return ids;
+    BOOST_REQUIRE_EQUAL(pageIds.size(), static_cast<std::size_t>(limit));
+    after = r.json()->getValue<std::int64_t>("next_after_id");
+    BOOST_REQUIRE_EQUAL(*after, pageIds.back());
+  }
+  BOOST_FAIL("the cursor walk did not end within 1000 pages");
+  return ids;
+}
+
+std::string errorCode(const HttpResult& r) { return r.json()->getValue<std::string>("error"); }
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(lists_a_portals_events_of_one_code_case_insensitively) {
+  Api api;
+  api.populate();
+  HttpResult r = api.get("/api/v1/events?member_id=" + kMemberA + "&event=oncrmdealadd");
+  BOOST_REQUIRE_EQUAL(r.status, 200);
+  std::vector<std::int64_t> expected =
+      api.ids([](const Posted& p) { return p.member == kMemberA && p.event == "ONCRMDEALADD"; });
+  BOOST_CHECK_GE(expected.size(), 3u);
+  std::vector<std::int64_t> got = itemIds(r);
+  BOOST_CHECK_EQUAL_COLLECTIONS(got.begin(), got.end(), expected.begin(), expected.end());
+  BOOST_CHECK(r.json()->isNull("next_after_id"));
+}
+
+BOOST_AUTO_TEST_CASE(each_filter_alone_returns_exactly_the_matching_events) {
+  Api api;
+  api.populate();
+  const std::int64_t from = 1767280000 + 10 * 60, to = 1767280000 + 30 * 60;
+  struct Case {
+    std::string query;
+    std::function<bool(const Posted&)> match;
+  };
+  const std::vector<Case> cases = {
+      {"member_id=" + kMemberB, [](const Posted& p) { return p.member == kMemberB; }},
+      {"domain=" + kDomainA, [](const Posted& p) { return p.domain == kDomainA; }},
+      {"event=OnCrmDynamicItemAdd",
+       [](const Posted& p) { return p.event == "ONCRMDYNAMICITEMADD"; }},
+      {"entity_id=7405", [](const Posted& p) { return p.entityId == 7405; }},
+      {"entity_id=102", [](const Posted& p) { return p.entityId == 102; }},
+      {"entity_type_id=1240", [](const Posted& p) { return p.entityTypeId == 1240; }},
+      {"user_id=2", [](const Posted& p) { return p.userId == 2; }},
+      {"from=" + std::to_string(from), [&](const Posted& p) { return p.ts && *p.ts >= from; }},
+      {"to=" + std::to_string(to), [&](const Posted& p) { return p.ts && *p.ts <= to; }},
+      {"from=" + encoded(iso(from, 10800)) + "&to=" + encoded(iso(to)),
+       [&](const Posted& p) { return p.ts && *p.ts >= from && *p.ts <= to; }},
+      {"from=" + std::to_string(to) + "&to=" + std::to_string(to),
+       [&](const Posted& p) { return p.ts == to; }},
+      {"member_id=nobody", [](const Posted&) { return false; }},
+  };
+  for (const Case& c : cases) {
+    BOOST_TEST_CONTEXT(c.query) {
+      HttpResult r = api.get("/api/v1/events?limit=1000&" + c.query);
+      BOOST_REQUIRE_EQUAL(r.status, 200);
+      std::vector<std::int64_t> expected = api.ids(c.match), got = itemIds(r);
+      BOOST_CHECK_EQUAL_COLLECTIONS(got.begin(), got.end(), expected.begin(), expected.end());
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(every_combination_of_filters_returns_exactly_the_matching_events) {
+  Api api;
+  api.populate();
+  // Two reference events that have every field; each subset of their values is a query.
+  std::vector<std::int64_t> references;
+  for (const std::string& member : {kMemberA, kMemberB}) {
+    references.push_back(
+        api.ids([&](const Posted& p) { return p.member == member && p.entityTypeId && p.userId; })
+            .at(0));
+  }
+  int requests = 0;
+  for (std::int64_t refId : references) {
+    const Posted ref = api.byId(refId);
+    for (unsigned mask = 1; mask < 256; ++mask) {
+      std::string query;
+      auto add = [&](const std::string& name, const std::string& value) {
+        query += "&" + name + "=" + encoded(value);
+      };
+      if (mask & 1u) add("member_id", ref.member);
+      if (mask & 2u) add("domain", ref.domain);
+      if (mask & 4u) add("event", mask & 8u ? ref.event : Poco::toLower(ref.event));
+      if (mask & 8u) add("entity_id", std::to_string(*ref.entityId));
+      if (mask & 16u) add("entity_type_id", std::to_string(*ref.entityTypeId));
+      if (mask & 32u) add("user_id", std::to_string(*ref.userId));
+      if (mask & 64u) add("from", std::to_string(*ref.ts - 1800));
+      if (mask & 128u) add("to", iso(*ref.ts + 600));
+      const bool desc = mask % 3 == 0;
+      if (desc) query += "&order=desc";
+      std::vector<std::int64_t> expected = api.ids([&](const Posted& p) {
+        return (!(mask & 1u) || p.member == ref.member) &&
+               (!(mask & 2u) || p.domain == ref.domain) && (!(mask & 4u) || p.event == ref.event) &&
+               (!(mask & 8u) || p.entityId == ref.entityId) &&
+               (!(mask & 16u) || p.entityTypeId == ref.entityTypeId) &&
+               (!(mask & 32u) || p.userId == ref.userId) &&
+               (!(mask & 64u) || (p.ts && *p.ts >= *ref.ts - 1800)) &&
+               (!(mask & 128u) || (p.ts && *p.ts <= *ref.ts + 600));
+      });
+      if (desc) std::reverse(expected.begin(), expected.end());
+      BOOST_TEST_CONTEXT("ref " << refId << " query " << query) {
+        HttpResult r = api.get("/api/v1/events?limit=1000" + query);
+        BOOST_REQUIRE_EQUAL(r.status, 200);
+        std::vector<std::int64_t> got = itemIds(r);
+        BOOST_CHECK(std::find(got.begin(), got.end(), refId) != got.end());
+        BOOST_CHECK_EQUAL_COLLECTIONS(got.begin(), got.end(), expected.begin(), expected.end());
+      }
+      ++requests;
+    }
+  }
+  BOOST_CHECK_EQUAL(requests, 510);
+}
+
+BOOST_AUTO_TEST_CASE(cursor_walk_visits_every_event_once_in_both_orders) {
+  Api api;
+  api.populate();
+  std::vector<std::int64_t> all = api.ids([](const Posted&) { return true; });
+  BOOST_REQUIRE_GT(all.size(), 60u);
+
+  std::vector<std::int64_t> asc = walk(api, "", 7, false);
+  BOOST_CHECK_EQUAL_COLLECTIONS(asc.begin(), asc.end(), all.begin(), all.end());
+
+  std::vector<std::int64_t> desc = walk(api, "", 7, true);
+  std::vector<std::int64_t> reversed(all.rbegin(), all.rend());
+  BOOST_CHECK_EQUAL_COLLECTIONS(desc.begin(), desc.end(), reversed.begin(), reversed.end());
+
+  std::vector<std::int64_t> portalB = api.ids([](const Posted& p) { return p.member == kMemberB; });
+  std::vector<std::int64_t> walkedB = walk(api, "member_id=" + kMemberB, 3, false);
+  BOOST_CHECK_EQUAL_COLLECTIONS(walkedB.begin(), walkedB.end(), portalB.begin(), portalB.end());
+  std::vector<std::int64_t> walkedBDesc = walk(api, "member_id=" + kMemberB, 4, true);
+  std::reverse(portalB.begin(), portalB.end());
+  BOOST_CHECK_EQUAL_COLLECTIONS(walkedBDesc.begin(), walkedBDesc.end(), portalB.begin(),
+                                portalB.end());
+
+  // A page that ends exactly at the last event says so: no cursor to an empty page.
+  HttpResult exact = api.get("/api/v1/events?limit=" + std::to_string(all.size()));
+  BOOST_CHECK(exact.json()->isNull("next_after_id"));
+  // The default page is 100 events.
+  BOOST_CHECK_EQUAL(itemIds(api.get("/api/v1/events")).size(),
+                    std::min<std::size_t>(100, all.size()));
+}
+
+BOOST_AUTO_TEST_CASE(after_id_continues_upwards_or_downwards_by_order) {
+  Api api;
+  api.populate();
+  std::vector<std::int64_t> all = api.ids([](const Posted&) { return true; });
+  const std::int64_t middle = all[all.size() / 2];
+  std::vector<std::int64_t> up =
+      itemIds(api.get("/api/v1/events?limit=2&after_id=" + std::to_string(middle)));
+  std::vector<std::int64_t> down =
+      itemIds(api.get("/api/v1/events?limit=2&order=desc&after_id=" + std::to_string(middle)));
+  BOOST_REQUIRE_EQUAL(up.size(), 2u);
+  BOOST_REQUIRE_EQUAL(down.size(), 2u);
+  BOOST_CHECK_EQUAL(up[0], all[all.size() / 2 + 1]);
+  BOOST_CHECK_EQUAL(up[1], all[all.size() / 2 + 2]);
+  BOOST_CHECK_EQUAL(down[0], all[all.size() / 2 - 1]);
+  BOOST_CHECK_EQUAL(down[1], all[all.size() / 2 - 2]);
+  BOOST_CHECK(itemIds(api.get("/api/v1/events?order=desc&after_id=0")).empty());
+  BOOST_CHECK(itemIds(api.get("/api/v1/events?after_id=" + std::to_string(all.back()))).empty());
+}
+
+BOOST_AUTO_TEST_CASE(an_event_has_every_field_of_spec_5_with_data_as_an_object) {
+  Api api;
+  api.populate();
+  std::int64_t id =
+      api.ids([](const Posted& p) {
+           return p.member == kMemberA && p.event == "ONCRMDYNAMICITEMADD" && p.entityId == 22;
+         })
+          .at(0);
+  HttpResult r = api.get("/api/v1/events/" + std::to_string(id));
+  BOOST_REQUIRE_EQUAL(r.status, 200);
+  BOOST_CHECK_EQUAL(r.headers["Content-Type"], "application/json");
+  Object::Ptr e = r.json();
+  BOOST_CHECK_EQUAL(e->size(), 12u);
+  BOOST_CHECK_EQUAL(e->getValue<std::int64_t>("id"), id);
+  BOOST_CHECK_EQUAL(e->getValue<std::string>("event"), "ONCRMDYNAMICITEMADD");
+  BOOST_CHECK_EQUAL(e->getValue<std::string>("member_id"), kMemberA);
+  BOOST_CHECK_EQUAL(e->getValue<std::string>("domain"), kDomainA);
+  BOOST_CHECK_EQUAL(e->getValue<std::int64_t>("event_handler_id"), 194);
+  BOOST_CHECK(e->has("event_id") && e->isNull("event_id"));
+  BOOST_CHECK_EQUAL(e->getValue<std::int64_t>("ts"), 1767262740);
+  BOOST_CHECK_EQUAL(e->getValue<std::string>("received_at"), "2026-01-01T10:00:00.000Z");
+  BOOST_CHECK_EQUAL(e->getValue<std::int64_t>("user_id"), 9);
+  BOOST_CHECK_EQUAL(e->getValue<std::int64_t>("entity_id"), 22);
+  BOOST_CHECK_EQUAL(e->getValue<std::int64_t>("entity_type_id"), 1220);
+  BOOST_REQUIRE(e->isObject("data"));
+  BOOST_CHECK_EQUAL(
+      e->getObject("data")->getObject("FIELDS")->getValue<std::string>("ENTITY_TYPE_ID"), "1220");
+
+  // The same event in a list is the same object.
+  HttpResult list = api.get("/api/v1/events?entity_type_id=1220&member_id=" + kMemberA);
+  BOOST_CHECK(list.body.find(r.body) != std::string::npos);
+
+  // An event without auth.user_id has null there.
+  std::int64_t noUser = api.ids([](const Posted& p) { return !p.userId; }).at(0);
+  BOOST_CHECK(api.get("/api/v1/events/" + std::to_string(noUser)).json()->isNull("user_id"));
+}
+
+BOOST_AUTO_TEST_CASE(portals_show_counts_last_event_and_token_metadata_only) {
+  Api api;
+  api.populate();
+  HttpResult r = api.get("/api/v1/portals");
+  BOOST_REQUIRE_EQUAL(r.status, 200);
+  Array::Ptr items = r.json()->getArray("items");
+  BOOST_REQUIRE_EQUAL(items->size(), 2u);
+  BOOST_CHECK_EQUAL(items->getObject(0)->getValue<std::string>("member_id"), kMemberA);
+  BOOST_CHECK_EQUAL(items->getObject(1)->getValue<std::string>("member_id"), kMemberB);
+  for (unsigned i = 0; i < 2; ++i) {
+    Object::Ptr p = items->getObject(i);
+    const std::string member = p->getValue<std::string>("member_id");
+    BOOST_TEST_CONTEXT(member) {
+      BOOST_CHECK_EQUAL(p->size(), 11u);
+      std::vector<std::int64_t> events =
+          api.ids([&](const Posted& e) { return e.member == member; });
+      BOOST_CHECK_EQUAL(p->getValue<std::int64_t>("event_count"),
+                        static_cast<std::int64_t>(events.size()));
+      BOOST_CHECK_EQUAL(p->getValue<std::int64_t>("last_event_ts"), *api.byId(events.back()).ts);
+      BOOST_CHECK_EQUAL(p->getValue<std::string>("installed_at"), "2026-01-01T10:00:00Z");
+      BOOST_CHECK(p->isNull("uninstalled_at"));
+      BOOST_CHECK(!p->has("application_token"));
+      Array::Ptr tokens = p->getArray("tokens");
+      BOOST_CHECK_GE(tokens->size(), 2u);
+      for (unsigned t = 0; t < tokens->size(); ++t) {
+        Object::Ptr token = tokens->getObject(t);
+        BOOST_CHECK_EQUAL(token->size(), 6u);
+        BOOST_CHECK(!token->has("access_token") && !token->has("refresh_token"));
+        std::string expiresAt = token->getValue<std::string>("expires_at");
+        BOOST_CHECK(Poco::RegularExpression("^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ$")
+                        .match(expiresAt));
+        BOOST_CHECK(token->isNull("last_refresh_at"));
+        BOOST_CHECK(token->isNull("last_refresh_error"));
+      }
+    }
+  }
+  // Portal B: the installing user's token (refreshable, valid) and user 2's expired one.
+  HttpResult b = api.get("/api/v1/portals/" + kMemberB);
+  BOOST_REQUIRE_EQUAL(b.status, 200);
+  BOOST_CHECK_EQUAL(b.json()->getValue<std::string>("domain"), kDomainB);
+  BOOST_CHECK_EQUAL(b.json()->getValue<std::string>("status"), "P");
+  Array::Ptr tokens = b.json()->getArray("tokens");
+  BOOST_REQUIRE_EQUAL(tokens->size(), 2u);
+  BOOST_CHECK_EQUAL(tokens->getObject(0)->getValue<std::int64_t>("user_id"), 1);
+  BOOST_CHECK(tokens->getObject(0)->getValue<bool>("has_refresh_token"));
+  BOOST_CHECK(!tokens->getObject(0)->getValue<bool>("expired"));
+  BOOST_CHECK_EQUAL(tokens->getObject(1)->getValue<std::int64_t>("user_id"), 2);
+  BOOST_CHECK(!tokens->getObject(1)->getValue<bool>("has_refresh_token"));
+  BOOST_CHECK(tokens->getObject(1)->getValue<bool>("expired"));
+  // Portal A also has the bot's token under the bot's user id.
+  HttpResult a = api.get("/api/v1/portals/" + kMemberA);
+  BOOST_CHECK(a.body.find("\"user_id\":77") != std::string::npos);
+
+  BOOST_CHECK_EQUAL(api.get("/api/v1/portals/" + std::string(32, '0')).status, 404);
+}
+
+BOOST_AUTO_TEST_CASE(an_uninstalled_portal_keeps_its_events_and_loses_its_tokens) {
+  Api api;
+  api.populate();
+  BOOST_REQUIRE_EQUAL(
+      api.postForm(b24es::test::sample("32-ONAPPUNINSTALL.form"),
+                   {0, kMemberA, kDomainA, "ONAPPUNINSTALL", {}, {}, {}, 1767268800})
+          .status,
+      200);
+  HttpResult a = api.get("/api/v1/portals/" + kMemberA);
+  BOOST_CHECK_EQUAL(a.json()->getValue<std::string>("uninstalled_at"), "2026-01-01T10:00:00Z");
+  BOOST_CHECK_EQUAL(a.json()->getArray("tokens")->size(), 0u);
+  BOOST_CHECK_EQUAL(a.json()->getValue<std::int64_t>("last_event_ts"), 1767268800);
+  BOOST_CHECK_EQUAL(a.json()->getValue<std::int64_t>("event_count"),
+                    static_cast<std::int64_t>(
+                        api.ids([](const Posted& p) { return p.member == kMemberA; }).size()));
+}
+
+BOOST_AUTO_TEST_CASE(stats_count_events_by_code_and_portal) {
+  Api api;
+  api.populate();
+  HttpResult r = api.get("/api/v1/stats");
+  BOOST_REQUIRE_EQUAL(r.status, 200);
+  Object::Ptr s = r.json();
+  BOOST_CHECK_EQUAL(s->getValue<std::int64_t>("total"),
+                    static_cast<std::int64_t>(api.posted.size()));
+  std::map<std::string, std::int64_t> byEvent;
+  for (const Posted& p : api.posted) ++byEvent[p.event];
+  Array::Ptr events = s->getArray("by_event");
+  BOOST_CHECK_EQUAL(events->size(), byEvent.size());
+  std::int64_t previous = std::numeric_limits<std::int64_t>::max();
+  for (unsigned i = 0; i < events->size(); ++i) {
+    Object::Ptr e = events->getObject(i);
+    std::int64_t count = e->getValue<std::int64_t>("count");
+    BOOST_CHECK_EQUAL(count, byEvent[e->getValue<std::string>("event")]);
+    BOOST_CHECK_LE(count, previous);  // most frequent first
+    previous = count;
+  }
+  Array::Ptr portals = s->getArray("by_portal");
+  BOOST_REQUIRE_EQUAL(portals->size(), 2u);
+  for (unsigned i = 0; i < 2; ++i) {
+    Object::Ptr p = portals->getObject(i);
+    std::string member = p->getValue<std::string>("member_id");
+    BOOST_CHECK_EQUAL(p->getValue<std::string>("domain"), member == kMemberA ? kDomainA : kDomainB);
+    BOOST_CHECK_EQUAL(p->getValue<std::int64_t>("count"),
+                      static_cast<std::int64_t>(
+                          api.ids([&](const Posted& e) { return e.member == member; }).size()));
+  }
+  std::int64_t first = std::numeric_limits<std::int64_t>::max(), last = 0;
+  for (const Posted& p : api.posted) {
+    first = std::min(first, *p.ts);
+    last = std::max(last, *p.ts);
+  }
+  BOOST_CHECK_EQUAL(s->getValue<std::int64_t>("first_ts"), first);
+  BOOST_CHECK_EQUAL(s->getValue<std::int64_t>("last_ts"), last);
+}
+
+BOOST_AUTO_TEST_CASE(an_empty_store_answers_with_empty_lists_and_nulls) {
+  Api api;
+  HttpResult events = api.get("/api/v1/events");
+  BOOST_CHECK_EQUAL(events.body, "{\"items\":[],\"next_after_id\":null}");
+  BOOST_CHECK_EQUAL(api.get("/api/v1/portals").body, "{\"items\":[]}");
+  BOOST_CHECK_EQUAL(
+      api.get("/api/v1/stats").body,
+      "{\"total\":0,\"by_event\":[],\"by_portal\":[],\"first_ts\":null,\"last_ts\":null}");
+  BOOST_CHECK_EQUAL(api.get("/api/v1/events/1").status, 404);
+}
+
+BOOST_AUTO_TEST_CASE(bad_parameters_get_400_with_the_json_error_body) {
+  Api api;
+  api.populate();
+  for (const char* target :
+       {"/api/v1/events?limit=abc", "/api/v1/events?limit=5000", "/api/v1/events?limit=0",
+        "/api/v1/events?after_id=-1", "/api/v1/events?after_id=x", "/api/v1/events?from=yesterday",
+        "/api/v1/events?to=2026-02-30", "/api/v1/events?from=200&to=100",
+        "/api/v1/events?order=sideways", "/api/v1/events?entity_id=7405abc",
+        "/api/v1/events?user_id=", "/api/v1/events?member=abc", "/api/v1/events?event=A&event=B",
+        "/api/v1/events/abc", "/api/v1/events/0", "/api/v1/events/-3",
+        "/api/v1/portals?member_id=x", "/api/v1/stats?total=1"}) {
+    BOOST_TEST_CONTEXT(target) {
+      HttpResult r = api.get(target);
+      BOOST_CHECK_EQUAL(r.status, 400);
+      BOOST_CHECK_EQUAL(r.headers["Content-Type"], "application/json");
+      Object::Ptr body = r.json();
+      BOOST_CHECK_EQUAL(body->size(), 2u);
+      BOOST_CHECK_EQUAL(errorCode(r), "invalid_parameter");
+      BOOST_CHECK(!body->getValue<std::string>("message").empty());
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(unknown_paths_get_404_and_other_methods_405) {
+  Api api;
+  api.populate();
+  for (const char* target :
+       {"/", "/api/v1", "/api/v1/nope", "/api/v1/events/", "/api/v2/events",
+        "/api/v1/events/1/data", "/api/v1/portals/", "/bitrix24/events", "/api/v1/events/99999"}) {
+    BOOST_TEST_CONTEXT(target) {
+      HttpResult r = api.get(target);
+      BOOST_CHECK_EQUAL(r.status, 404);
+      BOOST_CHECK_EQUAL(errorCode(r), "not_found");
+    }
+  }
+  for (const char* method : {"POST", "PUT", "DELETE", "PATCH", "OPTIONS"}) {
+    for (const char* target : {"/api/v1/events", "/api/v1/events/1", "/healthz", "/nope"}) {
+      BOOST_TEST_CONTEXT(method << " " << target) {
+        HttpResult r = api.request(method, target);
+        BOOST_CHECK_EQUAL(r.status, 405);
+        BOOST_CHECK_EQUAL(r.headers["Allow"], "GET, HEAD");
+        BOOST_CHECK_EQUAL(errorCode(r), "method_not_allowed");
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(head_answers_the_headers_of_get_without_a_body) {
+  Api api;
+  api.populate();
+  for (const std::string target : {"/api/v1/events?limit=3", "/api/v1/portals", "/api/v1/stats",
+                                   "/healthz", "/api/v1/nope", "/api/v1/events?limit=abc"}) {
+    BOOST_TEST_CONTEXT(target) {
+      HttpResult get = api.get(target);
+      // A raw socket, so that a body sent after the headers would be seen.
+      Poco::URI url(api.service().queryUrl());
+      Poco::Net::StreamSocket socket(Poco::Net::SocketAddress(url.getHost(), url.getPort()));
+      socket.setReceiveTimeout(Poco::Timespan(10, 0));
+      std::string request =
+          "HEAD " + target + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+      socket.sendBytes(request.data(), static_cast<int>(request.size()));
+      std::string received;
+      char buffer[4096];
+      for (int n;
+           received.size() < 1000000 && (n = socket.receiveBytes(buffer, sizeof buffer)) > 0;) {
+        received.append(buffer, static_cast<std::size_t>(n));
+      }
+      std::size_t end = received.find("\r\n\r\n");
+      BOOST_REQUIRE(end != std::string::npos);
+      BOOST_CHECK_EQUAL(received.size(), end + 4);  // nothing after the headers
+      BOOST_CHECK(received.rfind("HTTP/1.1 " + std::to_string(get.status), 0) == 0);
+      BOOST_CHECK(received.find("Content-Length: " + std::to_string(get.body.size()) + "\r\n") !=
+                  std::string::npos);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_configured_bearer_token_is_required_except_for_healthz) {
+  const std::string token = "q-token-6b0f2d9e4a7c1835";
+  Api api(token);
+  api.populate();
+  auto as = [&](const std::string& target, const std::string& authorization) {
+    std::map<std::string, std::string> headers;
+    if (!authorization.empty()) headers["Authorization"] = authorization;
+    return api.request("GET", target, headers, false);
+  };
+  for (const std::string target :
+       {"/api/v1/events", "/api/v1/events/1", "/api/v1/portals", "/api/v1/stats", "/metrics",
+        "/api/v1/openapi.json", "/api/v1/nope"}) {
+    BOOST_TEST_CONTEXT(target) {
+      const std::vector<std::string> refused = {"",
+                                                "Bearer wrong",
+                                                "Bearer " + token + "x",
+                                                "Bearer " + token.substr(1),
+                                                "Basic " + token,
+                                                "Bearer"};
+      for (const std::string& bad : refused) {
+        HttpResult r = as(target, bad);
+        BOOST_CHECK_EQUAL(r.status, 401);
+        BOOST_CHECK_EQUAL(errorCode(r), "unauthorized");
+        BOOST_CHECK(r.headers.count("WWW-Authenticate"));
+      }
+      int expected = target == "/api/v1/nope" ? 404 : 200;
+      BOOST_CHECK_EQUAL(as(target, "Bearer " + token).status, expected);
+      BOOST_CHECK_EQUAL(as(target, "bearer " + token).status, expected);
+    }
+  }
+  BOOST_CHECK_EQUAL(as("/healthz", "").status, 200);
+  for (const std::string& answer : api.answers) {
+    BOOST_CHECK_MESSAGE(answer.find(token) == std::string::npos, "query token in: " << answer);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(without_a_configured_token_no_authorization_is_needed) {
+  Api api;
+  api.populate();
+  HttpResult r = api.request("GET", "/api/v1/events", {{"Authorization", "Bearer anything"}});
+  BOOST_CHECK_EQUAL(r.status, 200);
+  BOOST_CHECK_EQUAL(api.get("/api/v1/stats").status, 200);
+}
+
+BOOST_AUTO_TEST_CASE(no_answer_ever_contains_a_posted_token) {
+  Api api;
+  api.populate();
+  BOOST_REQUIRE_GE(api.secrets.size(), 40u);
+  // Every route, every event by id, every portal, pages and filters.
+  for (const Posted& p : api.posted) {
+    BOOST_CHECK_EQUAL(api.get("/api/v1/events/" + std::to_string(p.id)).status, 200);
+  }
+  walk(api, "", 10, false);
+  walk(api, "", 1000, true);
+  for (const std::string& member : {kMemberA, kMemberB}) {
+    api.get("/api/v1/portals/" + member);
+    api.get("/api/v1/events?member_id=" + member);
+  }
+  api.get("/api/v1/portals");
+  api.get("/api/v1/stats");
+  api.get("/metrics");
+  api.get("/healthz");
+  api.get("/api/v1/events?limit=abc");
+  api.get("/api/v1/nope");
+  BOOST_CHECK_GT(api.answers.size(), 100u);
+  for (const std::string& secret : api.secrets) {
+    for (const std::string& answer : api.answers) {
+      BOOST_CHECK_MESSAGE(answer.find(secret) == std::string::npos,
+                          "a posted token appears in an answer: " << answer.substr(0, 200));
+    }
+  }
+  // The bot's tokens inside data are served redacted.
+  std::int64_t bot = api.ids([](const Posted& p) { return p.event == "ONIMBOTMESSAGEADD"; }).at(0);
+  Object::Ptr data = api.get("/api/v1/events/" + std::to_string(bot)).json()->getObject("data");
+  BOOST_CHECK_EQUAL(data->getObject("BOT")->getObject("77")->getValue<std::string>("access_token"),
+                    "[redacted]");
+}
+
+BOOST_AUTO_TEST_CASE(every_route_answers_and_is_in_the_openapi_document) {
+  Api api;
+  api.populate();
+  HttpResult doc = api.get("/api/v1/openapi.json");
+  BOOST_REQUIRE_EQUAL(doc.status, 200);
+  BOOST_CHECK_EQUAL(doc.json()->getValue<std::string>("openapi").substr(0, 2), "3.");
+  Object::Ptr paths = doc.json()->getObject("paths");
+  std::set<std::string> documented;
+  for (const auto& entry : *paths) documented.insert(entry.first);
+  std::set<std::string> answered;
+  const std::int64_t someId = api.posted.front().id;
+  for (const std::string& route : b24es::queryRoutes()) {
+    BOOST_TEST_CONTEXT(route) {
+      std::string target = route;
+      if (std::size_t at = target.find("{id}"); at != std::string::npos) {
+        target.replace(at, 4, std::to_string(someId));
+      }
+      if (std::size_t at = target.find("{member_id}"); at != std::string::npos) {
+        target.replace(at, 11, kMemberA);
+      }
+      BOOST_CHECK_EQUAL(api.get(target).status, 200);
+      BOOST_CHECK_MESSAGE(documented.count(route), route << " is not in openapi.json");
+      BOOST_CHECK(paths->getObject(route) && paths->getObject(route)->has("get"));
+      answered.insert(route);
+    }
+  }
+  BOOST_CHECK_EQUAL(answered.size(), 8u);
+  for (const std::string& path : documented) {
+    BOOST_CHECK_MESSAGE(answered.count(path), path << " is documented but not served");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(health_is_ok_on_the_query_listener) {
+  Api api;
+  HttpResult r = api.get("/healthz");
+  BOOST_CHECK_EQUAL(r.status, 200);
+  BOOST_CHECK_EQUAL(r.body, "{\"status\":\"ok\"}");
+}
+
+BOOST_AUTO_TEST_CASE(metrics_count_what_the_ingest_path_received) {
+  Api api;
+  api.populate();
+  Fields wrongToken{{"event", "ONCRMDEALADD"},
+                    {"auth[member_id]", kMemberA},
+                    {"auth[domain]", kDomainA},
+                    {"auth[application_token]", "not-the-token-3c9e"}};
+  BOOST_CHECK_EQUAL(api.postForm(formOf(wrongToken), {}).status, 401);
+  BOOST_CHECK_EQUAL(api.postForm("auth%5Bmember_id%5D=x", {}).status, 400);
+
+  HttpResult r = api.get("/metrics");
+  BOOST_REQUIRE_EQUAL(r.status, 200);
+  BOOST_CHECK(r.headers["Content-Type"].rfind("text/plain; version=0.0.4", 0) == 0);
+  std::map<std::string, std::string> samples;  // "name{labels}" -> value
+  Poco::StringTokenizer lines(r.body, "\n", Poco::StringTokenizer::TOK_IGNORE_EMPTY);
+  for (const std::string& line : lines) {
+    if (line[0] == '#') continue;
+    std::size_t space = line.rfind(' ');
+    samples[line.substr(0, space)] = line.substr(space + 1);
+  }
+  std::map<std::string, int> stored;
+  for (const Posted& p : api.posted) ++stored[p.event];
+  for (const auto& [event, count] : stored) {
+    BOOST_CHECK_EQUAL(
+        samples["b24es_events_received_total{result=\"stored\",event=\"" + event + "\"}"],
+        std::to_string(count));
+  }
+  BOOST_CHECK_EQUAL(
+      samples["b24es_events_received_total{result=\"rejected\",event=\"ONCRMDEALADD\"}"], "1");
+  BOOST_CHECK_EQUAL(samples["b24es_events_received_total{result=\"invalid\",event=\"\"}"], "1");
+  BOOST_CHECK_EQUAL(samples["b24es_ingest_duration_seconds_count"],
+                    std::to_string(api.posted.size() + 2));
+  BOOST_CHECK_EQUAL(samples["b24es_writer_batch_events_sum"],
+                    std::to_string(api.posted.size() + 1));
+  BOOST_CHECK_EQUAL(samples["b24es_storage_up"], "1");
+  // Tokens by state add up to the token rows: A has users 1, 2, 9 and the bot 77; B users 1, 2.
+  std::int64_t tokens = 0;
+  for (const char* state : {"valid", "access_expired", "no_refresh_token", "refresh_failed"}) {
+    tokens += std::stoll(samples["b24es_tokens{state=\"" + std::string(state) + "\"}"]);
+  }
+  BOOST_CHECK_EQUAL(tokens, 6);
+  BOOST_CHECK_EQUAL(samples["b24es_tokens{state=\"refresh_failed\"}"], "0");
+}
+
+BOOST_AUTO_TEST_CASE(serve_refuses_a_non_loopback_query_listener_without_a_token) {
+  b24es::test::TempDir dir;
+  b24es::test::FakeClock clock;
+  b24es::Settings settings = b24es::test::testSettings(dir);
+  settings.query.listen = "0.0.0.0:0";
+  try {
+    b24es::Service service(settings, clock);
+    BOOST_FAIL("the service started");
+  } catch (const b24es::ServiceError& e) {
+    BOOST_CHECK(std::string(e.what()).find("query.token") != std::string::npos);
+  }
+  // The command line says so and exits 1, before binding anything.
+  std::string out, err;
+  int rc = b24es::test::runBinary({"serve", "--db", dir.file("cli.db"), "--listen", "127.0.0.1:0",
+                                   "--query-listen", "0.0.0.0:0"},
+                                  out, err);
+  BOOST_CHECK_EQUAL(rc, 1);
+  BOOST_CHECK(err.find("query.token") != std::string::npos);
+  BOOST_CHECK(out.find("listening") == std::string::npos);
+}
