@@ -83,15 +83,21 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
                         "send application/x-www-form-urlencoded or application/json"},
                        log);
     }
-    const std::string tooLarge =
-        "the body is larger than " + std::to_string(settings_.maxBodyBytes) + " bytes";
-    if (request.hasContentLength() &&
-        request.getContentLength64() > static_cast<Poco::Int64>(settings_.maxBodyBytes)) {
-      return sendError(response, {413, "body_too_large", tooLarge}, log);
-    }
+    auto tooLarge = [this] {
+      return ApiError{
+          413, "body_too_large",
+          "the body is larger than " + std::to_string(settings_.maxBodyBytes) + " bytes"};
+    };
     std::string body;
+    if (request.hasContentLength()) {
+      Poco::Int64 length = request.getContentLength64();
+      if (length > static_cast<Poco::Int64>(settings_.maxBodyBytes)) {
+        return sendError(response, tooLarge(), log);
+      }
+      body.reserve(static_cast<std::size_t>(length));
+    }
     if (!readBody(request.stream(), settings_.maxBodyBytes, body)) {
-      return sendError(response, {413, "body_too_large", tooLarge}, log);
+      return sendError(response, tooLarge(), log);
     }
     ConnectionWatchdog::bodyReceived();
 
@@ -103,26 +109,29 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     }
     auto parsed = parseEvent(decoded.root, clock_.nowSeconds());
     if (auto* error = std::get_if<ApiError>(&parsed)) return sendError(response, *error, log);
-    IncomingEvent& event = std::get<IncomingEvent>(parsed);
+    const IncomingEvent& event = std::get<IncomingEvent>(parsed);
     record.event = event.event;
 
-    std::string context = "member_id=" + event.memberId + " event=" + event.event;
-    IngestOutcome outcome = sink_.write(std::move(event));
+    IngestOutcome outcome = sink_.write(event);
+    // Built only when logged: Poco formats a message before it checks the log level.
+    auto context = [&event] { return "member_id=" + event.memberId + " event=" + event.event; };
     switch (outcome.status) {
       case IngestOutcome::Status::kStored:
         record.result = Metrics::IngestResult::kStored;
-        log.debug("stored id=%Ld %s", static_cast<Poco::Int64>(outcome.id), context);
+        if (log.debug()) {
+          log.debug("stored id=%Ld %s", static_cast<Poco::Int64>(outcome.id), context());
+        }
         return sendJson(response, Poco::Net::HTTPResponse::HTTP_OK,
                         "{\"status\":\"stored\",\"id\":" + std::to_string(outcome.id) + "}");
       case IngestOutcome::Status::kRejected:
         record.result = Metrics::IngestResult::kRejected;
-        return sendError(response, {401, "verification_failed", outcome.reason}, log, context);
+        return sendError(response, {401, "verification_failed", outcome.reason}, log, context());
       case IngestOutcome::Status::kUnavailable:
         record.result = Metrics::IngestResult::kUnavailable;
         return sendError(
             response,
             {503, "storage_unavailable", "the event could not be committed; it was not stored"},
-            log, context + " cause=" + outcome.reason);
+            log, context() + " cause=" + outcome.reason);
     }
   }
 

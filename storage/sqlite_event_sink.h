@@ -23,7 +23,7 @@ class SqliteEventSink final : public EventSink {
   SqliteEventSink(const SqliteSettings& settings, const Clock& clock, Verifier verifier,
                   const SinkSettings& sinkSettings);
   ~SqliteEventSink() override;
-  IngestOutcome write(IncomingEvent event) override;
+  IngestOutcome write(const IncomingEvent& event) override;
   void close() override;
 
  private:

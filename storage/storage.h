@@ -68,7 +68,7 @@ class EventSink {
   // Blocks until the event is committed (kStored, with its id), rejected by the verifier
   // (kRejected, nothing written) or could not be committed (kUnavailable, nothing written).
   // Never throws for storage failures.
-  virtual IngestOutcome write(IncomingEvent event) = 0;
+  virtual IngestOutcome write(const IncomingEvent& event) = 0;
   // Finishes the events already submitted, then refuses new ones with kUnavailable.
   virtual void close() = 0;
 };
