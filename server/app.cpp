@@ -130,14 +130,19 @@ int App::main(const std::vector<std::string>& args) {
   return kExitUsage;
 }
 
-int App::serve() {
-  Settings settings;
+std::optional<Settings> App::settings() {
   try {
-    settings = loadSettings(*layerConfiguration(configFile_, knownEnvironment(), flags_));
+    return loadSettings(*layerConfiguration(configFile_, knownEnvironment(), flags_));
   } catch (const Poco::Exception& e) {
     appLog().error("configuration: %s", e.displayText());
-    return kExitUsage;
+    return std::nullopt;
   }
+}
+
+int App::serve() {
+  std::optional<Settings> loaded = settings();
+  if (!loaded) return kExitUsage;
+  const Settings& settings = *loaded;
   // Block the termination signals before any thread starts, so that every thread inherits the
   // mask and waitForTerminationRequest()'s sigwait receives them; otherwise a signal delivered
   // to a worker thread kills the process with its default action.
@@ -165,13 +170,9 @@ int App::serve() {
 }
 
 int App::migrate() {
-  Settings settings;
-  try {
-    settings = loadSettings(*layerConfiguration(configFile_, knownEnvironment(), flags_));
-  } catch (const Poco::Exception& e) {
-    appLog().error("configuration: %s", e.displayText());
-    return kExitUsage;
-  }
+  std::optional<Settings> loaded = settings();
+  if (!loaded) return kExitUsage;
+  const Settings& settings = *loaded;
   SystemClock clock;
   try {
     auto storage = openSqliteStorage(settings.db, clock, embeddedMigrations());

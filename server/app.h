@@ -6,8 +6,11 @@
 #include <Poco/Util/ServerApplication.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "settings.h"
 
 namespace b24es {
 
@@ -22,6 +25,8 @@ class App final : public Poco::Util::ServerApplication {
   int main(const std::vector<std::string>& args) override;
 
  private:
+  // The layered configuration (SPEC §2), or nullopt after logging why it is invalid.
+  std::optional<Settings> settings();
   int serve();
   int migrate();
   void printHelp();

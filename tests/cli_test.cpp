@@ -20,16 +20,11 @@ namespace {
 
 const std::string kPath = "/bitrix24/events";
 
-std::vector<std::string> serveArgs(const test::TempDir& dir) {
-  return {"serve",       "--db",           dir.file("events.db"), "--listen",
-          "127.0.0.1:0", "--query-listen", "127.0.0.1:0"};
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(serve_prints_one_listening_line_and_stops_on_sigterm_with_exit_0) {
   test::TempDir dir;
-  test::ChildProcess child(serveArgs(dir));
+  test::ChildProcess child(test::serveArgs(dir));
   std::string ingest, query;
   BOOST_REQUIRE(child.readListeningLine(ingest, query));
   BOOST_TEST(ingest.rfind("http://127.0.0.1:", 0) == 0u);
@@ -48,7 +43,7 @@ BOOST_AUTO_TEST_CASE(serve_prints_one_listening_line_and_stops_on_sigterm_with_e
 
 BOOST_AUTO_TEST_CASE(sigint_also_stops_gracefully) {
   test::TempDir dir;
-  test::ChildProcess child(serveArgs(dir));
+  test::ChildProcess child(test::serveArgs(dir));
   std::string ingest, query;
   BOOST_REQUIRE(child.readListeningLine(ingest, query));
   child.signal(SIGINT);
@@ -57,7 +52,7 @@ BOOST_AUTO_TEST_CASE(sigint_also_stops_gracefully) {
 
 BOOST_AUTO_TEST_CASE(sigterm_under_load_loses_no_acknowledged_event) {
   test::TempDir dir;
-  test::ChildProcess child(serveArgs(dir));
+  test::ChildProcess child(test::serveArgs(dir));
   std::string ingest, query;
   BOOST_REQUIRE(child.readListeningLine(ingest, query));
   BOOST_REQUIRE(test::postForm(ingest, kPath, test::sample("01-ONAPPINSTALL.form")).status == 200);
@@ -165,7 +160,7 @@ BOOST_AUTO_TEST_CASE(non_loopback_query_listener_without_token_is_refused) {
 
 BOOST_AUTO_TEST_CASE(port_in_use_fails_with_exit_1) {
   test::TempDir dir;
-  test::ChildProcess first(serveArgs(dir));
+  test::ChildProcess first(test::serveArgs(dir));
   std::string ingest, query;
   BOOST_REQUIRE(first.readListeningLine(ingest, query));
   std::string port = ingest.substr(ingest.rfind(':') + 1);

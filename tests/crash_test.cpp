@@ -19,18 +19,13 @@ namespace {
 
 const std::string kPath = "/bitrix24/events";
 
-std::vector<std::string> serveArgs(const test::TempDir& dir) {
-  return {"serve",       "--db",           dir.file("events.db"), "--listen",
-          "127.0.0.1:0", "--query-listen", "127.0.0.1:0"};
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(sigkill_under_load_loses_no_acknowledged_event) {
   test::TempDir dir;
   std::set<long long> acknowledged;
   {
-    test::ChildProcess child(serveArgs(dir));
+    test::ChildProcess child(test::serveArgs(dir));
     std::string ingest, query;
     BOOST_REQUIRE(child.readListeningLine(ingest, query));
     BOOST_REQUIRE(test::postForm(ingest, kPath, test::sample("01-ONAPPINSTALL.form")).status ==
@@ -67,7 +62,7 @@ BOOST_AUTO_TEST_CASE(sigkill_under_load_loses_no_acknowledged_event) {
   BOOST_REQUIRE(acknowledged.size() >= 100u);
 
   // Restart on the same file: recovery from the WAL, then every acknowledged id is there.
-  test::ChildProcess again(serveArgs(dir));
+  test::ChildProcess again(test::serveArgs(dir));
   std::string ingest, query;
   BOOST_REQUIRE(again.readListeningLine(ingest, query));
   std::string db = dir.file("events.db");

@@ -200,6 +200,11 @@ int ChildProcess::wait() {
 std::string ChildProcess::readAllStdout() { return out_->all(); }
 std::string ChildProcess::readAllStderr() { return err_->all(); }
 
+std::vector<std::string> serveArgs(const TempDir& dir) {
+  return {"serve",       "--db",           dir.file("events.db"), "--listen",
+          "127.0.0.1:0", "--query-listen", "127.0.0.1:0"};
+}
+
 int runBinary(const std::vector<std::string>& args, std::string& out, std::string& err,
               const std::map<std::string, std::string>& env) {
   ChildProcess child(args, env);

@@ -92,6 +92,9 @@ class ChildProcess {
   int exitCode_ = -1;
 };
 
+// `serve` on a database in `dir` (events.db) with both listeners on 127.0.0.1:0.
+std::vector<std::string> serveArgs(const TempDir& dir);
+
 // Runs the binary to completion; returns the exit code and fills stdout/stderr.
 int runBinary(const std::vector<std::string>& args, std::string& out, std::string& err,
               const std::map<std::string, std::string>& env = {});
