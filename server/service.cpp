@@ -80,12 +80,16 @@ Service::Service(const Settings& settings, const Clock& clock)
         return verifyEvent(e, p, staticTokens);
       },
       SinkSettings{});
+  // Both sockets before any server: bind() throws when a port is taken, and inside the
+  // HTTPServer arguments it leaked the raw params/factory pointers already made (LeakSanitizer).
+  const Poco::Net::ServerSocket ingestSocket = bind(settings_.ingest.listen);
+  const Poco::Net::ServerSocket querySocket = bind(settings_.query.listen);
   ingest_ = std::make_unique<Poco::Net::HTTPServer>(
       new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock), ingestPool_,
-      bind(settings_.ingest.listen), serverParams(64));
-  query_ = std::make_unique<Poco::Net::HTTPServer>(
-      new QueryHandlerFactory(settings_.query, *storage_), queryPool_, bind(settings_.query.listen),
-      serverParams(16));
+      ingestSocket, serverParams(64));
+  query_ =
+      std::make_unique<Poco::Net::HTTPServer>(new QueryHandlerFactory(settings_.query, *storage_),
+                                              queryPool_, querySocket, serverParams(16));
 }
 
 Service::~Service() {
