@@ -50,6 +50,12 @@ DecodedBody tooManyFields(const DecodeLimits& limits) {
                  "The body has more than " + std::to_string(limits.maxPairs) + " fields.");
 }
 
+DecodedBody tooManyContainers(const DecodeLimits& limits) {
+  return failure("too_many_fields", "The body has more than " +
+                                        std::to_string(limits.maxContainers) +
+                                        " nested objects and arrays.");
+}
+
 int hexDigitValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -282,8 +288,10 @@ ParsedKey parseFormKey(std::string key, std::size_t maxDepth) {
   }
 }
 
-void assignFormValue(FormMap& root, std::vector<std::optional<std::string>>& path,
-                     std::string value) {
+// Returns false, leaving the tree partly assigned, when the assignment would create more nested
+// maps than `containersLeft` allows; decrements it by the maps created otherwise.
+bool assignFormValue(FormMap& root, std::vector<std::optional<std::string>>& path,
+                     std::string value, std::size_t& containersLeft) {
   FormMap* current = &root;
   for (std::size_t i = 0; i < path.size(); ++i) {
     FormValue* slot = nullptr;
@@ -291,20 +299,23 @@ void assignFormValue(FormMap& root, std::vector<std::optional<std::string>>& pat
       slot = &current->findOrInsert(makeFormKey(std::move(*path[i])));
     } else {
       slot = current->append();
-      if (slot == nullptr) return;
+      if (slot == nullptr) return true;
     }
     if (i + 1 == path.size()) {
       // Assigning a scalar over a nested array replaces it in place, as PHP does.
       slot->map.reset();
       slot->scalar = std::move(value);
-      return;
+      return true;
     }
     if (!slot->map) {
+      if (containersLeft == 0) return false;
+      --containersLeft;
       slot->scalar.clear();
       slot->map = std::make_unique<FormMap>();
     }
     current = slot->map.get();
   }
+  return true;
 }
 
 bool isList(const FormMap& map) {
@@ -356,7 +367,8 @@ bool isJsonWhitespace(char c) { return c == ' ' || c == '\t' || c == '\n' || c =
 // order-preserving Object::set scans all existing keys and would make a megabyte of keys
 // quadratic. Depth is the bracket nesting outside strings; for a well-formed document the
 // number of leaves (scalars and empty containers) is exactly commas + 1, since every container
-// with k children holds k - 1 commas. Returns the error, or nothing when within limits.
+// with k children holds k - 1 commas, and the number of containers below the root is the number
+// of opening brackets less one. Returns the error, or nothing when within limits.
 std::optional<DecodedBody> checkJsonLimits(const std::string& text, std::size_t rootPos,
                                            const DecodeLimits& limits) {
   const std::size_t maxDepth = effectiveMaxDepth(limits);
@@ -366,6 +378,7 @@ std::optional<DecodedBody> checkJsonLimits(const std::string& text, std::size_t 
 
   std::size_t depth = 0;
   std::size_t commas = 0;
+  std::size_t containers = 0;  // opened so far, the root included
   bool inString = false;
   bool escaped = false;
   for (std::size_t i = rootPos; i < text.size(); ++i) {
@@ -388,6 +401,7 @@ std::optional<DecodedBody> checkJsonLimits(const std::string& text, std::size_t 
       case '[':
         ++depth;
         if (depth - 1 > maxDepth) return tooDeep(limits);
+        if (++containers - 1 > limits.maxContainers) return tooManyContainers(limits);
         break;
       case '}':
       case ']':
@@ -459,6 +473,8 @@ DecodedBody decodeFormBody(std::string_view body, const DecodeLimits& limits) {
     const std::size_t maxDepth = effectiveMaxDepth(limits);
     FormMap root;
     bool tooDeepKey = false;
+    bool tooManyMaps = false;
+    std::size_t containersLeft = limits.maxContainers;
     forEachSegment(body, [&](std::string_view segment) {
       const std::size_t eq = segment.find('=');
       ParsedKey key = parseFormKey(sanitizeUtf8(phpUrlDecode(segment.substr(0, eq))), maxDepth);
@@ -469,10 +485,14 @@ DecodedBody decodeFormBody(std::string_view body, const DecodeLimits& limits) {
       if (key.outcome == ParsedKey::Outcome::kSkip) return true;
       std::string value;
       if (eq != std::string_view::npos) value = sanitizeUtf8(phpUrlDecode(segment.substr(eq + 1)));
-      assignFormValue(root, key.path, std::move(value));
+      if (!assignFormValue(root, key.path, std::move(value), containersLeft)) {
+        tooManyMaps = true;
+        return false;
+      }
       return true;
     });
     if (tooDeepKey) return tooDeep(limits);
+    if (tooManyMaps) return tooManyContainers(limits);
 
     DecodedBody out;
     out.root = toJsonObject(root);

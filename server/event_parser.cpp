@@ -4,7 +4,8 @@
 #include <Poco/String.h>
 
 #include <charconv>
-#include <sstream>
+
+#include "json_writer.h"
 
 namespace b24es {
 namespace {
@@ -156,9 +157,7 @@ std::variant<IncomingEvent, ApiError> parseEvent(const Object::Ptr& root, std::i
     e.dataJson = "{}";
   } else {
     redact(data);
-    std::ostringstream out;
-    Poco::JSON::Stringifier::condense(data, out);
-    e.dataJson = out.str();
+    e.dataJson = condensedJson(data);
   }
   return e;
 }

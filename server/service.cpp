@@ -93,17 +93,21 @@ Service::Service(const Settings& settings, const Clock& clock)
         return verifyEvent(e, p, staticTokens);
       },
       sinkSettings);
+  // Both sockets before any server: bind() throws when a port is taken, and inside the server's
+  // arguments it leaked the raw factory and params pointers already made (LeakSanitizer).
+  const Poco::Net::ServerSocket ingestSocket = bind(settings_.ingest.listen);
+  const Poco::Net::ServerSocket querySocket = bind(settings_.query.listen);
   Poco::Net::HTTPServerParams::Ptr ingestParams = serverParams(settings_.ingest.threads);
   ingest_ = std::make_unique<Poco::Net::TCPServer>(
       watchdog_.connectionFactory(
           new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock, &metrics_),
           ingestParams),
-      ingestPool_, bind(settings_.ingest.listen), ingestParams);
+      ingestPool_, ingestSocket, ingestParams);
   Poco::Net::HTTPServerParams::Ptr queryParams = serverParams(64);
   query_ = std::make_unique<Poco::Net::TCPServer>(
       watchdog_.connectionFactory(
           new QueryHandlerFactory(settings_.query, *storage_, metrics_, clock), queryParams),
-      queryPool_, bind(settings_.query.listen), queryParams);
+      queryPool_, querySocket, queryParams);
   watchdog_.watch(ingest_.get());
   if (std::string off = keepAliveDisabledReason(settings_); off.empty()) {
     try {

@@ -169,8 +169,7 @@ class SqliteEventSink::Writer {
 
 SqliteEventSink::SqliteEventSink(const SqliteSettings& settings, const Clock& clock,
                                  Verifier verifier, const SinkSettings& sinkSettings)
-    : clock_(clock),
-      verifier_(std::move(verifier)),
+    : verifier_(std::move(verifier)),
       sinkSettings_(sinkSettings),
       writer_(std::make_unique<Writer>(settings, clock)),
       checkpointer_(settings) {

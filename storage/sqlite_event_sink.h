@@ -42,7 +42,6 @@ class SqliteEventSink final : public EventSink {
 
   void run();
 
-  const Clock& clock_;               // const after construction
   const Verifier verifier_;          // const after construction
   const SinkSettings sinkSettings_;  // const after construction
   std::unique_ptr<Writer> writer_;   // used only by thread_

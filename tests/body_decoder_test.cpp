@@ -510,3 +510,110 @@ BOOST_AUTO_TEST_CASE(huge_max_depth_is_clamped_so_the_parser_cannot_overflow_the
 BOOST_AUTO_TEST_CASE(json_comma_flood_is_rejected_before_parsing) {
   BOOST_TEST(jsonErrorCode("{\"a\":[" + repeat("1,", kMiB / 2) + "1]}") == "too_many_fields");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Container limit (issue 6): every object and array a body creates counts, so nesting cannot
+// multiply the 10,000 pairs into hundreds of thousands of Poco objects.
+
+namespace {
+
+// `names` top-level names of `levels` named bracket levels each: names * levels nested maps.
+std::string nestedFormNames(std::size_t names, std::size_t levels) {
+  std::string out;
+  for (std::size_t i = 0; i < names; ++i) {
+    if (i > 0) out.push_back('&');
+    out += "n" + std::to_string(i) + repeat("[b]", levels) + "=v";
+  }
+  return out;
+}
+
+// {"data":[X,X,...]} with `leaves` items, each X `levels` nested empty arrays.
+std::string nestedJsonArrays(std::size_t leaves, std::size_t levels) {
+  std::string out = "{\"data\":[";
+  for (std::size_t i = 0; i < leaves; ++i) {
+    if (i > 0) out.push_back(',');
+    out += repeat("[", levels) + repeat("]", levels);
+  }
+  return out + "]}";
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(regression_issue6_form_body_of_10000_names_32_levels_deep_is_rejected) {
+  // The review's body: 1 MiB that used to build 320,000 objects (~1 s, ~360 MB) is refused
+  // after at most 10,000 maps.
+  const std::string body = nestedFormNames(9997, 32);
+  BOOST_REQUIRE_LE(body.size(), kMiB);
+  const DecodedBody decoded = decodeFormBody(body, DecodeLimits{});
+  BOOST_REQUIRE(decoded.error);
+  BOOST_TEST(decoded.error->code == "too_many_fields");
+  BOOST_TEST(decoded.error->message.find("10000 nested objects and arrays") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(form_creating_exactly_10000_nested_maps_is_accepted) {
+  // 312 * 32 + 16 = 10,000 maps below the top level.
+  const std::string body = nestedFormNames(312, 32) + "&last" + repeat("[b]", 16) + "=v";
+  const DecodedBody decoded = decodeFormBody(body, DecodeLimits{});
+  BOOST_REQUIRE_MESSAGE(!decoded.error, "unexpected error " << decoded.error->code);
+  BOOST_TEST(decoded.root->size() == 313u);
+  BOOST_TEST(formErrorCode(body + "&one[more]=v") == "too_many_fields");
+}
+
+BOOST_AUTO_TEST_CASE(form_maps_reused_by_later_keys_count_once) {
+  DecodeLimits limits;
+  limits.maxContainers = 2;
+  BOOST_TEST(decodedForm("data[FIELDS][ID]=1&data[FIELDS][X]=2&data[Y]=3", limits) ==
+             R"({"data":{"FIELDS":{"ID":"1","X":"2"},"Y":"3"}})");
+  BOOST_TEST(formErrorCode("data[FIELDS][ID]=1&auth[x]=2", limits) == "too_many_fields");
+}
+
+BOOST_AUTO_TEST_CASE(form_map_replaced_by_a_scalar_still_counts) {
+  DecodeLimits limits;
+  limits.maxContainers = 2;
+  BOOST_TEST(decodedForm("a[b]=1&a=2&a[c]=3", limits) == R"({"a":{"c":"3"}})");
+  BOOST_TEST(formErrorCode("a[b]=1&a=2&a[c]=3&a=4&a[d]=5", limits) == "too_many_fields");
+}
+
+BOOST_AUTO_TEST_CASE(form_lists_count_as_containers) {
+  DecodeLimits limits;
+  limits.maxContainers = 2;
+  BOOST_TEST(decodedForm("a[]=1&a[]=2&b[x]=3", limits) == R"({"a":["1","2"],"b":{"x":"3"}})");
+  BOOST_TEST(formErrorCode("a[]=1&b[x][]=2", limits) == "too_many_fields");
+}
+
+BOOST_AUTO_TEST_CASE(form_without_nesting_needs_no_containers) {
+  DecodeLimits limits;
+  limits.maxContainers = 0;
+  BOOST_TEST(decodedForm("a=1&b=2", limits) == R"({"a":"1","b":"2"})");
+  BOOST_TEST(formErrorCode("a=1&b[c]=2", limits) == "too_many_fields");
+}
+
+BOOST_AUTO_TEST_CASE(regression_issue6_json_body_of_nested_arrays_is_rejected_before_parsing) {
+  const std::string body = nestedJsonArrays(9999, 31);
+  BOOST_REQUIRE_LE(body.size(), kMiB);
+  const DecodedBody decoded = decodeJsonBody(body, DecodeLimits{});
+  BOOST_REQUIRE(decoded.error);
+  BOOST_TEST(decoded.error->code == "too_many_fields");
+  BOOST_TEST(decoded.error->message.find("10000 nested objects and arrays") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(json_with_exactly_10000_containers_below_the_top_is_accepted) {
+  // "data" itself plus 333 * 30 + 9 nested arrays = 10,000.
+  const std::string body = nestedJsonArrays(333, 30);
+  const std::string exact =
+      body.substr(0, body.size() - 2) + "," + repeat("[", 9) + repeat("]", 9) + "]}";
+  const DecodedBody decoded = decodeJsonBody(exact, DecodeLimits{});
+  BOOST_REQUIRE_MESSAGE(!decoded.error, "unexpected error " << decoded.error->code);
+  const std::string over =
+      body.substr(0, body.size() - 2) + "," + repeat("[", 10) + repeat("]", 10) + "]}";
+  BOOST_TEST(jsonErrorCode(over) == "too_many_fields");
+}
+
+BOOST_AUTO_TEST_CASE(json_top_level_object_is_not_counted_and_strings_do_not_count) {
+  DecodeLimits limits;
+  limits.maxContainers = 1;
+  BOOST_TEST(decodedJson(R"({"a":{"s":"[[{{"}})", limits) == R"({"a":{"s":"[[{{"}})");
+  BOOST_TEST(jsonErrorCode(R"({"a":{"b":[]}})", limits) == "too_many_fields");
+  limits.maxContainers = 0;
+  BOOST_TEST(decodedJson(R"({"a":"[]"})", limits) == R"({"a":"[]"})");
+}

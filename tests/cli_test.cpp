@@ -172,3 +172,27 @@ BOOST_AUTO_TEST_CASE(port_in_use_fails_with_exit_1) {
   first.signal(SIGTERM);
   BOOST_TEST(first.wait() == 0);
 }
+
+BOOST_AUTO_TEST_CASE(regression_issue6_failed_listen_exits_1_without_leaking) {
+  // Under scripts/test --sanitize the child runs with LeakSanitizer, which turned this exit into
+  // an abort: a failed bind() inside the HTTPServer arguments leaked the params already made.
+  // Both listeners: a taken query port fails after the ingest server is built.
+  test::TempDir dir;
+  test::ChildProcess first(serveArgs(dir));
+  std::string ingest, query;
+  BOOST_REQUIRE(first.readListeningLine(ingest, query));
+  const std::string ingestPort = ingest.substr(ingest.rfind(':') + 1);
+  const std::string queryPort = query.substr(query.rfind(':') + 1);
+  for (const auto& [listen, queryListen] :
+       {std::pair{"127.0.0.1:" + ingestPort, std::string("127.0.0.1:0")},
+        std::pair{std::string("127.0.0.1:0"), "127.0.0.1:" + queryPort}}) {
+    std::string out, err;
+    BOOST_TEST(test::runBinary({"serve", "--db", dir.file("other.db"), "--listen", listen,
+                                "--query-listen", queryListen},
+                               out, err) == 1);
+    BOOST_TEST(err.find("cannot listen") != std::string::npos, err);
+    BOOST_TEST(err.find("LeakSanitizer") == std::string::npos, err);
+  }
+  first.signal(SIGTERM);
+  BOOST_TEST(first.wait() == 0);
+}

@@ -336,3 +336,22 @@ BOOST_AUTO_TEST_CASE(commit_failure_answers_503_with_retry_after_and_healthz_fai
   BOOST_TEST(s.q("SELECT count(*) FROM events_gone") == "1");
   checkNoSecrets("log", s.log->text());
 }
+
+BOOST_AUTO_TEST_CASE(regression_issue6_body_nesting_many_maps_gets_400_and_stores_nothing) {
+  Server s;
+  s.post("01-ONAPPINSTALL.form");
+  // ~1 MiB of 10,000 names 32 levels deep: before the container limit this built 320,000
+  // objects (~360 MB) per request.
+  std::string nested = "event=ONCRMDEALADD&auth[member_id]=" + kMember;
+  for (int i = 0; i < 9990; ++i) {
+    nested += "&n" + std::to_string(i);
+    for (int level = 0; level < 32; ++level) nested += "[b]";
+    nested += "=v";
+  }
+  checkError(s.postForm(nested), 400, "too_many_fields");
+  std::string json = "{\"event\":\"ONCRMDEALADD\",\"data\":[";
+  for (int i = 0; i < 9990; ++i)
+    json += (i > 0 ? ",[" : "[") + std::string(30, '[') + std::string(31, ']');
+  checkError(test::postJson(s.url, kPath, json + "]}"), 400, "too_many_fields");
+  BOOST_TEST(s.events() == 1);
+}

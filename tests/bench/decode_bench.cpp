@@ -1,0 +1,153 @@
+// Times the decoders on adversarial bodies built in memory (not a test): decode, parseEvent
+// (which stringifies data) and the tree's own stringify, for SPEC §4 limit tuning. Run it
+// under `/usr/bin/time -v` for peak RSS:
+//   decode_bench form-nested[-max]|form-wide|json-nested[-max]|json-wide|FILE
+// A FILE is decoded as JSON when it starts with '{', as a form otherwise.
+#include <Poco/JSON/Object.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <variant>
+
+#include "body_decoder.h"
+#include "event_parser.h"
+#include "json_writer.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kMiB = 1024 * 1024;
+constexpr const char* kAuth = "auth[member_id]=m&auth[application_token]=t&event=ONX";
+constexpr const char* kJsonAuth =
+    R"("event":"ONX","auth":{"member_id":"m","application_token":"t"},)";
+
+// 10,000 - 3 top-level names, each 32 named bracket levels deep: every level a new map.
+std::string formNested() {
+  std::string body = kAuth;
+  for (int i = 0; i < 9997; ++i) {
+    body += "&n" + std::to_string(i);
+    for (int level = 1; level <= 32; ++level) body += "[b]";
+    body += "=v";
+  }
+  return body;
+}
+
+// As many top-level names of 32 levels as the container limit accepts: the costliest nesting
+// that still decodes.
+std::string formNestedMax() {
+  std::string body = kAuth;
+  const std::size_t names = (b24es::DecodeLimits{}.maxContainers - 1) / 32;
+  for (std::size_t i = 0; i < names; ++i) {
+    body += "&n" + std::to_string(i);
+    for (int level = 1; level <= 32; ++level) body += "[b]";
+    body += "=v";
+  }
+  return body;
+}
+
+// 10,000 - 3 distinct keys in one map.
+std::string formWide() {
+  std::string body = kAuth;
+  for (int i = 0; i < 9997; ++i) body += "&data[key" + std::to_string(i) + "]=v";
+  return body;
+}
+
+// 10,000 - 3 leaves under data, each the innermost of 31 nested arrays.
+std::string jsonNested() {
+  std::string body = "{" + std::string(kJsonAuth) + R"("data":[)";
+  for (int i = 0; i < 9997; ++i) {
+    if (i > 0) body += ',';
+    body += std::string(31, '[') + std::string(31, ']');
+  }
+  return body + "]}";
+}
+
+// As many 32-level leaves under data as the container limit accepts.
+std::string jsonNestedMax() {
+  std::string body = "{" + std::string(kJsonAuth) + R"("data":[)";
+  const std::size_t leaves = (b24es::DecodeLimits{}.maxContainers - 2) / 31;
+  for (std::size_t i = 0; i < leaves; ++i) {
+    if (i > 0) body += ',';
+    body += std::string(31, '[') + std::string(31, ']');
+  }
+  return body + "]}";
+}
+
+std::string jsonWide() {
+  std::string body = "{" + std::string(kJsonAuth) + R"("data":{)";
+  for (int i = 0; i < 9997; ++i) {
+    if (i > 0) body += ',';
+    body += "\"key" + std::to_string(i) + "\":\"v\"";
+  }
+  return body + "}}";
+}
+
+double millisSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::cerr
+        << "usage: decode_bench form-nested[-max]|form-wide|json-nested[-max]|json-wide|FILE\n";
+    return 2;
+  }
+  const std::string kind = argv[1];
+  std::string body;
+  if (kind == "form-nested") {
+    body = formNested();
+  } else if (kind == "form-nested-max") {
+    body = formNestedMax();
+  } else if (kind == "json-nested-max") {
+    body = jsonNestedMax();
+  } else if (kind == "form-wide") {
+    body = formWide();
+  } else if (kind == "json-nested") {
+    body = jsonNested();
+  } else if (kind == "json-wide") {
+    body = jsonWide();
+  } else {
+    std::ifstream in(kind, std::ios::binary);
+    if (!in) {
+      std::cerr << "cannot read " << kind << "\n";
+      return 2;
+    }
+    std::ostringstream content;
+    content << in.rdbuf();
+    body = content.str();
+  }
+  if (body.size() > kMiB) std::cerr << "warning: body exceeds 1 MiB\n";
+
+  const bool json = !body.empty() && body[0] == '{';
+  auto start = Clock::now();
+  const b24es::DecodedBody decoded =
+      json ? b24es::decodeJsonBody(body, {}) : b24es::decodeFormBody(body, {});
+  const double decodeMs = millisSince(start);
+  std::printf("body %zu bytes (%s), decode %.1f ms", body.size(), json ? "json" : "form", decodeMs);
+  if (decoded.error) {
+    std::printf(", rejected: %s\n", decoded.error->code.c_str());
+    return 0;
+  }
+  start = Clock::now();
+  std::ostringstream out;
+  decoded.root->stringify(out);
+  const double stringifyMs = millisSince(start);
+  start = Clock::now();
+  const std::string linear = b24es::condensedJson(decoded.root);
+  const double linearMs = millisSince(start);
+  start = Clock::now();
+  const auto parsed = b24es::parseEvent(decoded.root, 0);
+  const double parseMs = millisSince(start);
+  std::printf(
+      ", Poco stringify %.1f ms (%zu bytes), condensedJson %.1f ms (%s), parseEvent %.1f ms (%s)\n",
+      stringifyMs, out.str().size(), linearMs, linear == out.str() ? "same" : "DIFFERENT", parseMs,
+      std::holds_alternative<b24es::IncomingEvent>(parsed) ? "event" : "error");
+  return 0;
+}
