@@ -426,30 +426,42 @@ std::optional<DecodedBody> checkJsonLimits(const std::string& text, std::size_t 
 std::string phpUrlDecode(std::string_view in) {
   std::string out;
   out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    const char c = in[i];
-    if (c == '+') {
+  std::size_t i = 0;
+  while (i < in.size()) {
+    // Runs without an escape are copied whole: most of a Bitrix24 value is plain text.
+    std::size_t special = i;
+    while (special < in.size() && in[special] != '%' && in[special] != '+') ++special;
+    out.append(in.substr(i, special - i));
+    i = special;
+    if (i == in.size()) break;
+    if (in[i] == '+') {
       out.push_back(' ');
+      ++i;
       continue;
     }
-    if (c == '%' && i + 2 < in.size()) {
+    if (i + 2 < in.size()) {
       const int high = hexDigitValue(in[i + 1]);
       const int low = hexDigitValue(in[i + 2]);
       if (high >= 0 && low >= 0) {
         out.push_back(static_cast<char>(high * 16 + low));
-        i += 2;
+        i += 3;
         continue;
       }
     }
-    out.push_back(c);
+    out.push_back('%');
+    ++i;
   }
   return out;
 }
 
 std::string sanitizeUtf8(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
+  // Text that is all ASCII is valid UTF-8 as it is; only what follows the first non-ASCII byte
+  // needs checking.
   std::size_t i = 0;
+  while (i < in.size() && static_cast<unsigned char>(in[i]) < 0x80) ++i;
+  std::string out(in.substr(0, i));
+  if (i == in.size()) return out;
+  out.reserve(in.size());
   while (i < in.size()) {
     const std::size_t length = wellFormedSequenceLength(in, i);
     if (length == 0) {
@@ -462,6 +474,18 @@ std::string sanitizeUtf8(std::string_view in) {
   }
   return out;
 }
+
+namespace {
+
+// phpUrlDecode, then sanitizeUtf8 only when the text has a non-ASCII byte (saves a copy).
+std::string decodeText(std::string_view raw) {
+  std::string text = phpUrlDecode(raw);
+  unsigned char high = 0;
+  for (char c : text) high |= static_cast<unsigned char>(c);
+  return high < 0x80 ? text : sanitizeUtf8(text);
+}
+
+}  // namespace
 
 DecodedBody decodeFormBody(std::string_view body, const DecodeLimits& limits) {
   try {
@@ -477,14 +501,14 @@ DecodedBody decodeFormBody(std::string_view body, const DecodeLimits& limits) {
     std::size_t containersLeft = limits.maxContainers;
     forEachSegment(body, [&](std::string_view segment) {
       const std::size_t eq = segment.find('=');
-      ParsedKey key = parseFormKey(sanitizeUtf8(phpUrlDecode(segment.substr(0, eq))), maxDepth);
+      ParsedKey key = parseFormKey(decodeText(segment.substr(0, eq)), maxDepth);
       if (key.outcome == ParsedKey::Outcome::kTooDeep) {
         tooDeepKey = true;
         return false;
       }
       if (key.outcome == ParsedKey::Outcome::kSkip) return true;
       std::string value;
-      if (eq != std::string_view::npos) value = sanitizeUtf8(phpUrlDecode(segment.substr(eq + 1)));
+      if (eq != std::string_view::npos) value = decodeText(segment.substr(eq + 1));
       if (!assignFormValue(root, key.path, std::move(value), containersLeft)) {
         tooManyMaps = true;
         return false;
