@@ -145,7 +145,8 @@ BOOST_AUTO_TEST_CASE(three_hundred_idle_connections_do_not_block_service) {
 BOOST_AUTO_TEST_CASE(client_trickling_headers_is_cut_off_after_the_request_timeout) {
   Server s(2);
   Poco::Net::StreamSocket slow = s.connect();
-  slow.sendBytes("POST /bitrix24/events HTTP/1.1\r\nHost: x\r\nX-Slow: ", 52);
+  const std::string head = "POST /bitrix24/events HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+  slow.sendBytes(head.data(), static_cast<int>(head.size()));
   long ms = millisUntilClosed(slow, Millis(15000), [&](int) { slow.sendBytes("a", 1); });
   BOOST_TEST_MESSAGE("trickling client cut off after " << ms << " ms");
   BOOST_TEST(ms >= 0);                  // cut off at all, within 15 s
