@@ -129,6 +129,10 @@ std::variant<IncomingEvent, ApiError> parseEvent(const Object::Ptr& root, std::i
   }
 
   Var data = root->has("data") ? root->get("data") : Var();
+  // SPEC §4: data is an object (or absent); a list or a bare value is not an event body.
+  if (!data.isEmpty() && data.type() != typeid(Object::Ptr)) {
+    return ApiError{400, "malformed_body", "the data field is not an object"};
+  }
   Object::Ptr dataObj = objectMember(root, "data");
   if (dataObj) {
     // Bots carry their own tokens in data[BOT][<bot user id>][...].

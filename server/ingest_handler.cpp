@@ -9,6 +9,7 @@
 #include <Poco/URI.h>
 
 #include <istream>
+#include <optional>
 
 #include "api_error.h"
 #include "connection_guard.h"
@@ -89,15 +90,27 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
           "the body is larger than " + std::to_string(settings_.maxBodyBytes) + " bytes"};
     };
     std::string body;
+    std::optional<Poco::Int64> declared;
     if (request.hasContentLength()) {
-      Poco::Int64 length = request.getContentLength64();
-      if (length > static_cast<Poco::Int64>(settings_.maxBodyBytes)) {
+      // POCO parsed the header already (it answers nothing and closes the connection when the
+      // value is not a number, before any handler runs).
+      declared = request.getContentLength64();
+      if (*declared > static_cast<Poco::Int64>(settings_.maxBodyBytes)) {
         return sendError(response, tooLarge(), log);
       }
-      body.reserve(static_cast<std::size_t>(length));
+      body.reserve(static_cast<std::size_t>(*declared));
     }
     if (!readBody(request.stream(), settings_.maxBodyBytes, body)) {
       return sendError(response, tooLarge(), log);
+    }
+    // A connection that broke mid-body must not store a truncated event as if it were whole.
+    if (declared && static_cast<Poco::Int64>(body.size()) != *declared) {
+      response.setKeepAlive(false);
+      return sendError(response,
+                       {400, "malformed_body",
+                        "the body ended after " + std::to_string(body.size()) + " of " +
+                            std::to_string(*declared) + " bytes"},
+                       log);
     }
     ConnectionWatchdog::bodyReceived();
 

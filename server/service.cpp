@@ -66,7 +66,8 @@ Service::Service(const Settings& settings, const Clock& clock)
     : settings_(settings),
       ingestPool_(2, settings.ingest.threads, 60, kThreadStackBytes),
       queryPool_(2, 64, 60, kThreadStackBytes),
-      watchdog_(Poco::Timespan(settings.ingest.requestTimeoutSeconds, 0)) {
+      ingestWatchdog_(Poco::Timespan(settings.ingest.requestTimeoutSeconds, 0)),
+      queryWatchdog_(Poco::Timespan(settings.ingest.requestTimeoutSeconds, 0)) {
   try {
     if (!isLoopbackHost(splitHostPort(settings_.query.listen).first) &&
         settings_.query.token.empty()) {
@@ -99,16 +100,17 @@ Service::Service(const Settings& settings, const Clock& clock)
   const Poco::Net::ServerSocket querySocket = bind(settings_.query.listen);
   Poco::Net::HTTPServerParams::Ptr ingestParams = serverParams(settings_.ingest.threads);
   ingest_ = std::make_unique<Poco::Net::TCPServer>(
-      watchdog_.connectionFactory(
+      ingestWatchdog_.connectionFactory(
           new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock, &metrics_),
           ingestParams),
       ingestPool_, ingestSocket, ingestParams);
   Poco::Net::HTTPServerParams::Ptr queryParams = serverParams(64);
   query_ = std::make_unique<Poco::Net::TCPServer>(
-      watchdog_.connectionFactory(
+      queryWatchdog_.connectionFactory(
           new QueryHandlerFactory(settings_.query, *storage_, metrics_, clock), queryParams),
       queryPool_, querySocket, queryParams);
-  watchdog_.watch(ingest_.get());
+  ingestWatchdog_.watch(ingest_.get());
+  queryWatchdog_.watch(query_.get());
   if (std::string off = keepAliveDisabledReason(settings_); off.empty()) {
     try {
       // Counts this process's refresh attempts; refresh-tokens runs from cron count in their
@@ -153,7 +155,8 @@ void Service::stop(Poco::Timespan grace) {
   // Stop accepting, then let each connection finish the request it is in and close.
   ingest_->stop();
   query_->stop();
-  watchdog_.serverStopped();
+  ingestWatchdog_.serverStopped();
+  queryWatchdog_.serverStopped();
   Poco::Timestamp started;
   while ((ingest_->currentConnections() > 0 || query_->currentConnections() > 0) &&
          !started.isElapsed(grace.totalMicroseconds())) {

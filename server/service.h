@@ -51,7 +51,9 @@ class Service {
   std::unique_ptr<EventSink> sink_;
   Poco::ThreadPool ingestPool_;
   Poco::ThreadPool queryPool_;
-  ConnectionWatchdog watchdog_;  // must outlive the servers
+  // One per listener, each watching its own server's threads; must outlive the servers.
+  ConnectionWatchdog ingestWatchdog_;
+  ConnectionWatchdog queryWatchdog_;
   std::unique_ptr<Poco::Net::TCPServer> ingest_;
   std::unique_ptr<Poco::Net::TCPServer> query_;
   bool running_ = false;

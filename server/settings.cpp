@@ -55,6 +55,9 @@ Settings loadSettings(const Poco::Util::AbstractConfiguration& c) {
   }
   s.ingest.staticTokens = list(c.getString("bitrix24.application_tokens", ""));
   s.query.listen = c.getString("query.listen", s.query.listen);
+  // Checked here so a bad address is a configuration error (exit 2), not a failure to serve.
+  splitHostPort(s.ingest.listen);
+  splitHostPort(s.query.listen);
   s.query.token = c.getString("query.token", "");
   s.oauth.clientId = c.getString("bitrix24.client_id", "");
   s.oauth.clientSecret = c.getString("bitrix24.client_secret", "");

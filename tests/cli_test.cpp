@@ -196,3 +196,12 @@ BOOST_AUTO_TEST_CASE(regression_issue6_failed_listen_exits_1_without_leaking) {
   first.signal(SIGTERM);
   BOOST_TEST(first.wait() == 0);
 }
+
+BOOST_AUTO_TEST_CASE(regression_issue6_bad_listen_port_is_a_usage_error) {
+  test::TempDir dir;
+  std::string out, err;
+  BOOST_TEST(test::runBinary({"serve", "--db", dir.file("e.db"), "--listen", "127.0.0.1:notaport",
+                              "--query-listen", "127.0.0.1:0"},
+                             out, err) == 2);
+  BOOST_TEST(err.find("listen") != std::string::npos, err);
+}

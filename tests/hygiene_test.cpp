@@ -174,3 +174,21 @@ BOOST_AUTO_TEST_CASE(connection_that_never_sends_a_request_is_closed) {
   BOOST_TEST(ms >= 0);
   BOOST_TEST(ms < 10000);
 }
+
+BOOST_AUTO_TEST_CASE(regression_issue6_idle_connections_do_not_block_the_query_listener) {
+  Server s;
+  Poco::URI query(s.service->queryUrl());
+  std::vector<Poco::Net::StreamSocket> idle;
+  // More than the query listener's 64 threads.
+  for (int i = 0; i < 200; ++i) {
+    idle.push_back(
+        Poco::Net::StreamSocket(Poco::Net::SocketAddress(query.getHost(), query.getPort())));
+  }
+  std::this_thread::sleep_for(Millis(200));
+  auto start = std::chrono::steady_clock::now();
+  BOOST_TEST(test::httpGet(s.service->queryUrl(), "/healthz").status == 200);
+  long ms = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - start).count();
+  BOOST_TEST_MESSAGE("query answer behind 200 idle connections: " << ms << " ms");
+  BOOST_TEST(ms < 5000);
+  for (auto& socket : idle) socket.close();
+}

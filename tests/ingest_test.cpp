@@ -11,6 +11,7 @@
 #include <Poco/Message.h>
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/StreamSocket.h>
 #include <Poco/StreamCopier.h>
 #include <Poco/URI.h>
 
@@ -353,5 +354,50 @@ BOOST_AUTO_TEST_CASE(regression_issue6_body_nesting_many_maps_gets_400_and_store
   for (int i = 0; i < 9990; ++i)
     json += (i > 0 ? ",[" : "[") + std::string(30, '[') + std::string(31, ']');
   checkError(test::postJson(s.url, kPath, json + "]}"), 400, "too_many_fields");
+  BOOST_TEST(s.events() == 1);
+}
+
+namespace {
+
+// Sends `raw` on a new connection, half-closes it and returns everything the server answered.
+std::string rawExchange(const std::string& url, const std::string& raw) {
+  Poco::URI uri(url);
+  Poco::Net::StreamSocket socket(Poco::Net::SocketAddress(uri.getHost(), uri.getPort()));
+  socket.setReceiveTimeout(Poco::Timespan(30, 0));
+  socket.sendBytes(raw.data(), static_cast<int>(raw.size()));
+  socket.shutdownSend();
+  std::string answer;
+  char buffer[4096];
+  for (int n; (n = socket.receiveBytes(buffer, sizeof buffer)) > 0;) answer.append(buffer, n);
+  return answer;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(regression_issue6_body_shorter_than_its_content_length_is_not_stored) {
+  Server s;
+  s.post("01-ONAPPINSTALL.form");
+  std::string body = test::sample("03-ONCRMDEALADD.form");
+  std::string answer =
+      rawExchange(s.url,
+                  "POST /bitrix24/events HTTP/1.1\r\nHost: x\r\n"
+                  "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: " +
+                      std::to_string(body.size() + 500) + "\r\n\r\n" + body);
+  BOOST_TEST(answer.rfind("HTTP/1.1 400", 0) == 0u, answer);
+  BOOST_TEST(answer.find("\"error\":\"malformed_body\"") != std::string::npos, answer);
+  BOOST_TEST(s.events() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(data_that_is_not_an_object_gets_400_and_is_not_stored) {
+  Server s;
+  s.post("01-ONAPPINSTALL.form");
+  const std::string auth = "&auth%5Bmember_id%5D=" + kMember +
+                           "&auth%5Bapplication_token%5D=f4a8c2e61b9d7035e8c4a1f6d2b97e53";
+  checkError(s.postForm("event=ONCRMDEALADD&data=scalar" + auth), 400, "malformed_body");
+  checkError(s.postForm("event=ONCRMDEALADD&data%5B0%5D=a" + auth), 400, "malformed_body");
+  checkError(test::postJson(s.url, kPath,
+                            "{\"event\":\"X\",\"data\":[1,2],\"auth\":{\"member_id\":\"" + kMember +
+                                "\",\"application_token\":\"f4a8c2e61b9d7035e8c4a1f6d2b97e53\"}}"),
+             400, "malformed_body");
   BOOST_TEST(s.events() == 1);
 }

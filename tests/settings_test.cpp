@@ -118,3 +118,11 @@ BOOST_AUTO_TEST_CASE(split_host_port_handles_ipv4_ipv6_and_bad_ports) {
   BOOST_CHECK_THROW(splitHostPort("127.0.0.1:99999"), Poco::InvalidArgumentException);
   BOOST_CHECK_THROW(splitHostPort("127.0.0.1:x"), Poco::InvalidArgumentException);
 }
+
+BOOST_AUTO_TEST_CASE(bad_listen_address_is_a_configuration_error) {
+  BOOST_CHECK_THROW(loadSettings(*layerConfiguration("", {}, {{"ingest.listen", "127.0.0.1:x"}})),
+                    Poco::Exception);
+  BOOST_CHECK_THROW(
+      loadSettings(*layerConfiguration("", {}, {{"query.listen", "127.0.0.1:99999"}})),
+      Poco::Exception);
+}
