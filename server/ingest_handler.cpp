@@ -60,7 +60,9 @@ class IngestRecord {
   IngestRecord& operator=(const IngestRecord&) = delete;
 
   Metrics::IngestResult result = Metrics::IngestResult::kInvalid;
-  std::string event;  // the event code once parsed
+  // The event code once stored. Unverified requests are all counted as "_unverified": their
+  // codes are whatever a sender typed and would use up the metric's label values.
+  std::string event = "_unverified";
 
  private:
   Metrics* const metrics_;
@@ -123,7 +125,6 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     auto parsed = parseEvent(decoded.root, clock_.nowSeconds());
     if (auto* error = std::get_if<ApiError>(&parsed)) return sendError(response, *error, log);
     const IncomingEvent& event = std::get<IncomingEvent>(parsed);
-    record.event = event.event;
 
     IngestOutcome outcome = sink_.write(event);
     // Built only when logged: Poco formats a message before it checks the log level.
@@ -131,6 +132,7 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     switch (outcome.status) {
       case IngestOutcome::Status::kStored:
         record.result = Metrics::IngestResult::kStored;
+        record.event = event.event;
         if (log.debug()) {
           log.debug("stored id=%Ld %s", static_cast<Poco::Int64>(outcome.id), context());
         }
