@@ -2,6 +2,7 @@
 
 #include <Poco/AutoPtr.h>
 #include <Poco/ConsoleChannel.h>
+#include <Poco/File.h>
 #include <Poco/FormattingChannel.h>
 #include <Poco/Logger.h>
 #include <Poco/PatternFormatter.h>
@@ -173,6 +174,12 @@ int App::migrate() {
   std::optional<Settings> loaded = settings();
   if (!loaded) return kExitUsage;
   const Settings& settings = *loaded;
+  // --status only reads: a database that does not exist has every migration pending, and is
+  // not created by asking.
+  if (params_.count("status") && !Poco::File(settings.db.path).exists()) {
+    for (const Migration& m : embeddedMigrations()) std::cout << "pending " << m.name << std::endl;
+    return kExitOk;
+  }
   SystemClock clock;
   try {
     auto storage = openSqliteStorage(settings.db, clock, embeddedMigrations());

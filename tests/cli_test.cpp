@@ -205,3 +205,12 @@ BOOST_AUTO_TEST_CASE(regression_issue6_bad_listen_port_is_a_usage_error) {
                              out, err) == 2);
   BOOST_TEST(err.find("listen") != std::string::npos, err);
 }
+
+BOOST_AUTO_TEST_CASE(migrate_status_of_a_missing_database_lists_pending_and_creates_nothing) {
+  test::TempDir dir;
+  std::string out, err;
+  BOOST_TEST(test::runBinary({"migrate", "--status", "--db", dir.file("none/new.db")}, out, err) ==
+             0);
+  BOOST_TEST(out.find("pending 0001_initial.sql") != std::string::npos, out);
+  BOOST_TEST(!Poco::File(dir.file("none")).exists());
+}
