@@ -11,7 +11,6 @@
 #include <thread>
 #include <vector>
 
-#include "sqlite_checkpointer.h"
 #include "sqlite_storage.h"
 
 namespace b24es::sqlite {
@@ -45,7 +44,6 @@ class SqliteEventSink final : public EventSink {
   const Verifier verifier_;          // const after construction
   const SinkSettings sinkSettings_;  // const after construction
   std::unique_ptr<Writer> writer_;   // used only by thread_
-  Checkpointer checkpointer_;        // checkpoints the WAL the writer fills
 
   std::mutex mutex_;
   std::condition_variable wake_;               // signals groups_ or closing_ changed

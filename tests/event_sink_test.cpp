@@ -5,6 +5,7 @@
 
 #include <Poco/Data/SQLite/Connector.h>
 #include <Poco/Data/Session.h>
+#include <Poco/File.h>
 
 #include <set>
 #include <thread>
@@ -243,4 +244,25 @@ BOOST_AUTO_TEST_CASE(closed_sink_refuses_new_events) {
   Fixture f;
   f.sink->close();
   BOOST_TEST((f.sink->write(install()).status == Status::kUnavailable));
+}
+
+BOOST_AUTO_TEST_CASE(regression_issue6_wal_stays_small_under_sustained_writes) {
+  // A checkpoint from another thread never completed while the writer kept appending, so the
+  // WAL never restarted: 176 MB after 5 s of benchmark.
+  Fixture f;
+  f.sink->write(install());
+  IncomingEvent e = deal();
+  e.dataJson = R"({"FIELDS":{"ID":"7405","COMMENTS":")" + std::string(2000, 'x') + "\"}}";
+  std::vector<std::thread> workers;
+  for (int t = 0; t < 16; ++t) {
+    workers.emplace_back([&] {
+      for (int i = 0; i < 500; ++i) f.sink->write(e);  // 8,000 events, ~30 MB of pages
+    });
+  }
+  for (auto& w : workers) w.join();
+  BOOST_TEST(f.q("SELECT count(*) FROM events") == "8001");
+  Poco::File wal(f.settings.path + "-wal");
+  BOOST_REQUIRE(wal.exists());
+  BOOST_TEST_MESSAGE("WAL after 8,000 events: " << wal.getSize() << " bytes");
+  BOOST_TEST(wal.getSize() < 16u * 1024 * 1024);
 }
