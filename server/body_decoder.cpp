@@ -3,18 +3,18 @@
 
 #include <Poco/Dynamic/Var.h>
 #include <Poco/Exception.h>
-#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Handler.h>
 #include <Poco/JSON/JSONException.h>
-#include <Poco/JSON/ParseHandler.h>
 #include <Poco/JSON/Parser.h>
-#include <Poco/JSONString.h>
+#include <Poco/JSON/Stringifier.h>
+#include <Poco/SharedPtr.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <exception>
 #include <limits>
 #include <memory>
-#include <typeinfo>
+#include <sstream>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -161,6 +161,8 @@ struct FormEntry {
 class FormMap {
  public:
   const std::vector<FormEntry>& entries() const { return entries_; }
+  // For moving the decoded strings out once the map is complete; the index is left stale.
+  std::vector<FormEntry>& mutableEntries() { return entries_; }
 
   // The returned pointer is valid until the next insertion into this map.
   FormValue& findOrInsert(FormKey key) {
@@ -328,21 +330,23 @@ bool isList(const FormMap& map) {
   return true;
 }
 
-Poco::JSON::Object::Ptr toJsonObject(const FormMap& map);
-
-Poco::Dynamic::Var toJsonValue(const FormValue& value) {
-  if (!value.map) return value.scalar;
-  if (!isList(*value.map)) return toJsonObject(*value.map);
-  Poco::JSON::Array::Ptr array = new Poco::JSON::Array();
-  for (const FormEntry& entry : value.map->entries()) array->add(toJsonValue(entry.value));
-  return array;
-}
-
-Poco::JSON::Object::Ptr toJsonObject(const FormMap& map) {
-  Poco::JSON::Object::Ptr object = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
-  for (const FormEntry& entry : map.entries())
-    object->set(entry.key.text, toJsonValue(entry.value));
-  return object;
+// Moves a decoded PHP array into a BodyValue: a list (keys 0..n-1) becomes an array, anything
+// else an object, as PHP's json_encode would write it. `forceObject` for the top level.
+BodyValue toBodyValue(FormMap& map, bool forceObject) {
+  const bool list = !forceObject && isList(map);
+  BodyValue out = list ? BodyValue::array() : BodyValue::object();
+  std::vector<FormEntry>& entries = map.mutableEntries();
+  out.members.reserve(entries.size());
+  for (FormEntry& entry : entries) {
+    BodyMember& member = out.members.emplace_back();
+    if (!list) member.key = std::move(entry.key.text);
+    if (entry.value.map) {
+      member.value = toBodyValue(*entry.value.map, false);
+    } else {
+      member.value = BodyValue::string(std::move(entry.value.scalar));
+    }
+  }
+  return out;
 }
 
 // Calls visit(segment) for every non-empty '&'-separated segment; stops early when visit
@@ -361,14 +365,120 @@ void forEachSegment(std::string_view body, Visit visit) {
 // ---------------------------------------------------------------------------------------------
 // JSON bodies.
 
+// Builds a BodyValue from Poco's JSON parser events, as Poco::JSON::ParseHandler(true) builds
+// its Object tree: key order kept, a later duplicate key replaces the value in the first one's
+// place, numbers keep their type (written as Poco writes them).
+class BodyValueHandler final : public Poco::JSON::Handler {
+ public:
+  void reset() override {
+    stack_.clear();
+    root_ = BodyValue();
+    hasRoot_ = false;
+  }
+  void startObject() override { stack_.push_back(Frame{BodyValue::object(), {}, {}}); }
+  void endObject() override { finishContainer(); }
+  void startArray() override { stack_.push_back(Frame{BodyValue::array(), {}, {}}); }
+  void endArray() override { finishContainer(); }
+  void key(const std::string& k) override {
+    if (!stack_.empty()) stack_.back().key = k;
+  }
+  void null() override { add(BodyValue()); }
+  void value(int v) override { add(integer(std::to_string(v))); }
+  void value(unsigned v) override { add(integer(std::to_string(v))); }
+  void value(Poco::Int64 v) override { add(integer(std::to_string(v))); }
+  void value(Poco::UInt64 v) override { add(integer(std::to_string(v))); }
+  void value(const std::string& v) override { add(BodyValue::string(v)); }
+  void value(double d) override {
+    // Rare in Bitrix24 bodies; formatted by Poco so that it reads as it did before this tree.
+    BodyValue real;
+    real.type = BodyValue::Type::kReal;
+    std::ostringstream text;
+    Poco::JSON::Stringifier::condense(Poco::Dynamic::Var(d), text);
+    real.text = text.str();
+    add(std::move(real));
+  }
+  void value(bool b) override {
+    BodyValue flag;
+    flag.type = b ? BodyValue::Type::kTrue : BodyValue::Type::kFalse;
+    add(std::move(flag));
+  }
+
+  // The parsed top-level value, or nullopt if the document was not complete.
+  std::optional<BodyValue> take() {
+    if (!hasRoot_) return std::nullopt;
+    hasRoot_ = false;
+    return std::move(root_);
+  }
+
+ private:
+  struct Frame {
+    BodyValue value;
+    std::string key;  // the key of the next member (objects)
+    // Key -> member index, built once an object is big enough for a linear scan to matter
+    // (SPEC allows 10,000 keys in one object).
+    std::unordered_map<std::string, std::size_t> index;
+  };
+  static constexpr std::size_t kIndexThreshold = 8;
+
+  static BodyValue integer(std::string text) {
+    BodyValue out;
+    out.type = BodyValue::Type::kInteger;
+    out.text = std::move(text);
+    return out;
+  }
+
+  void finishContainer() {
+    if (stack_.empty()) return;
+    BodyValue done = std::move(stack_.back().value);
+    stack_.pop_back();
+    add(std::move(done));
+  }
+
+  void add(BodyValue v) {
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      hasRoot_ = true;
+      return;
+    }
+    Frame& frame = stack_.back();
+    std::vector<BodyMember>& members = frame.value.members;
+    if (!frame.value.isObject()) {
+      members.push_back(BodyMember{{}, std::move(v)});
+      return;
+    }
+    if (members.size() <= kIndexThreshold) {
+      for (BodyMember& member : members) {
+        if (member.key == frame.key) {
+          member.value = std::move(v);
+          return;
+        }
+      }
+    } else {
+      if (frame.index.empty()) {
+        for (std::size_t i = 0; i < members.size(); ++i) frame.index.emplace(members[i].key, i);
+      }
+      auto [it, inserted] = frame.index.emplace(frame.key, members.size());
+      if (!inserted) {
+        members[it->second].value = std::move(v);
+        return;
+      }
+    }
+    members.push_back(BodyMember{std::move(frame.key), std::move(v)});
+  }
+
+  std::vector<Frame> stack_;
+  BodyValue root_;
+  bool hasRoot_ = false;
+};
+
 bool isJsonWhitespace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-// Enforces the limits with one linear pass before Poco builds anything, because Poco's
-// order-preserving Object::set scans all existing keys and would make a megabyte of keys
-// quadratic. Depth is the bracket nesting outside strings; for a well-formed document the
-// number of leaves (scalars and empty containers) is exactly commas + 1, since every container
-// with k children holds k - 1 commas, and the number of containers below the root is the number
-// of opening brackets less one. Returns the error, or nothing when within limits.
+// Enforces the limits with one linear pass before Poco parses anything, so that a hostile
+// document is refused before it costs a tree. Depth is the bracket nesting outside strings; for a
+// well-formed document the number of leaves (scalars and empty containers) is exactly commas + 1,
+// since every container with k children holds k - 1 commas, and the number of containers below the
+// root is the number of opening brackets less one. Returns the error, or nothing when within
+// limits.
 std::optional<DecodedBody> checkJsonLimits(const std::string& text, std::size_t rootPos,
                                            const DecodeLimits& limits) {
   const std::size_t maxDepth = effectiveMaxDepth(limits);
@@ -519,7 +629,7 @@ DecodedBody decodeFormBody(std::string_view body, const DecodeLimits& limits) {
     if (tooManyMaps) return tooManyContainers(limits);
 
     DecodedBody out;
-    out.root = toJsonObject(root);
+    out.root = toBodyValue(root, true);
     return out;
   } catch (const std::exception&) {
     return malformed("The form body could not be decoded.");
@@ -536,16 +646,15 @@ DecodedBody decodeJsonBody(std::string_view body, const DecodeLimits& limits) {
     }
     if (auto limitError = checkJsonLimits(text, rootPos, limits)) return std::move(*limitError);
 
-    Poco::JSON::ParseHandler::Ptr handler = new Poco::JSON::ParseHandler(true);
+    Poco::SharedPtr<BodyValueHandler> handler = new BodyValueHandler();
     Poco::JSON::Parser parser(handler);
     // The pre-scan already bounds depth; this is a second guard on Poco's own recursion.
     parser.setDepth(effectiveMaxDepth(limits) + 1);
-    const Poco::Dynamic::Var result = parser.parse(text);
-    if (result.type() != typeid(Poco::JSON::Object::Ptr)) {
-      return malformed("The JSON body is not an object.");
-    }
+    parser.parse(text);
+    std::optional<BodyValue> root = handler->take();
+    if (!root || !root->isObject()) return malformed("The JSON body is not an object.");
     DecodedBody out;
-    out.root = result.extract<Poco::JSON::Object::Ptr>();
+    out.root = std::move(root);
     return out;
   } catch (const Poco::JSON::JSONException& e) {
     // Poco reports its depth guard only through this message text.

@@ -1,11 +1,13 @@
-// Turns the raw body of a Bitrix24 event POST (PHP-style form or JSON) into one JSON object tree,
-// enforcing the SPEC §4 limits so that hostile bodies are rejected before they cost much.
+// Turns the raw body of a Bitrix24 event POST (PHP-style form or JSON) into one object tree
+// (body_value.h), enforcing the SPEC §4 limits so that hostile bodies are rejected before they
+// cost much.
 #pragma once
-#include <Poco/JSON/Object.h>
 #include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "body_value.h"
 
 namespace b24es {
 
@@ -14,8 +16,8 @@ struct DecodeLimits {
   std::size_t maxDepth = 32;     // deepest bracket level allowed: data[FIELDS][ID] has 2
   std::size_t maxPairs = 10000;  // most key=value pairs (form) or scalar leaves (JSON)
   // Most objects and arrays the body may create below the top level. Not in SPEC §4 (an
-  // extension of its 10,000-field rule): each one costs ~1 KB as a Poco::JSON::Object, and
-  // without it 10,000 pairs of 32 levels each would build 320,000 of them (~360 MB).
+  // extension of its 10,000-field rule): without it 10,000 pairs of 32 levels each would build
+  // 320,000 of them (~360 MB when they were Poco::JSON::Objects).
   std::size_t maxContainers = 10000;
 };
 
@@ -26,9 +28,9 @@ struct DecodeError {
   std::string message;
 };
 
-// Exactly one of root / error is set.
+// Exactly one of root / error is set; root is always an object.
 struct DecodedBody {
-  Poco::JSON::Object::Ptr root;
+  std::optional<BodyValue> root;
   std::optional<DecodeError> error;
 };
 

@@ -1,36 +1,45 @@
 #include "event_parser.h"
 
-#include <Poco/JSON/Array.h>
 #include <Poco/String.h>
 
 #include <charconv>
 
-#include "json_writer.h"
-
 namespace b24es {
 namespace {
 
-using Poco::Dynamic::Var;
-using Poco::JSON::Array;
-using Poco::JSON::Object;
+using Type = BodyValue::Type;
 
-// The text of a scalar member, or "" when absent, null or a container.
-std::string textOf(const Object::Ptr& obj, const std::string& key) {
-  if (!obj || !obj->has(key)) return {};
-  const Var& v = obj->get(key);
-  if (v.isEmpty() || v.type() == typeid(Object::Ptr) || v.type() == typeid(Array::Ptr)) return {};
-  return v.convert<std::string>();
+// The text of a scalar member, or "" when absent, null or a container (numbers and booleans as
+// JSON writes them).
+std::string textOf(const BodyValue* obj, std::string_view key) {
+  const BodyValue* v = obj ? obj->find(key) : nullptr;
+  if (!v) return {};
+  switch (v->type) {
+    case Type::kString:
+    case Type::kInteger:
+    case Type::kReal:
+      return v->text;
+    case Type::kTrue:
+      return "true";
+    case Type::kFalse:
+      return "false";
+    case Type::kNull:
+    case Type::kObject:
+    case Type::kArray:
+      break;
+  }
+  return {};
 }
 
-std::optional<std::int64_t> integerMember(const Object::Ptr& obj, const std::string& key) {
-  if (!obj || !obj->has(key)) return std::nullopt;
-  return integerOf(obj->get(key));
+std::optional<std::int64_t> integerMember(const BodyValue* obj, std::string_view key) {
+  const BodyValue* v = obj ? obj->find(key) : nullptr;
+  if (!v) return std::nullopt;
+  return integerOf(*v);
 }
 
-Object::Ptr objectMember(const Object::Ptr& obj, const std::string& key) {
-  if (!obj || !obj->has(key)) return nullptr;
-  const Var& v = obj->get(key);
-  return v.type() == typeid(Object::Ptr) ? v.extract<Object::Ptr>() : nullptr;
+const BodyValue* objectMember(const BodyValue* obj, std::string_view key) {
+  const BodyValue* v = obj ? obj->find(key) : nullptr;
+  return v && v->isObject() ? v : nullptr;
 }
 
 bool isSecretKey(const std::string& key) {
@@ -38,29 +47,20 @@ bool isSecretKey(const std::string& key) {
          Poco::icompare(key, "application_token") == 0;
 }
 
-void redact(const Var& node);
-
-void redactObject(Object::Ptr obj) {
-  for (const auto& member : *obj) {
-    if (isSecretKey(member.first)) {
-      obj->set(member.first, std::string(kRedacted));
+void redact(BodyValue& node) {
+  const bool isObject = node.isObject();
+  for (BodyMember& member : node.members) {
+    if (isObject && isSecretKey(member.key)) {
+      member.value = BodyValue::string(kRedacted);
     } else {
-      redact(member.second);
+      redact(member.value);
     }
-  }
-}
-
-void redact(const Var& node) {
-  if (node.type() == typeid(Object::Ptr)) {
-    redactObject(node.extract<Object::Ptr>());
-  } else if (node.type() == typeid(Array::Ptr)) {
-    for (const Var& item : *node.extract<Array::Ptr>()) redact(item);
   }
 }
 
 // A token grant from an object holding access_token, refresh_token, expires, expires_in,
 // scope; nullopt when it holds no access token.
-std::optional<TokenGrant> grantFrom(const Object::Ptr& auth, std::int64_t userId,
+std::optional<TokenGrant> grantFrom(const BodyValue* auth, std::int64_t userId,
                                     std::int64_t nowSeconds) {
   TokenGrant grant;
   grant.accessToken = textOf(auth, "access_token");
@@ -78,31 +78,27 @@ std::optional<TokenGrant> grantFrom(const Object::Ptr& auth, std::int64_t userId
 
 }  // namespace
 
-std::optional<std::int64_t> integerOf(const Var& value) {
-  if (value.isEmpty()) return std::nullopt;
-  if (value.isInteger()) {
-    try {
-      return value.convert<std::int64_t>();
-    } catch (const Poco::Exception&) {
-      return std::nullopt;  // an unsigned value beyond int64
-    }
-  }
-  if (!value.isString()) return std::nullopt;
-  const std::string& s = value.extract<std::string>();
+std::optional<std::int64_t> integerOf(std::string_view text) {
   std::int64_t out = 0;
-  const char* end = s.data() + s.size();
-  auto [ptr, ec] = std::from_chars(s.data(), end, out);
-  if (s.empty() || ec != std::errc() || ptr != end) return std::nullopt;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, out);
+  if (text.empty() || ec != std::errc() || ptr != end) return std::nullopt;
   return out;
 }
 
-std::variant<IncomingEvent, ApiError> parseEvent(const Object::Ptr& root, std::int64_t nowSeconds) {
+std::optional<std::int64_t> integerOf(const BodyValue& value) {
+  // An integer beyond int64 (a JSON UInt64) fails from_chars like an overlong string.
+  if (value.type != Type::kInteger && value.type != Type::kString) return std::nullopt;
+  return integerOf(value.text);
+}
+
+std::variant<IncomingEvent, ApiError> parseEvent(BodyValue& root, std::int64_t nowSeconds) {
   IncomingEvent e;
-  e.event = Poco::toUpper(textOf(root, "event"));
+  e.event = Poco::toUpper(textOf(&root, "event"));
   if (e.event.empty()) {
     return ApiError{400, "missing_field", "the body has no event field"};
   }
-  Object::Ptr auth = objectMember(root, "auth");
+  const BodyValue* auth = objectMember(&root, "auth");
   e.memberId = textOf(auth, "member_id");
   if (e.memberId.empty()) {
     return ApiError{400, "missing_field", "the body has no auth[member_id] field"};
@@ -118,51 +114,47 @@ std::variant<IncomingEvent, ApiError> parseEvent(const Object::Ptr& root, std::i
   e.status = textOf(auth, "status");
   e.scope = textOf(auth, "scope");
   e.applicationToken = textOf(auth, "application_token");
-  e.eventHandlerId = integerMember(root, "event_handler_id");
-  std::string eventId = textOf(root, "event_id");
+  e.eventHandlerId = integerMember(&root, "event_handler_id");
+  std::string eventId = textOf(&root, "event_id");
   if (!eventId.empty()) e.eventId = eventId;
-  e.ts = integerMember(root, "ts");
+  e.ts = integerMember(&root, "ts");
   e.userId = integerMember(auth, "user_id");
 
   if (e.userId) {
     if (auto grant = grantFrom(auth, *e.userId, nowSeconds)) e.tokens.push_back(*grant);
   }
 
-  Var data = root->has("data") ? root->get("data") : Var();
+  BodyValue* data = root.find("data");
+  if (data && data->isNull()) data = nullptr;
   // SPEC §4: data is an object (or absent); a list or a bare value is not an event body.
-  if (!data.isEmpty() && data.type() != typeid(Object::Ptr)) {
+  if (data && !data->isObject()) {
     return ApiError{400, "malformed_body", "the data field is not an object"};
   }
-  Object::Ptr dataObj = objectMember(root, "data");
-  if (dataObj) {
-    // Bots carry their own tokens in data[BOT][<bot user id>][...].
-    if (Object::Ptr bots = objectMember(dataObj, "BOT")) {
-      for (const auto& bot : *bots) {
-        auto botId = integerOf(Var(bot.first));
-        if (!botId || bot.second.type() != typeid(Object::Ptr)) continue;
-        if (auto grant = grantFrom(bot.second.extract<Object::Ptr>(), *botId, nowSeconds)) {
-          e.tokens.push_back(*grant);
-        }
-      }
-    }
-    Object::Ptr fields = objectMember(dataObj, "FIELDS");
-    Object::Ptr fieldsAfter = objectMember(dataObj, "FIELDS_AFTER");
-    for (auto candidate : {integerMember(fields, "ID"), integerMember(fieldsAfter, "ID"),
-                           integerMember(dataObj, "ID"), integerMember(dataObj, "id")}) {
-      if (candidate) {
-        e.entityId = candidate;
-        break;
-      }
-    }
-    e.entityTypeId = integerMember(fields, "ENTITY_TYPE_ID");
-  }
-
-  if (data.isEmpty()) {
+  if (!data) {
     e.dataJson = "{}";
-  } else {
-    redact(data);
-    e.dataJson = condensedJson(data);
+    return e;
   }
+  // Bots carry their own tokens in data[BOT][<bot user id>][...].
+  if (const BodyValue* bots = objectMember(data, "BOT")) {
+    for (const BodyMember& bot : bots->members) {
+      auto botId = integerOf(bot.key);
+      if (!botId || !bot.value.isObject()) continue;
+      if (auto grant = grantFrom(&bot.value, *botId, nowSeconds)) e.tokens.push_back(*grant);
+    }
+  }
+  const BodyValue* fields = objectMember(data, "FIELDS");
+  const BodyValue* fieldsAfter = objectMember(data, "FIELDS_AFTER");
+  for (auto candidate : {integerMember(fields, "ID"), integerMember(fieldsAfter, "ID"),
+                         integerMember(data, "ID"), integerMember(data, "id")}) {
+    if (candidate) {
+      e.entityId = candidate;
+      break;
+    }
+  }
+  e.entityTypeId = integerMember(fields, "ENTITY_TYPE_ID");
+
+  redact(*data);
+  e.dataJson = toJson(*data);
   return e;
 }
 

@@ -3,14 +3,13 @@
 // auth and data.BOT, and every token value inside data redacted. Pure; thread-safe.
 #pragma once
 
-#include <Poco/JSON/Object.h>
-
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <variant>
 
 #include "api_error.h"
+#include "body_value.h"
 #include "records.h"
 
 namespace b24es {
@@ -18,14 +17,17 @@ namespace b24es {
 // What replaces every access_token, refresh_token and application_token value inside data.
 inline constexpr const char* kRedacted = "[redacted]";
 
-// Parses `root` into an event, or a 400 ApiError (missing_field) when `event` or
-// `auth.member_id` is absent or empty. `nowSeconds` turns auth.expires_in into an expiry when
-// auth.expires is absent. `root` is modified: token values inside data are redacted in place.
-std::variant<IncomingEvent, ApiError> parseEvent(const Poco::JSON::Object::Ptr& root,
-                                                 std::int64_t nowSeconds);
+// Parses `root` (an object) into an event, or a 400 ApiError: missing_field when `event` or
+// `auth.member_id` is absent or empty, malformed_body when `data` is present and neither an
+// object nor null. `nowSeconds` turns auth.expires_in into an expiry when auth.expires is absent.
+// `root` is modified: token values inside data are redacted in place.
+std::variant<IncomingEvent, ApiError> parseEvent(BodyValue& root, std::int64_t nowSeconds);
 
-// The integer value of a JSON scalar: an integer number, or a string of an optional '-' and
-// digits that fits in 64 bits. nullopt for anything else.
-std::optional<std::int64_t> integerOf(const Poco::Dynamic::Var& value);
+// The integer value of a scalar: an integer number, or a string of an optional '-' and digits
+// that fits in 64 bits. nullopt for anything else (reals, booleans, null, containers).
+std::optional<std::int64_t> integerOf(const BodyValue& value);
+
+// The same rule for a text, e.g. an object key.
+std::optional<std::int64_t> integerOf(std::string_view text);
 
 }  // namespace b24es

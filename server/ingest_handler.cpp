@@ -122,7 +122,7 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     if (decoded.error) {
       return sendError(response, {400, decoded.error->code, decoded.error->message}, log);
     }
-    auto parsed = parseEvent(decoded.root, clock_.nowSeconds());
+    auto parsed = parseEvent(*decoded.root, clock_.nowSeconds());
     if (auto* error = std::get_if<ApiError>(&parsed)) return sendError(response, *error, log);
     const IncomingEvent& event = std::get<IncomingEvent>(parsed);
 

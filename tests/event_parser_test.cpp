@@ -16,7 +16,7 @@ const std::int64_t kNow = 1767261600;
 IncomingEvent parseForm(const std::string& body) {
   DecodedBody decoded = decodeFormBody(body, DecodeLimits{});
   BOOST_REQUIRE(!decoded.error);
-  auto parsed = parseEvent(decoded.root, kNow);
+  auto parsed = parseEvent(*decoded.root, kNow);
   BOOST_REQUIRE(std::holds_alternative<IncomingEvent>(parsed));
   return std::get<IncomingEvent>(parsed);
 }
@@ -24,7 +24,7 @@ IncomingEvent parseForm(const std::string& body) {
 ApiError parseFormError(const std::string& body) {
   DecodedBody decoded = decodeFormBody(body, DecodeLimits{});
   BOOST_REQUIRE(!decoded.error);
-  auto parsed = parseEvent(decoded.root, kNow);
+  auto parsed = parseEvent(*decoded.root, kNow);
   BOOST_REQUIRE(std::holds_alternative<ApiError>(parsed));
   return std::get<ApiError>(parsed);
 }
@@ -136,7 +136,7 @@ BOOST_AUTO_TEST_CASE(bot_tokens_are_kept_as_grants_and_redacted_everywhere_in_da
 BOOST_AUTO_TEST_CASE(json_body_parses_like_the_form_body) {
   DecodedBody decoded = decodeJsonBody(test::sample("41-ONCRMDEALADD.json"), DecodeLimits{});
   BOOST_REQUIRE(!decoded.error);
-  auto parsed = parseEvent(decoded.root, kNow);
+  auto parsed = parseEvent(*decoded.root, kNow);
   IncomingEvent json = std::get<IncomingEvent>(parsed);
   IncomingEvent form = parseForm(test::sample("03-ONCRMDEALADD.form"));
   BOOST_TEST(json.event == form.event);
@@ -147,12 +147,56 @@ BOOST_AUTO_TEST_CASE(json_body_parses_like_the_form_body) {
 }
 
 BOOST_AUTO_TEST_CASE(integer_of_accepts_only_whole_integers) {
-  using Poco::Dynamic::Var;
-  BOOST_TEST(*integerOf(Var(std::string("-12"))) == -12);
-  BOOST_TEST(*integerOf(Var(42)) == 42);
-  BOOST_TEST(!integerOf(Var(std::string(""))));
-  BOOST_TEST(!integerOf(Var(std::string("12 "))));
-  BOOST_TEST(!integerOf(Var(std::string("99999999999999999999"))));
-  BOOST_TEST(!integerOf(Var(1.5)));
-  BOOST_TEST(!integerOf(Var()));
+  auto number = [](BodyValue::Type type, std::string text) {
+    BodyValue v;
+    v.type = type;
+    v.text = std::move(text);
+    return v;
+  };
+  BOOST_TEST(*integerOf(BodyValue::string("-12")) == -12);
+  BOOST_TEST(*integerOf(number(BodyValue::Type::kInteger, "42")) == 42);
+  BOOST_TEST(!integerOf(BodyValue::string("")));
+  BOOST_TEST(!integerOf(BodyValue::string("12 ")));
+  BOOST_TEST(!integerOf(BodyValue::string("99999999999999999999")));
+  BOOST_TEST(!integerOf(number(BodyValue::Type::kInteger, "18446744073709551615")));
+  BOOST_TEST(!integerOf(number(BodyValue::Type::kReal, "1.5")));
+  BOOST_TEST(!integerOf(BodyValue()));
+  BOOST_TEST(!integerOf(BodyValue::object()));
+}
+
+BOOST_AUTO_TEST_CASE(json_data_that_is_null_is_stored_as_an_empty_object) {
+  DecodedBody decoded = decodeJsonBody(
+      R"({"event":"ONX","auth":{"member_id":"m","application_token":"t"},"data":null})", {});
+  BOOST_REQUIRE(!decoded.error);
+  auto parsed = parseEvent(*decoded.root, kNow);
+  BOOST_REQUIRE(std::holds_alternative<IncomingEvent>(parsed));
+  BOOST_TEST(std::get<IncomingEvent>(parsed).dataJson == "{}");
+}
+
+BOOST_AUTO_TEST_CASE(data_that_is_not_an_object_is_malformed) {
+  for (const char* body : {"event=ONX&auth[member_id]=m&data=text",
+                           "event=ONX&auth[member_id]=m&data[0]=a&data[1]=b"}) {
+    BOOST_TEST_CONTEXT(body) {
+      ApiError error = parseFormError(body);
+      BOOST_TEST(error.status == 400);
+      BOOST_TEST(error.code == "malformed_body");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(json_scalars_in_auth_read_as_their_text) {
+  DecodedBody decoded = decodeJsonBody(
+      R"({"event":"ONX","auth":{"member_id":12345,"application_token":"t","user_id":"7",)"
+      R"("access_token":"a","expires":1767265200.0,"expires_in":3600},"ts":true})",
+      {});
+  BOOST_REQUIRE(!decoded.error);
+  auto parsed = parseEvent(*decoded.root, kNow);
+  BOOST_REQUIRE(std::holds_alternative<IncomingEvent>(parsed));
+  const IncomingEvent& e = std::get<IncomingEvent>(parsed);
+  BOOST_TEST(e.memberId == "12345");
+  BOOST_TEST(*e.userId == 7);
+  BOOST_TEST(!e.ts);  // a boolean is not a time
+  BOOST_REQUIRE(e.tokens.size() == 1u);
+  // A real expires is not an integer: expires_in decides.
+  BOOST_TEST(*e.tokens[0].expiresAt == kNow + 3600);
 }
