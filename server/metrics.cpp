@@ -45,25 +45,36 @@ std::string prometheusLabel(const std::string& value) {
 }
 
 Histogram::Histogram(std::vector<double> upperBounds)
-    : bounds_(std::move(upperBounds)), counts_(bounds_.size() + 1, 0) {}
+    : bounds_(std::move(upperBounds)), counts_(new std::atomic<std::uint64_t>[bounds_.size() + 1]) {
+  for (std::size_t i = 0; i <= bounds_.size(); ++i) counts_[i].store(0);
+}
 
 void Histogram::observe(double value) {
   std::size_t i = 0;
   while (i < bounds_.size() && value > bounds_[i]) ++i;
-  ++counts_[i];
-  sum_ += value;
-  ++count_;
+  counts_[i].fetch_add(1, std::memory_order_relaxed);
+  double sum = sum_.load(std::memory_order_relaxed);
+  while (!sum_.compare_exchange_weak(sum, sum + value, std::memory_order_relaxed)) {
+  }
+}
+
+std::uint64_t Histogram::count() const {
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i <= bounds_.size(); ++i) total += counts_[i].load();
+  return total;
 }
 
 void Histogram::render(const std::string& name, std::string& out) const {
+  // _count is the +Inf bucket, both summed from the same reads, so they always agree.
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i < bounds_.size(); ++i) {
-    cumulative += counts_[i];
+    cumulative += counts_[i].load();
     out += name + "_bucket{le=\"" + number(bounds_[i]) + "\"} " + std::to_string(cumulative) + "\n";
   }
-  out += name + "_bucket{le=\"+Inf\"} " + std::to_string(count_) + "\n";
-  out += name + "_sum " + number(sum_) + "\n";
-  out += name + "_count " + std::to_string(count_) + "\n";
+  cumulative += counts_[bounds_.size()].load();
+  out += name + "_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
+  out += name + "_sum " + number(sum_.load()) + "\n";
+  out += name + "_count " + std::to_string(cumulative) + "\n";
 }
 
 Metrics::Metrics()
@@ -71,54 +82,75 @@ Metrics::Metrics()
           {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}),
       batchSizes_({1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}) {}
 
-std::string Metrics::capped(std::set<std::string>& seen, const std::string& value) {
-  std::string label = value.substr(0, 64);
-  if (seen.count(label)) return label;
+std::string Metrics::capped(std::set<std::string, std::less<>>& seen, std::string_view value) {
+  std::string_view label = value.substr(0, 64);
+  if (seen.find(label) != seen.end()) return std::string(label);
   if (seen.size() >= kMaxLabelValues) return "_other";
-  seen.insert(label);
-  return label;
+  seen.emplace(label);
+  return std::string(label);
 }
 
 void Metrics::countIngest(IngestResult result, const std::string& event, double seconds) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  ++received_[{resultLabel(result), capped(events_, event)}];
   ingestSeconds_.observe(seconds);
+  Counters& counters = received_[static_cast<std::size_t>(result)];
+  const std::string_view label = std::string_view(event).substr(0, 64);
+  {
+    std::shared_lock<std::shared_mutex> lock(receivedMutex_);
+    auto it = counters.find(label);
+    if (it != counters.end()) {
+      it->second->fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+  std::unique_lock<std::shared_mutex> lock(receivedMutex_);
+  std::string key = capped(events_, label);
+  auto it = counters.find(key);
+  if (it == counters.end()) {
+    it = counters.emplace(std::move(key), std::make_unique<std::atomic<std::uint64_t>>(0)).first;
+  }
+  it->second->fetch_add(1, std::memory_order_relaxed);
 }
 
-void Metrics::observeBatch(std::size_t events) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  batchSizes_.observe(static_cast<double>(events));
-}
+void Metrics::observeBatch(std::size_t events) { batchSizes_.observe(static_cast<double>(events)); }
 
 void Metrics::countRefresh(const std::string& result) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  ++refreshes_[capped(refreshResults_, result)];
+  std::lock_guard<std::mutex> lock(refreshMutex_);
+  std::string label = capped(refreshResults_, result);
+  ++refreshes_[label];
 }
 
 std::string Metrics::render(const std::optional<TokenStateCounts>& tokens) const {
   std::string out;
+  out +=
+      "# HELP b24es_events_received_total Events POSTed to the ingest path, by result and "
+      "event code.\n";
+  out += "# TYPE b24es_events_received_total counter\n";
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    out +=
-        "# HELP b24es_events_received_total Events POSTed to the ingest path, by result and "
-        "event code.\n";
-    out += "# TYPE b24es_events_received_total counter\n";
-    for (const auto& [key, count] : received_) {
-      out += "b24es_events_received_total{result=\"" + key.first + "\",event=\"" +
-             prometheusLabel(key.second) + "\"} " + std::to_string(count) + "\n";
+    std::shared_lock<std::shared_mutex> lock(receivedMutex_);
+    // In the order of the result labels' names, as before.
+    for (IngestResult result : {IngestResult::kInvalid, IngestResult::kRejected,
+                                IngestResult::kStored, IngestResult::kUnavailable}) {
+      for (const auto& [event, count] : received_[static_cast<std::size_t>(result)]) {
+        out += std::string("b24es_events_received_total{result=\"") + resultLabel(result) +
+               "\",event=\"" + prometheusLabel(event) + "\"} " + std::to_string(count->load()) +
+               "\n";
+      }
     }
-    out +=
-        "# HELP b24es_ingest_duration_seconds Time from reading an ingest request to "
-        "answering it.\n";
-    out += "# TYPE b24es_ingest_duration_seconds histogram\n";
-    ingestSeconds_.render("b24es_ingest_duration_seconds", out);
-    out +=
-        "# HELP b24es_writer_batch_events Events committed together in one writer "
-        "transaction.\n";
-    out += "# TYPE b24es_writer_batch_events histogram\n";
-    batchSizes_.render("b24es_writer_batch_events", out);
-    out += "# HELP b24es_token_refresh_total Token refresh attempts, by result.\n";
-    out += "# TYPE b24es_token_refresh_total counter\n";
+  }
+  out +=
+      "# HELP b24es_ingest_duration_seconds Time from reading an ingest request to "
+      "answering it.\n";
+  out += "# TYPE b24es_ingest_duration_seconds histogram\n";
+  ingestSeconds_.render("b24es_ingest_duration_seconds", out);
+  out +=
+      "# HELP b24es_writer_batch_events Events committed together in one writer "
+      "transaction.\n";
+  out += "# TYPE b24es_writer_batch_events histogram\n";
+  batchSizes_.render("b24es_writer_batch_events", out);
+  out += "# HELP b24es_token_refresh_total Token refresh attempts, by result.\n";
+  out += "# TYPE b24es_token_refresh_total counter\n";
+  {
+    std::lock_guard<std::mutex> lock(refreshMutex_);
     for (const auto& [result, count] : refreshes_) {
       out += "b24es_token_refresh_total{result=\"" + prometheusLabel(result) + "\"} " +
              std::to_string(count) + "\n";

@@ -3,13 +3,17 @@
 // (Poco::Prometheus arrived in 1.13), and the format is a few lines of text.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -17,24 +21,27 @@
 
 namespace b24es {
 
-// A cumulative histogram with fixed upper bounds. Not thread-safe; Metrics guards it.
+// A cumulative histogram with fixed upper bounds. Thread-safe: observe() takes no lock (ingest
+// threads record into it concurrently), render() reads a moment's counts.
 class Histogram {
  public:
   explicit Histogram(std::vector<double> upperBounds);
   void observe(double value);
   // Appends the _bucket, _sum and _count lines of `name` to `out`.
   void render(const std::string& name, std::string& out) const;
-  std::uint64_t count() const { return count_; }
+  std::uint64_t count() const;
 
  private:
-  std::vector<double> bounds_;         // ascending; +Inf is implicit
-  std::vector<std::uint64_t> counts_;  // per bound, not cumulative; last one is +Inf
-  double sum_ = 0;
-  std::uint64_t count_ = 0;
+  std::vector<double> bounds_;  // ascending; +Inf is implicit
+  // Per bound, not cumulative; the last one is +Inf.
+  std::unique_ptr<std::atomic<std::uint64_t>[]> counts_;
+  std::atomic<double> sum_{0};
 };
 
 // One per Service, shared by the ingest and query listeners and the writer. Thread-safe: every
-// method may be called from any thread; recording takes one short lock.
+// method may be called from any thread. Recording an ingest request takes no exclusive lock
+// (only a shared one, and an exclusive one the first time an event code is seen): every request
+// records one, and the threads of a committed batch all record at once.
 class Metrics {
  public:
   // What became of one POST to the ingest path.
@@ -64,16 +71,20 @@ class Metrics {
   std::string render(const std::optional<TokenStateCounts>& tokens) const;
 
  private:
-  std::string capped(std::set<std::string>& seen, const std::string& value);
+  static constexpr std::size_t kResults = 4;  // IngestResult values
+  using Counters = std::map<std::string, std::unique_ptr<std::atomic<std::uint64_t>>, std::less<>>;
 
-  mutable std::mutex mutex_;
-  std::map<std::pair<std::string, std::string>, std::uint64_t> received_;  // guarded by mutex_;
-                                                                           // (result, event)
-  std::set<std::string> events_;                    // guarded by mutex_; label values seen
-  std::map<std::string, std::uint64_t> refreshes_;  // guarded by mutex_; by result
-  std::set<std::string> refreshResults_;            // guarded by mutex_; label values seen
-  Histogram ingestSeconds_;                         // guarded by mutex_
-  Histogram batchSizes_;                            // guarded by mutex_
+  std::string capped(std::set<std::string, std::less<>>& seen, std::string_view value);
+
+  mutable std::shared_mutex receivedMutex_;    // guards the maps (not the counts) and events_
+  Counters received_[kResults];                // by IngestResult, then event label
+  std::set<std::string, std::less<>> events_;  // label values seen
+  Histogram ingestSeconds_;
+  Histogram batchSizes_;
+
+  mutable std::mutex refreshMutex_;
+  std::map<std::string, std::uint64_t> refreshes_;     // guarded by refreshMutex_
+  std::set<std::string, std::less<>> refreshResults_;  // guarded by refreshMutex_
 };
 
 // Prometheus label value escaping: backslash, double quote and newline.

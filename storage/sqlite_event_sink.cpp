@@ -220,8 +220,10 @@ IngestOutcome SqliteEventSink::write(const IncomingEvent& event) {
   }
   std::shared_ptr<Group> group = groups_.back();
   group->items.push_back(&pending);
+  lock.unlock();
   wake_.notify_one();
-  group->finished.wait(lock, [&group] { return group->done; });
+  // Waits without the mutex: the batch's waiters all wake at once and need no lock to return.
+  group->done.wait();
   return pending.outcome;
 }
 
@@ -276,13 +278,10 @@ void SqliteEventSink::run() {
         }
       }
     }
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      group->done = true;
-    }
-    if (sinkSettings_.onBatch) sinkSettings_.onBatch(batch.size());
+    const std::size_t size = batch.size();  // `batch` may be gone once the waiters wake
     // One wake-up call for the whole batch, and only its own waiters wake.
-    group->finished.notify_all();
+    group->done.set();
+    if (sinkSettings_.onBatch) sinkSettings_.onBatch(size);
     writer_->checkpointIfLarge();
   }
 }

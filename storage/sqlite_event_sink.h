@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "one_shot_signal.h"
 #include "sqlite_storage.h"
 
 namespace b24es::sqlite {
@@ -33,9 +34,8 @@ class SqliteEventSink final : public EventSink {
   };
   // The events committed together in one transaction, and the waiters to wake after it.
   struct Group {
-    std::vector<Pending*> items;       // appended to only while the group is queued
-    bool done = false;                 // guarded by mutex_
-    std::condition_variable finished;  // signalled once done
+    std::vector<Pending*> items;  // appended to only while the group is queued
+    OneShotSignal done;           // set by the writer once every item has its outcome
   };
   class Writer;  // the connection, its prepared statements and the per-event write logic
 

@@ -1,0 +1,45 @@
+// A flag that one thread sets once and any number of threads wait for. Internal to storage.
+//
+// Written by hand because neither standard tool fits the group-commit writer, which wakes the
+// 30-60 request threads of a batch at once: std::condition_variable makes every woken waiter
+// re-acquire the one mutex it waited with, so they queue on it one by one (~2.4 futex calls and
+// 2.2 context switches per request, measured under the 64-connection benchmark), and
+// libstdc++'s C++20 std::atomic::wait spins and yields before it sleeps (measured slower than
+// the condition variable: 13.4k vs 17.4k req/s). On Linux this is one futex word: set() is one
+// FUTEX_WAKE for all waiters and a woken waiter returns without touching any lock. Elsewhere it
+// falls back to a mutex and a condition variable.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#if !defined(__linux__)
+#include <condition_variable>
+#include <mutex>
+#endif
+
+namespace b24es {
+
+class OneShotSignal {
+ public:
+  OneShotSignal() = default;
+  OneShotSignal(const OneShotSignal&) = delete;
+  OneShotSignal& operator=(const OneShotSignal&) = delete;
+
+  // Blocks until set() has been called; returns at once if it has. Everything the setting
+  // thread wrote before set() is visible after wait() returns. Thread-safe.
+  void wait();
+  // Sets the flag and wakes every waiter. Call at most once. Thread-safe.
+  void set();
+
+ private:
+#if defined(__linux__)
+  std::atomic<std::uint32_t> word_{0};
+#else
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool set_ = false;  // guarded by mutex_
+#endif
+};
+
+}  // namespace b24es
