@@ -66,7 +66,11 @@ std::optional<ApiError> rejectParameters(const QueryParameters& params) {
 std::variant<EventFilter, ApiError> parseEventFilter(const QueryParameters& params) {
   EventFilter filter;
   std::set<std::string> seen;
-  for (const auto& [name, value] : params) {
+  for (const auto& param : params) {
+    // Plain references, not a structured binding: the lambda below captures them, which C++17
+    // allows only for variables (clang refuses to capture a binding; the fuzz build uses clang).
+    const std::string& name = param.first;
+    const std::string& value = param.second;
     if (!seen.insert(name).second) {
       return invalid("parameter '" + shown(name) + "' is given twice");
     }
