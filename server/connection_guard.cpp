@@ -1,12 +1,24 @@
 #include "connection_guard.h"
 
+#include <Poco/BasicEvent.h>
+#include <Poco/Delegate.h>
+#include <Poco/Exception.h>
 #include <Poco/Logger.h>
 #include <Poco/Net/HTTPRequestHandler.h>
-#include <Poco/Net/HTTPServerConnection.h>
 #include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerRequestImpl.h>
 #include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/HTTPServerResponseImpl.h>
+#include <Poco/Net/HTTPServerSession.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/Net/TCPServerConnection.h>
+#include <Poco/SharedPtr.h>
+#include <Poco/Timestamp.h>
 
+#include <exception>
 #include <memory>
+
+#include "api_error.h"
 
 namespace b24es {
 namespace {
@@ -21,49 +33,48 @@ thread_local CurrentConnection current;
 // How long a connection may wait for its next request before it counts as idle under pressure.
 constexpr std::chrono::milliseconds kIdleGrace(1000);
 
-}  // namespace
+// After an error that closes the connection, how long and how much of what the client still
+// sends is read and dropped before the close (see drainAndClose).
+constexpr Poco::Timespan::TimeDiff kDrainMicros = 1000000;
+constexpr std::size_t kDrainBytes = 256 * 1024;
 
-// An HTTPServerConnection registered with the watchdog for its whole life.
-class ConnectionWatchdog::GuardedConnection final : public Poco::Net::HTTPServerConnection {
+Poco::Logger& httpLog() { return Poco::Logger::get("b24es.http"); }
+
+// POCO's HTTPServerSession, waiting for a request in recv() instead of poll().
+class WaitingSession final : public Poco::Net::HTTPServerSession {
  public:
-  GuardedConnection(const Poco::Net::StreamSocket& socket, Poco::Net::HTTPServerParams::Ptr params,
-                    Poco::Net::HTTPRequestHandlerFactory::Ptr handlers,
-                    ConnectionWatchdog& watchdog)
-      : HTTPServerConnection(socket, params, handlers), watchdog_(watchdog) {}
+  // The base class sets SO_RCVTIMEO to the params' timeout.
+  WaitingSession(const Poco::Net::StreamSocket& socket, Poco::Net::HTTPServerParams::Ptr params)
+      : HTTPServerSession(socket, params), receiveTimeout_(params->getTimeout()) {}
 
-  void run() override {
-    std::uint64_t id = watchdog_.add(socket());
-    current = CurrentConnection{&watchdog_, id};
+  // Blocks until the first bytes of a request are buffered (true), or the peer closed the
+  // connection, `timeout` passed or the connection failed (false). Throws nothing.
+  bool awaitRequest(const Poco::Timespan& timeout) {
+    if (buffered() > 0) return true;  // pipelined behind the previous request
     try {
-      HTTPServerConnection::run();
-    } catch (...) {
-      current = {};
-      watchdog_.remove(id);
-      throw;
+      if (!socket().impl()->initialized()) return false;  // a handler detached the socket
+      setReceiveTimeout(timeout);
+      // One recv() into the session's buffer. Its result is not used: peek() returns a 0xFF
+      // byte as EOF.
+      peek();
+    } catch (const Poco::Exception&) {
+      return false;  // a timeout (EAGAIN) or a reset
     }
-    current = {};
-    watchdog_.remove(id);
+    return buffered() > 0;
+  }
+
+  // Sets SO_RCVTIMEO, without a system call when it already has that value.
+  void setReceiveTimeout(const Poco::Timespan& timeout) {
+    if (timeout == receiveTimeout_) return;
+    socket().setReceiveTimeout(timeout);
+    receiveTimeout_ = timeout;
   }
 
  private:
-  ConnectionWatchdog& watchdog_;
+  Poco::Timespan receiveTimeout_;  // what SO_RCVTIMEO is set to
 };
 
-class ConnectionWatchdog::GuardedFactory final : public Poco::Net::TCPServerConnectionFactory {
- public:
-  GuardedFactory(Poco::Net::HTTPRequestHandlerFactory::Ptr handlers,
-                 Poco::Net::HTTPServerParams::Ptr params, ConnectionWatchdog& watchdog)
-      : handlers_(handlers), params_(params), watchdog_(watchdog) {}
-
-  Poco::Net::TCPServerConnection* createConnection(const Poco::Net::StreamSocket& socket) override {
-    return new GuardedConnection(socket, params_, handlers_, watchdog_);
-  }
-
- private:
-  Poco::Net::HTTPRequestHandlerFactory::Ptr handlers_;
-  Poco::Net::HTTPServerParams::Ptr params_;
-  ConnectionWatchdog& watchdog_;
-};
+}  // namespace
 
 // Wraps every handler: keeps the deadline armed for the body, re-arms it after the response
 // for the next request, and turns keep-alive off while other connections wait for a thread.
@@ -76,11 +87,14 @@ class ConnectionWatchdog::GuardedHandlerFactory final
 
   Poco::Net::HTTPRequestHandler* createRequestHandler(
       const Poco::Net::HTTPServerRequest& request) override {
-    return new Handler(inner_->createRequestHandler(request), watchdog_);
+    Poco::Net::HTTPRequestHandler* inner = inner_->createRequestHandler(request);
+    return inner ? new Handler(inner, watchdog_) : nullptr;  // none: the loop answers 501
   }
 
   // What HTTPServer::stopAll(false) does: each connection ends after its current request.
   void notifyStopped() { serverStopped(this, false); }
+  // The event notifyStopped() fires, for the connections (protected in the base class).
+  Poco::BasicEvent<const bool>& stopped() { return serverStopped; }
 
  private:
   class Handler final : public Poco::Net::HTTPRequestHandler {
@@ -104,6 +118,248 @@ class ConnectionWatchdog::GuardedHandlerFactory final
   ConnectionWatchdog& watchdog_;
 };
 
+// Serves HTTP on one connection, registered with the watchdog for its whole life.
+//
+// The loop is written by hand instead of using Poco::Net::HTTPServerConnection::run() (POCO
+// 1.11), for two reasons:
+//  1. Before every request POCO calls HTTPServerSession::hasMoreRequests(), which calls
+//     Socket::poll(), and on Linux that creates an epoll instance, registers the socket, waits
+//     and closes it again: four system calls and a file allocated per request on the ingest hot
+//     path. Here the thread waits for the next request in recv() itself, bounded by SO_RCVTIMEO:
+//     the keep-alive timeout between requests, the params' timeout for the first request and
+//     while a request is read.
+//  2. Requests POCO cannot parse, which it refuses before any handler runs, got a 400 with an
+//     empty body (a malformed request line, a header line too long, too many header fields) or
+//     no answer at all (a Content-Length that is not a number: POCO's loop let the exception
+//     end the connection), and HTTPServerConnection::sendErrorResponse() is not virtual. Here
+//     they get 400 with the JSON error body of SPEC §4.
+// Requests are still read and answers written by POCO's HTTPServerSession,
+// HTTPServerRequestImpl and HTTPServerResponseImpl; only the loop around them is ours, and it
+// keeps what POCO's did: the Date header, the response's version, keep-alive decided by the
+// params (including maxKeepAliveRequests), the request and the response, Expect: 100-continue,
+// 501 when the factory has no handler, 500 when a handler throws before answering, and the end
+// of each connection after its current request when the factory signals serverStopped.
+class ConnectionWatchdog::GuardedConnection final : public Poco::Net::TCPServerConnection {
+ public:
+  GuardedConnection(const Poco::Net::StreamSocket& socket, Poco::Net::HTTPServerParams::Ptr params,
+                    Poco::SharedPtr<GuardedHandlerFactory> handlers, ConnectionWatchdog& watchdog)
+      : TCPServerConnection(socket), params_(params), handlers_(handlers), watchdog_(watchdog) {
+    handlers_->stopped() += Poco::delegate(this, &GuardedConnection::onServerStopped);
+  }
+
+  ~GuardedConnection() override {
+    try {
+      handlers_->stopped() -= Poco::delegate(this, &GuardedConnection::onServerStopped);
+    } catch (...) {
+      // Nothing to do in a destructor.
+    }
+  }
+
+  void run() override {
+    id_ = watchdog_.add(socket());
+    current = CurrentConnection{&watchdog_, id_};
+    try {
+      serve();
+    } catch (...) {
+      current = {};
+      watchdog_.remove(id_);
+      throw;
+    }
+    current = {};
+    watchdog_.remove(id_);
+  }
+
+ private:
+  enum class Next { kServe, kClose, kDrainAndClose };
+
+  void serve() {
+    WaitingSession session(socket(), params_);
+    for (std::uint64_t number = 1; !stopped_; ++number) {
+      if (!session.awaitRequest(number == 1 ? params_->getTimeout()
+                                            : params_->getKeepAliveTimeout())) {
+        return;
+      }
+      Next next;
+      {
+        // Held while one request is served, so that onServerStopped() waits for its answer.
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (stopped_) return;
+        next = serveOne(session, number);
+      }
+      if (next == Next::kDrainAndClose) drainAndClose();
+      if (next != Next::kServe || !session.getKeepAlive()) return;
+    }
+  }
+
+  // Reads request number `number` of this connection and answers it.
+  Next serveOne(WaitingSession& session, std::uint64_t number) {
+    Poco::Net::HTTPServerResponseImpl response(session);
+    std::unique_ptr<Poco::Net::HTTPServerRequestImpl> request;
+    try {
+      session.setReceiveTimeout(params_->getTimeout());
+      request =
+          std::make_unique<Poco::Net::HTTPServerRequestImpl>(response, session, params_.get());
+    } catch (const Poco::Net::NoMessageException&) {
+      return Next::kClose;  // the client closed the connection before a request
+    } catch (const Poco::Net::MessageException& e) {
+      // HTTPRequest::read and MessageHeader::read: a method, URI or version missing or too long
+      // (32, 16384, 8 bytes), a header name or value too long (256, 8192 bytes) or without a
+      // colon, more than 100 header fields, or the input ended inside the request. 431 or 414
+      // would name some of these better, but POCO throws the same exception for all of them
+      // and tells them apart only in its message text, so all get 400. A connection that
+      // failed or that the watchdog cut off gets no answer: it has no one to read it.
+      if (session.networkException() || watchdog_.cutOff(id_)) return Next::kClose;
+      return refuse(session,
+                    {400, "malformed_request",
+                     "the request line or a header is malformed or too long (headers: at most "
+                     "100 fields, 8192 bytes per value)"},
+                    e.message());
+    } catch (const Poco::SyntaxException&) {
+      // HTTPMessage::getContentLength64(), called by HTTPServerRequestImpl's constructor.
+      return refuse(session, badLength(), "Content-Length is not a number");
+    } catch (const Poco::Exception&) {
+      return Next::kClose;  // the connection failed while the request was read
+    }
+    const std::string& version = request->getVersion();
+    if (version != Poco::Net::HTTPMessage::HTTP_1_1 &&
+        version != Poco::Net::HTTPMessage::HTTP_1_0) {
+      // POCO reads any word there, and would echo it as the response's version.
+      return refuse(
+          session,
+          {400, "malformed_request", "the request line does not end in HTTP/1.1 or HTTP/1.0"},
+          "not an HTTP/1.x request line");
+    }
+    if (request->hasContentLength() && request->getContentLength64() < 0) {
+      // POCO takes it as "read until the connection closes" (-1) or as an empty body.
+      return refuse(session, badLength(), "Content-Length is negative");
+    }
+
+    const int maxRequests = params_->getMaxKeepAliveRequests();  // 0: unlimited
+    const bool mayKeepAlive =
+        params_->getKeepAlive() &&
+        (maxRequests <= 0 || number < static_cast<std::uint64_t>(maxRequests));
+    response.setDate(Poco::Timestamp());
+    response.setVersion(version);
+    response.setKeepAlive(mayKeepAlive && request->getKeepAlive());
+    const std::string& server = params_->getSoftwareVersion();
+    if (!server.empty()) response.set("Server", server);
+    try {
+      std::unique_ptr<Poco::Net::HTTPRequestHandler> handler(
+          handlers_->createRequestHandler(*request));
+      if (!handler) {
+        return refuse(session, {501, "not_implemented", "no handler serves this request"},
+                      request->getMethod());
+      }
+      if (request->getExpectContinue() &&
+          response.getStatus() == Poco::Net::HTTPResponse::HTTP_OK) {
+        response.sendContinue();
+      }
+      handler->handleRequest(*request, response);
+      session.setKeepAlive(mayKeepAlive && response.getKeepAlive());
+      return Next::kServe;
+    } catch (const Poco::Exception& e) {
+      return handlerFailed(session, response, e.name());
+    } catch (const std::exception&) {
+      return handlerFailed(session, response, "a C++ exception");
+    }
+  }
+
+  static ApiError badLength() {
+    return {400, "malformed_request", "the Content-Length header is not a number of bytes"};
+  }
+
+  // A handler threw: 500 if it had not answered yet (the exception's text is not logged: it may
+  // quote the request), and the connection is closed in either case.
+  Next handlerFailed(WaitingSession& session, const Poco::Net::HTTPServerResponseImpl& response,
+                     const std::string& what) {
+    if (!response.sent()) {
+      return refuse(session,
+                    {500, "internal_error", "the server failed while answering this request"},
+                    "handler threw " + what);
+    }
+    httpLog().error("a handler threw %s after answering; connection closed", what);
+    return Next::kClose;
+  }
+
+  // Answers `error` on a new response (the request may be half read or unreadable; the answer
+  // is HTTP/1.1 and closes the connection) and logs it with `context`.
+  Next refuse(WaitingSession& session, const ApiError& error, const std::string& context) {
+    session.setKeepAlive(false);
+    try {
+      Poco::Net::HTTPServerResponseImpl response(session);
+      response.setVersion(Poco::Net::HTTPMessage::HTTP_1_1);
+      response.setDate(Poco::Timestamp());
+      const std::string& server = params_->getSoftwareVersion();
+      if (!server.empty()) response.set("Server", server);
+      response.setKeepAlive(false);
+      sendError(response, error, httpLog(), context);
+    } catch (const Poco::Exception&) {
+      return Next::kClose;  // the client is gone
+    }
+    return Next::kDrainAndClose;
+  }
+
+  // Closing a socket with unread input makes the kernel reset the connection, and a reset can
+  // destroy the answer before the client has read it. So after an answer that ends the
+  // connection early, the sending side is closed and what the client still sends is read and
+  // dropped until it closes too, for at most kDrainMicros and kDrainBytes.
+  void drainAndClose() {
+    try {
+      socket().shutdownSend();
+      Poco::Timestamp started;
+      std::size_t drained = 0;
+      char buffer[4096];
+      while (drained < kDrainBytes) {
+        Poco::Timespan::TimeDiff left = kDrainMicros - started.elapsed();
+        if (left <= 0) break;
+        socket().setReceiveTimeout(Poco::Timespan(left));
+        int n = socket().receiveBytes(buffer, sizeof buffer);
+        if (n <= 0) break;
+        drained += static_cast<std::size_t>(n);
+      }
+    } catch (const Poco::Exception&) {
+      // A timeout or a reset: the connection is closed now either way.
+    }
+  }
+
+  // What HTTPServerConnection did: no request starts after this, and the socket is shut down
+  // (after the current request is answered, unless `abortCurrent`) to wake the thread from
+  // recv().
+  void onServerStopped(const bool& abortCurrent) {
+    stopped_ = true;
+    std::unique_lock<std::mutex> lock(mutex_, std::defer_lock);
+    if (!abortCurrent) lock.lock();
+    try {
+      socket().shutdown();
+    } catch (const Poco::Exception&) {
+      // Already closed.
+    }
+  }
+
+  Poco::Net::HTTPServerParams::Ptr params_;          // const after construction
+  Poco::SharedPtr<GuardedHandlerFactory> handlers_;  // const after construction
+  ConnectionWatchdog& watchdog_;
+  std::uint64_t id_ = 0;              // the watchdog entry; set by run() on this thread
+  std::atomic<bool> stopped_{false};  // set by onServerStopped() on another thread
+  std::mutex mutex_;                  // held while a request is served
+};
+
+class ConnectionWatchdog::GuardedFactory final : public Poco::Net::TCPServerConnectionFactory {
+ public:
+  GuardedFactory(Poco::SharedPtr<GuardedHandlerFactory> handlers,
+                 Poco::Net::HTTPServerParams::Ptr params, ConnectionWatchdog& watchdog)
+      : handlers_(handlers), params_(params), watchdog_(watchdog) {}
+
+  Poco::Net::TCPServerConnection* createConnection(const Poco::Net::StreamSocket& socket) override {
+    return new GuardedConnection(socket, params_, handlers_, watchdog_);
+  }
+
+ private:
+  Poco::SharedPtr<GuardedHandlerFactory> handlers_;
+  Poco::Net::HTTPServerParams::Ptr params_;
+  ConnectionWatchdog& watchdog_;
+};
+
 ConnectionWatchdog::ConnectionWatchdog(Poco::Timespan requestTimeout)
     : timeout_(std::chrono::microseconds(requestTimeout.totalMicroseconds())) {
   thread_ = std::thread([this] { run(); });
@@ -120,13 +376,12 @@ ConnectionWatchdog::~ConnectionWatchdog() {
 
 Poco::Net::TCPServerConnectionFactory::Ptr ConnectionWatchdog::connectionFactory(
     Poco::Net::HTTPRequestHandlerFactory::Ptr handlers, Poco::Net::HTTPServerParams::Ptr params) {
-  auto* guarded = new GuardedHandlerFactory(handlers, *this);
-  Poco::Net::HTTPRequestHandlerFactory::Ptr owner(guarded);
+  Poco::SharedPtr<GuardedHandlerFactory> guarded(new GuardedHandlerFactory(handlers, *this));
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    factories_.push_back({owner, guarded});
+    factories_.push_back({guarded, guarded.get()});
   }
-  return new GuardedFactory(owner, params, *this);
+  return new GuardedFactory(guarded, params, *this);
 }
 
 void ConnectionWatchdog::serverStopped() {
@@ -147,7 +402,7 @@ std::uint64_t ConnectionWatchdog::add(const Poco::Net::StreamSocket& socket) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::uint64_t id = nextId_++;
   Clock::time_point now = Clock::now();
-  entries_.emplace(id, Entry{socket, now + timeout_, Phase::kAwaitingRequest, now, false});
+  entries_.emplace(id, Entry{socket, now + timeout_, Phase::kAwaitingRequest, now, false, false});
   return id;
 }
 
@@ -165,6 +420,12 @@ void ConnectionWatchdog::enter(std::uint64_t id, Phase phase) {
   it->second.since = now;
   if (phase == Phase::kReadingBody) it->second.served = true;
   it->second.deadline = phase == Phase::kProcessing ? Clock::time_point::max() : now + timeout_;
+}
+
+bool ConnectionWatchdog::cutOff(std::uint64_t id) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = entries_.find(id);
+  return it != entries_.end() && it->second.cut;
 }
 
 bool ConnectionWatchdog::saturated() const {
@@ -200,11 +461,12 @@ void ConnectionWatchdog::run() {
       }
       if (!expired && !idleUnderPressure) continue;
       try {
-        // Wakes the connection's thread out of recv(); POCO then ends the connection.
+        // Wakes the connection's thread out of recv(); the connection loop then ends.
         entry.socket.shutdown();
       } catch (const Poco::Exception&) {
         // Already closed by the peer.
       }
+      entry.cut = true;
       entry.deadline = Clock::time_point::max();
       entry.phase = Phase::kProcessing;  // nothing more to do for it
       (expired ? late : idle)++;

@@ -8,6 +8,9 @@
 //  - while connections wait in the server's queue for a thread, answers say
 //    `Connection: close`, so busy keep-alive clients give their threads up to newcomers, and
 //    connections that hold a thread while sending nothing are closed.
+// Each connection is served by a loop of our own rather than POCO's HTTPServerConnection (the
+// .cpp says why): it waits for requests in recv() instead of creating an epoll instance per
+// request, and answers requests POCO cannot parse with the JSON error body of SPEC §4.
 #pragma once
 
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
@@ -62,13 +65,15 @@ class ConnectionWatchdog {
     Phase phase = Phase::kAwaitingRequest;
     Clock::time_point since;  // when it entered `phase`
     bool served = false;      // has had at least one request
+    bool cut = false;         // shut down by the watchdog
   };
 
   std::uint64_t add(const Poco::Net::StreamSocket& socket);
   void remove(std::uint64_t id);
   // Moves a connection to `phase`; every phase but kProcessing gets deadline now + timeout.
   void enter(std::uint64_t id, Phase phase);
-  bool saturated() const;  // every thread busy and connections waiting for one
+  bool saturated() const;               // every thread busy and connections waiting for one
+  bool cutOff(std::uint64_t id) const;  // whether the watchdog shut connection `id` down
   void run();
 
   const Clock::duration timeout_;  // const after construction

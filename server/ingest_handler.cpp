@@ -94,8 +94,8 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     std::string body;
     std::optional<Poco::Int64> declared;
     if (request.hasContentLength()) {
-      // POCO parsed the header already (it answers nothing and closes the connection when the
-      // value is not a number, before any handler runs).
+      // Parsed already: the connection loop (connection_guard.cpp) refuses a value that is not
+      // a number or is negative with 400 before any handler runs.
       declared = request.getContentLength64();
       if (*declared > static_cast<Poco::Int64>(settings_.maxBodyBytes)) {
         return sendError(response, tooLarge(), log);

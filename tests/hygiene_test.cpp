@@ -85,7 +85,67 @@ long millisUntilClosed(Poco::Net::StreamSocket& socket, Millis limit,
   return -1;
 }
 
+// Reads one response with a Content-Length from `socket`; returns its head and body, or what
+// arrived before the connection closed or 10 s passed.
+std::string readResponse(Poco::Net::StreamSocket& socket) {
+  socket.setReceiveTimeout(Poco::Timespan(10, 0));
+  std::string received;
+  char buffer[4096];
+  for (;;) {
+    std::size_t end = received.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      std::size_t at = received.find("Content-Length: ");
+      if (at != std::string::npos && at < end &&
+          received.size() >= end + 4 + std::stoul(received.substr(at + 16))) {
+        return received;
+      }
+    }
+    int n = 0;
+    try {
+      n = socket.receiveBytes(buffer, sizeof buffer);
+    } catch (const Poco::Exception&) {
+      return received;
+    }
+    if (n <= 0) return received;
+    received.append(buffer, static_cast<std::size_t>(n));
+  }
+}
+
+std::string dealRequest() {
+  const std::string body = test::sample("03-ONCRMDEALADD.form");
+  return "POST /bitrix24/events HTTP/1.1\r\nHost: x\r\n"
+         "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
 }  // namespace
+
+// The connection loop is ours (connection_guard.cpp): requests one after another and pipelined
+// on one connection are all answered on it, and an idle kept-alive connection is closed after
+// the keep-alive timeout (5 s), not before and not never.
+BOOST_AUTO_TEST_CASE(keepalive_connection_serves_several_requests_and_closes_when_idle) {
+  Server s;
+  Poco::Net::StreamSocket socket = s.connect();
+  const std::string request = dealRequest();
+  for (int i = 0; i < 3; ++i) {
+    socket.sendBytes(request.data(), static_cast<int>(request.size()));
+    std::string answer = readResponse(socket);
+    BOOST_TEST(answer.rfind("HTTP/1.1 200", 0) == 0u, answer);
+    BOOST_TEST(answer.find("Connection: Keep-Alive\r\n") != std::string::npos, answer);
+  }
+  const std::string two = request + request;  // pipelined: the second waits in the buffer
+  socket.sendBytes(two.data(), static_cast<int>(two.size()));
+  for (int i = 0; i < 2; ++i) {
+    std::string answer = readResponse(socket);
+    BOOST_TEST(answer.rfind("HTTP/1.1 200", 0) == 0u, answer);
+  }
+  BOOST_TEST(test::queryScalar(s.settings.db.path, "SELECT count(*) FROM events") == "6");
+
+  long ms = millisUntilClosed(socket, Millis(15000), [](int) {});
+  BOOST_TEST_MESSAGE("idle keep-alive connection closed after " << ms << " ms");
+  BOOST_TEST(ms >= 0);     // closed at all, within 15 s
+  BOOST_TEST(ms >= 2000);  // not at once: the keep-alive timeout is 5 s, the request timeout 30 s
+}
 
 BOOST_AUTO_TEST_CASE(new_connection_is_answered_while_64_keepalive_clients_hammer) {
   Server s;

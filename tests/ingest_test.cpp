@@ -372,7 +372,98 @@ std::string rawExchange(const std::string& url, const std::string& raw) {
   return answer;
 }
 
+// The one response in `answer` (status 0 when there is none).
+test::HttpResult parseAnswer(const std::string& answer) {
+  test::HttpResult r;
+  std::size_t end = answer.find("\r\n\r\n");
+  if (answer.rfind("HTTP/1.1 ", 0) != 0 || end == std::string::npos) return r;
+  r.status = std::stoi(answer.substr(9, 3));
+  for (std::size_t line = answer.find("\r\n") + 2; line < end;) {
+    std::size_t next = answer.find("\r\n", line);
+    std::size_t colon = answer.find(": ", line);
+    if (colon < next)
+      r.headers[answer.substr(line, colon - line)] = answer.substr(colon + 2, next - colon - 2);
+    line = next + 2;
+  }
+  r.body = answer.substr(end + 4);
+  return r;
+}
+
+// Sends `raw`, which POCO cannot parse as a request, and checks the answer: 400 with the JSON
+// error body, not quoting the request, and the connection closed after it.
+void checkMalformedRequest(const std::string& url, const std::string& name,
+                           const std::string& raw) {
+  BOOST_TEST_CONTEXT(name) {
+    std::string answer = rawExchange(url, raw);
+    test::HttpResult r = parseAnswer(answer);
+    BOOST_TEST(r.status == 400, "answer: " << answer.substr(0, 300));
+    BOOST_TEST(r.headers["Content-Type"] == "application/json");
+    if (r.status != 400 || r.headers["Content-Type"] != "application/json") return;
+    checkError(r, 400, "malformed_request");
+    BOOST_TEST(r.headers["Connection"] == "Close");
+    BOOST_TEST(r.body.find("aaaa") == std::string::npos);
+    BOOST_TEST(r.body.find("NOT-AN-HTTP") == std::string::npos);
+  }
+}
+
+// Headers of a valid delivery of the deal sample, after the request line.
+std::string dealHeaders(const std::string& body) {
+  return "Host: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n";
+}
+
 }  // namespace
+
+// POCO's own loop answered these with an empty 400 body, and served a request whose version is
+// any word of up to 8 bytes (echoing it as the response's version).
+BOOST_AUTO_TEST_CASE(regression_issue6_garbage_request_line_gets_400_json_and_stores_nothing) {
+  Server s;
+  s.post("01-ONAPPINSTALL.form");
+  const std::string body = test::sample("03-ONCRMDEALADD.form");
+  checkMalformedRequest(s.url, "method too long",
+                        "THIS-IS-NOT-AN-HTTP-REQUEST-LINE-AT-ALL-0123456789\r\n\r\n");
+  checkMalformedRequest(s.url, "method alone", "POST\r\n\r\n");
+  checkMalformedRequest(s.url, "not HTTP/1.x",
+                        "POST /bitrix24/events FOO/1.1\r\n" + dealHeaders(body) + "\r\n" + body);
+  BOOST_TEST(s.events() == 1);
+  BOOST_TEST(s.log->text().find("400 malformed_request") != std::string::npos);
+}
+
+// POCO's own loop did not answer at all: the number parser's exception ended the connection.
+BOOST_AUTO_TEST_CASE(regression_issue6_content_length_that_is_not_a_number_gets_400_json) {
+  Server s;
+  s.post("01-ONAPPINSTALL.form");
+  const std::string body = test::sample("03-ONCRMDEALADD.form");
+  for (const std::string length : {"abc", "12x", "-1", "-5"}) {
+    checkMalformedRequest(s.url, "Content-Length: " + length,
+                          "POST /bitrix24/events HTTP/1.1\r\nHost: x\r\n"
+                          "Content-Type: application/x-www-form-urlencoded\r\n"
+                          "Content-Length: " +
+                              length + "\r\n\r\n" + body);
+  }
+  BOOST_TEST(s.events() == 1);
+}
+
+// POCO reads header values up to 8192 bytes, names up to 256 and 100 fields; its own loop
+// answered more with an empty 400 body.
+BOOST_AUTO_TEST_CASE(regression_issue6_header_over_pocos_limits_gets_400_json_and_stores_nothing) {
+  Server s;
+  s.post("01-ONAPPINSTALL.form");
+  const std::string body = test::sample("03-ONCRMDEALADD.form");
+  const std::string start = "POST /bitrix24/events HTTP/1.1\r\n" + dealHeaders(body);
+  checkMalformedRequest(s.url, "value of 9000 bytes",
+                        start + "X-Long: " + std::string(9000, 'a') + "\r\n\r\n" + body);
+  // Far over the limit: the server stops reading at the limit, answers, and must not reset the
+  // connection before the client has read the answer.
+  checkMalformedRequest(s.url, "value of 200000 bytes",
+                        start + "X-Long: " + std::string(200000, 'a') + "\r\n\r\n" + body);
+  checkMalformedRequest(s.url, "name of 300 bytes",
+                        start + std::string(300, 'N') + ": v\r\n\r\n" + body);
+  std::string many = start;
+  for (int i = 0; i < 101; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
+  checkMalformedRequest(s.url, "101 more fields", many + "\r\n" + body);
+  BOOST_TEST(s.events() == 1);
+}
 
 BOOST_AUTO_TEST_CASE(regression_issue6_body_shorter_than_its_content_length_is_not_stored) {
   Server s;
