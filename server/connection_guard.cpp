@@ -26,7 +26,7 @@ namespace {
 // The watchdog entry of the connection served by this thread, for handlers.
 struct CurrentConnection {
   ConnectionWatchdog* watchdog = nullptr;
-  std::uint64_t id = 0;
+  void* entry = nullptr;  // ConnectionWatchdog::Entry (private to the class)
 };
 thread_local CurrentConnection current;
 
@@ -104,9 +104,10 @@ class ConnectionWatchdog::GuardedHandlerFactory final
     void handleRequest(Poco::Net::HTTPServerRequest& request,
                        Poco::Net::HTTPServerResponse& response) override {
       if (watchdog_.saturated()) response.setKeepAlive(false);
-      if (current.watchdog) current.watchdog->enter(current.id, Phase::kReadingBody);
+      Entry* entry = static_cast<Entry*>(current.entry);
+      if (entry) current.watchdog->enter(*entry, Phase::kReadingBody);
       inner_->handleRequest(request, response);
-      if (current.watchdog) current.watchdog->enter(current.id, Phase::kAwaitingRequest);
+      if (entry) current.watchdog->enter(*entry, Phase::kAwaitingRequest);
     }
 
    private:
@@ -156,17 +157,17 @@ class ConnectionWatchdog::GuardedConnection final : public Poco::Net::TCPServerC
   }
 
   void run() override {
-    id_ = watchdog_.add(socket());
-    current = CurrentConnection{&watchdog_, id_};
+    entry_ = watchdog_.add(socket());
+    current = CurrentConnection{&watchdog_, entry_};
     try {
       serve();
     } catch (...) {
       current = {};
-      watchdog_.remove(id_);
+      watchdog_.remove(entry_);
       throw;
     }
     current = {};
-    watchdog_.remove(id_);
+    watchdog_.remove(entry_);
   }
 
  private:
@@ -208,7 +209,7 @@ class ConnectionWatchdog::GuardedConnection final : public Poco::Net::TCPServerC
       // would name some of these better, but POCO throws the same exception for all of them
       // and tells them apart only in its message text, so all get 400. A connection that
       // failed or that the watchdog cut off gets no answer: it has no one to read it.
-      if (session.networkException() || watchdog_.cutOff(id_)) return Next::kClose;
+      if (session.networkException() || entry_->cut.load()) return Next::kClose;
       return refuse(session,
                     {400, "malformed_request",
                      "the request line or a header is malformed or too long (headers: at most "
@@ -339,7 +340,7 @@ class ConnectionWatchdog::GuardedConnection final : public Poco::Net::TCPServerC
   Poco::Net::HTTPServerParams::Ptr params_;          // const after construction
   Poco::SharedPtr<GuardedHandlerFactory> handlers_;  // const after construction
   ConnectionWatchdog& watchdog_;
-  std::uint64_t id_ = 0;              // the watchdog entry; set by run() on this thread
+  Entry* entry_ = nullptr;            // the watchdog entry; set by run() on this thread
   std::atomic<bool> stopped_{false};  // set by onServerStopped() on another thread
   std::mutex mutex_;                  // held while a request is served
 };
@@ -395,43 +396,44 @@ void ConnectionWatchdog::serverStopped() {
 }
 
 void ConnectionWatchdog::bodyReceived() {
-  if (current.watchdog) current.watchdog->enter(current.id, Phase::kProcessing);
+  if (current.entry)
+    current.watchdog->enter(*static_cast<Entry*>(current.entry), Phase::kProcessing);
 }
 
-std::uint64_t ConnectionWatchdog::add(const Poco::Net::StreamSocket& socket) {
+ConnectionWatchdog::Entry* ConnectionWatchdog::add(const Poco::Net::StreamSocket& socket) {
+  auto entry = std::make_unique<Entry>(socket);
+  const Clock::rep now = Clock::now().time_since_epoch().count();
+  entry->since.store(now);
+  entry->deadline.store(now + timeout_.count());
+  Entry* raw = entry.get();
   std::lock_guard<std::mutex> lock(mutex_);
-  std::uint64_t id = nextId_++;
-  Clock::time_point now = Clock::now();
-  entries_.emplace(id, Entry{socket, now + timeout_, Phase::kAwaitingRequest, now, false, false});
-  return id;
+  entries_.emplace(raw, std::move(entry));
+  active_.fetch_add(1);
+  return raw;
 }
 
-void ConnectionWatchdog::remove(std::uint64_t id) {
+void ConnectionWatchdog::remove(Entry* entry) {
   std::lock_guard<std::mutex> lock(mutex_);
-  entries_.erase(id);
+  entries_.erase(entry);
+  active_.fetch_sub(1);
 }
 
-void ConnectionWatchdog::enter(std::uint64_t id, Phase phase) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto it = entries_.find(id);
-  if (it == entries_.end()) return;
-  Clock::time_point now = Clock::now();
-  it->second.phase = phase;
-  it->second.since = now;
-  if (phase == Phase::kReadingBody) it->second.served = true;
-  it->second.deadline = phase == Phase::kProcessing ? Clock::time_point::max() : now + timeout_;
-}
-
-bool ConnectionWatchdog::cutOff(std::uint64_t id) const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto it = entries_.find(id);
-  return it != entries_.end() && it->second.cut;
+void ConnectionWatchdog::enter(Entry& entry, Phase phase) {
+  const Clock::rep now = Clock::now().time_since_epoch().count();
+  // The deadline first: the watchdog must not see kProcessing with the old, passed deadline.
+  entry.deadline.store(phase == Phase::kProcessing ? kNoDeadline : now + timeout_.count());
+  entry.since.store(now);
+  if (phase == Phase::kReadingBody) entry.served.store(true);
+  entry.phase.store(phase);
 }
 
 bool ConnectionWatchdog::saturated() const {
+  // Cheap when threads are free, which is the common case: POCO's queue length takes a lock.
+  if (active_.load(std::memory_order_relaxed) < maxThreads_.load(std::memory_order_relaxed)) {
+    return false;
+  }
   const Poco::Net::TCPServer* server = server_.load();
-  return server && server->queuedConnections() > 0 &&
-         server->currentThreads() >= server->maxThreads();
+  return server && server->queuedConnections() > 0;
 }
 
 void ConnectionWatchdog::run() {
@@ -439,11 +441,13 @@ void ConnectionWatchdog::run() {
   auto period = std::min<Clock::duration>(timeout_ / 4, std::chrono::milliseconds(50));
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stop_.wait_for(lock, period, [this] { return stopping_; })) {
-    Clock::time_point now = Clock::now();
+    const Clock::rep now = Clock::now().time_since_epoch().count();
+    const Clock::rep grace = std::chrono::duration_cast<Clock::duration>(kIdleGrace).count();
     const bool pressure = saturated();
     int late = 0, idle = 0;
-    for (auto& [id, entry] : entries_) {
-      bool expired = entry.deadline <= now;
+    for (auto& [key, owned] : entries_) {
+      Entry& entry = *owned;
+      bool expired = entry.deadline.load() <= now;
       // Under pressure, a connection waiting for a request with no byte of it buffered is
       // holding a thread for nothing: clients must expect an idle keep-alive connection to
       // close, and a silent new connection has sent nothing to lose.
@@ -451,8 +455,8 @@ void ConnectionWatchdog::run() {
       // A new connection gets no grace: under pressure it waited in the queue, so a real
       // client's request is already buffered. A keep-alive connection gets kIdleGrace, so a
       // client about to send its next request does not race the close.
-      if (!expired && pressure && entry.phase == Phase::kAwaitingRequest &&
-          (!entry.served || now - entry.since > kIdleGrace)) {
+      if (!expired && pressure && entry.phase.load() == Phase::kAwaitingRequest &&
+          (!entry.served.load() || now - entry.since.load() > grace)) {
         try {
           idleUnderPressure = entry.socket.available() == 0;
         } catch (const Poco::Exception&) {
@@ -466,9 +470,11 @@ void ConnectionWatchdog::run() {
       } catch (const Poco::Exception&) {
         // Already closed by the peer.
       }
-      entry.cut = true;
-      entry.deadline = Clock::time_point::max();
-      entry.phase = Phase::kProcessing;  // nothing more to do for it
+      entry.cut.store(true);
+      // Nothing more to do for it (a request in flight may still re-arm it; shutting a shut
+      // socket down again is harmless).
+      entry.deadline.store(kNoDeadline);
+      entry.phase.store(Phase::kProcessing);
       (expired ? late : idle)++;
     }
     if (late > 0 || idle > 0) {

@@ -22,7 +22,9 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <limits>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -43,7 +45,10 @@ class ConnectionWatchdog {
   Poco::Net::TCPServerConnectionFactory::Ptr connectionFactory(
       Poco::Net::HTTPRequestHandlerFactory::Ptr handlers, Poco::Net::HTTPServerParams::Ptr params);
   // Tells the watchdog which server's queue to look at. Call before start().
-  void watch(const Poco::Net::TCPServer* server) { server_ = server; }
+  void watch(const Poco::Net::TCPServer* server) {
+    maxThreads_ = server->maxThreads();
+    server_ = server;
+  }
   // Signals the wrapped handler factories that the server is stopping, so that each connection
   // ends after its current request (what HTTPServer::stopAll(false) does for HTTPServer).
   void serverStopped();
@@ -59,34 +64,44 @@ class ConnectionWatchdog {
 
   using Clock = std::chrono::steady_clock;
   enum class Phase { kAwaitingRequest, kReadingBody, kProcessing };
+  // One connection. The connection's own thread updates it on every request without a lock
+  // (64 busy connections would otherwise queue on mutex_ several times per request); the
+  // watchdog thread reads it under mutex_, which only guards entries_ itself. A deadline read a
+  // moment stale only moves a cut-off by one scan.
   struct Entry {
-    Poco::Net::StreamSocket socket;
-    Clock::time_point deadline;  // Clock::time_point::max() while processing
-    Phase phase = Phase::kAwaitingRequest;
-    Clock::time_point since;  // when it entered `phase`
-    bool served = false;      // has had at least one request
-    bool cut = false;         // shut down by the watchdog
+    explicit Entry(const Poco::Net::StreamSocket& s) : socket(s) {}
+    Poco::Net::StreamSocket socket;       // const after construction
+    std::atomic<Clock::rep> deadline{0};  // Clock ticks; kNoDeadline while processing
+    std::atomic<Phase> phase{Phase::kAwaitingRequest};
+    std::atomic<Clock::rep> since{0};  // when it entered `phase`
+    std::atomic<bool> served{false};   // has had at least one request
+    std::atomic<bool> cut{false};      // shut down by the watchdog
   };
+  static constexpr Clock::rep kNoDeadline = std::numeric_limits<Clock::rep>::max();
 
-  std::uint64_t add(const Poco::Net::StreamSocket& socket);
-  void remove(std::uint64_t id);
+  // Registers a connection; the entry lives until remove(). Thread-safe.
+  Entry* add(const Poco::Net::StreamSocket& socket);
+  void remove(Entry* entry);
   // Moves a connection to `phase`; every phase but kProcessing gets deadline now + timeout.
-  void enter(std::uint64_t id, Phase phase);
-  bool saturated() const;               // every thread busy and connections waiting for one
-  bool cutOff(std::uint64_t id) const;  // whether the watchdog shut connection `id` down
+  // Called only on the connection's own thread; takes no lock.
+  void enter(Entry& entry, Phase phase);
+  // Every thread busy and connections waiting for one. Takes no lock unless every thread is
+  // busy (then POCO's queue lock).
+  bool saturated() const;
   void run();
 
   const Clock::duration timeout_;  // const after construction
   std::atomic<const Poco::Net::TCPServer*> server_{nullptr};
+  std::atomic<int> maxThreads_{0};  // server_'s, read once by watch()
+  std::atomic<int> active_{0};      // connections between add() and remove(): busy threads
   // The wrapped factories (kept alive here) and their concrete type, for serverStopped().
   std::vector<std::pair<Poco::Net::HTTPRequestHandlerFactory::Ptr, GuardedHandlerFactory*>>
       factories_;  // guarded by mutex_
 
   mutable std::mutex mutex_;
-  std::condition_variable stop_;            // signals stopping_
-  bool stopping_ = false;                   // guarded by mutex_
-  std::uint64_t nextId_ = 1;                // guarded by mutex_
-  std::map<std::uint64_t, Entry> entries_;  // guarded by mutex_
+  std::condition_variable stop_;                            // signals stopping_
+  bool stopping_ = false;                                   // guarded by mutex_
+  std::map<const Entry*, std::unique_ptr<Entry>> entries_;  // guarded by mutex_
   std::thread thread_;
 };
 
