@@ -164,10 +164,11 @@ class FormMap {
   // For moving the decoded strings out once the map is complete; the index is left stale.
   std::vector<FormEntry>& mutableEntries() { return entries_; }
 
-  // The returned pointer is valid until the next insertion into this map.
-  FormValue& findOrInsert(FormKey key) {
-    if (FormValue* existing = find(key.text)) return *existing;
-    return insert(std::move(key));
+  // The returned pointer is valid until the next insertion into this map. Allocates the key
+  // only when it is new.
+  FormValue& findOrInsert(std::string_view text) {
+    if (FormValue* existing = find(text)) return *existing;
+    return insert(makeFormKey(std::string(text)));
   }
 
   // PHP's `$a[] = ...`; nullptr when PHP would refuse because the next index is taken (only
@@ -183,17 +184,17 @@ class FormMap {
   }
 
  private:
-  static constexpr std::size_t kIndexThreshold = 8;
+  static constexpr std::size_t kIndexThreshold = 32;
   static constexpr std::int64_t kNoIntegerKeyYet = std::numeric_limits<std::int64_t>::min();
 
-  FormValue* find(const std::string& text) {
+  FormValue* find(std::string_view text) {
     if (entries_.size() <= kIndexThreshold) {
       for (FormEntry& entry : entries_) {
         if (entry.key.text == text) return &entry.value;
       }
       return nullptr;
     }
-    const auto it = index_.find(text);
+    const auto it = index_.find(std::string(text));
     return it == index_.end() ? nullptr : &entries_[it->second].value;
   }
 
@@ -222,21 +223,25 @@ class FormMap {
 };
 
 // A decoded key split like php_register_variable_ex does: path[0] is the base name, every
-// further element one bracket level, std::nullopt standing for "[]".
+// further element one bracket level, std::nullopt standing for "[]". The names are views into
+// the buffer parseFormKey was given; a ParsedKey is reused from pair to pair, so that decoding a
+// key allocates nothing once the first few pairs have sized it.
 struct ParsedKey {
   enum class Outcome { kAssign, kSkip, kTooDeep };
   Outcome outcome = Outcome::kSkip;
-  std::vector<std::optional<std::string>> path;
+  std::vector<std::optional<std::string_view>> path;
 };
 
 bool isPhpNameMangled(char c) { return c == ' ' || c == '.'; }
 
-ParsedKey parseFormKey(std::string key, std::size_t maxDepth) {
-  ParsedKey out;
+// Splits the decoded key in `key` (edited in place: PHP's name mangling) into `out`.
+void parseFormKey(std::string& key, std::size_t maxDepth, ParsedKey& out) {
+  out.outcome = ParsedKey::Outcome::kSkip;
+  out.path.clear();
   // PHP handles the name as a C string, so a decoded %00 ends it.
   if (const std::size_t nul = key.find('\0'); nul != std::string::npos) key.resize(nul);
   const std::size_t start = key.find_first_not_of(' ');
-  if (start == std::string::npos) return out;
+  if (start == std::string::npos) return;
   key.erase(0, start);
 
   std::size_t open = 0;
@@ -244,13 +249,11 @@ ParsedKey parseFormKey(std::string key, std::size_t maxDepth) {
     if (isPhpNameMangled(key[open])) key[open] = '_';
     ++open;
   }
-  if (open == 0) return out;
+  if (open == 0) return;
   out.outcome = ParsedKey::Outcome::kAssign;
-  if (open == key.size()) {
-    out.path.emplace_back(std::move(key));
-    return out;
-  }
-  out.path.emplace_back(key.substr(0, open));
+  const std::string_view whole(key);
+  out.path.emplace_back(whole.substr(0, open));
+  if (open == key.size()) return;
 
   while (true) {
     const std::size_t indexStart = open + 1;
@@ -258,47 +261,44 @@ ParsedKey parseFormKey(std::string key, std::size_t maxDepth) {
     // PHP skips one space before testing for "]", so "[ ]" appends like "[]".
     if (probe < key.size() && key[probe] == ' ') ++probe;
     std::size_t close = probe;
-    std::optional<std::string> index;
+    std::optional<std::string_view> index;
     if (probe >= key.size() || key[probe] != ']') {
       close = key.find(']', probe);
       if (close == std::string::npos) {
         // An unclosed first bracket makes the whole key a plain name ("a[b" -> "a_b"); a later
         // unclosed bracket just ends the key at the previous level, as in PHP.
         if (out.path.size() == 1) {
-          std::string name = std::move(*out.path[0]);
-          name.push_back('_');
-          for (std::size_t i = indexStart; i < key.size(); ++i) {
-            const char c = key[i];
-            name.push_back(isPhpNameMangled(c) || c == '[' ? '_' : c);
+          for (std::size_t i = open; i < key.size(); ++i) {
+            if (isPhpNameMangled(key[i]) || key[i] == '[') key[i] = '_';
           }
-          out.path[0] = std::move(name);
+          out.path[0] = whole;
         }
-        return out;
+        return;
       }
-      index = key.substr(indexStart, close - indexStart);
+      index = whole.substr(indexStart, close - indexStart);
     }
     // Checked before growing the path so a megabyte of "[]" costs at most maxDepth steps.
     if (out.path.size() > maxDepth) {
       out.outcome = ParsedKey::Outcome::kTooDeep;
       out.path.clear();
-      return out;
+      return;
     }
-    out.path.push_back(std::move(index));
+    out.path.push_back(index);
     // Whatever follows "]" other than "[" is ignored, as in PHP ("a[b]c" is "a[b]").
-    if (close + 1 >= key.size() || key[close + 1] != '[') return out;
+    if (close + 1 >= key.size() || key[close + 1] != '[') return;
     open = close + 1;
   }
 }
 
 // Returns false, leaving the tree partly assigned, when the assignment would create more nested
 // maps than `containersLeft` allows; decrements it by the maps created otherwise.
-bool assignFormValue(FormMap& root, std::vector<std::optional<std::string>>& path,
+bool assignFormValue(FormMap& root, const std::vector<std::optional<std::string_view>>& path,
                      std::string value, std::size_t& containersLeft) {
   FormMap* current = &root;
   for (std::size_t i = 0; i < path.size(); ++i) {
     FormValue* slot = nullptr;
     if (path[i]) {
-      slot = &current->findOrInsert(makeFormKey(std::move(*path[i])));
+      slot = &current->findOrInsert(*path[i]);
     } else {
       slot = current->append();
       if (slot == nullptr) return true;
@@ -418,7 +418,7 @@ class BodyValueHandler final : public Poco::JSON::Handler {
     // (SPEC allows 10,000 keys in one object).
     std::unordered_map<std::string, std::size_t> index;
   };
-  static constexpr std::size_t kIndexThreshold = 8;
+  static constexpr std::size_t kIndexThreshold = 32;
 
   static BodyValue integer(std::string text) {
     BodyValue out;
@@ -531,11 +531,12 @@ std::optional<DecodedBody> checkJsonLimits(const std::string& text, std::size_t 
 
 }  // namespace
 
-// Written by hand because Poco::URI::decode throws on malformed escapes such as "%ZZ" (PHP keeps
-// them literally) and does not turn '+' into a space.
-std::string phpUrlDecode(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
+namespace {
+
+// phpUrlDecode, appending to `out`. Written by hand because Poco::URI::decode throws on malformed
+// escapes such as "%ZZ" (PHP keeps them literally) and does not turn '+' into a space.
+void phpUrlDecodeAppend(std::string_view in, std::string& out) {
+  out.reserve(out.size() + in.size());
   std::size_t i = 0;
   while (i < in.size()) {
     // Runs without an escape are copied whole: most of a Bitrix24 value is plain text.
@@ -561,6 +562,13 @@ std::string phpUrlDecode(std::string_view in) {
     out.push_back('%');
     ++i;
   }
+}
+
+}  // namespace
+
+std::string phpUrlDecode(std::string_view in) {
+  std::string out;
+  phpUrlDecodeAppend(in, out);
   return out;
 }
 
@@ -595,6 +603,15 @@ std::string decodeText(std::string_view raw) {
   return high < 0x80 ? text : sanitizeUtf8(text);
 }
 
+// The same into `out`, reusing its capacity.
+void decodeTextInto(std::string_view raw, std::string& out) {
+  out.clear();
+  phpUrlDecodeAppend(raw, out);
+  unsigned char high = 0;
+  for (char c : out) high |= static_cast<unsigned char>(c);
+  if (high >= 0x80) out = sanitizeUtf8(out);
+}
+
 }  // namespace
 
 DecodedBody decodeFormBody(std::string_view body, const DecodeLimits& limits) {
@@ -609,9 +626,12 @@ DecodedBody decodeFormBody(std::string_view body, const DecodeLimits& limits) {
     bool tooDeepKey = false;
     bool tooManyMaps = false;
     std::size_t containersLeft = limits.maxContainers;
+    std::string keyText;  // reused by every pair, as is `key`
+    ParsedKey key;
     forEachSegment(body, [&](std::string_view segment) {
       const std::size_t eq = segment.find('=');
-      ParsedKey key = parseFormKey(decodeText(segment.substr(0, eq)), maxDepth);
+      decodeTextInto(segment.substr(0, eq), keyText);
+      parseFormKey(keyText, maxDepth, key);
       if (key.outcome == ParsedKey::Outcome::kTooDeep) {
         tooDeepKey = true;
         return false;

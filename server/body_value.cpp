@@ -109,6 +109,7 @@ void appendJson(const BodyValue& value, std::string& out) {
 
 std::string toJson(const BodyValue& value) {
   std::string out;
+  out.reserve(512);  // most event data is a few hundred bytes: saves the first regrowths
   appendJson(value, out);
   return out;
 }

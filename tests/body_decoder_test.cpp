@@ -183,6 +183,20 @@ BOOST_AUTO_TEST_CASE(later_duplicate_scalar_wins) {
   BOOST_TEST(decodedForm("x[a]=1&x[b]=2&x[a]=3") == R"({"x":{"a":"3","b":"2"}})");
 }
 
+BOOST_AUTO_TEST_CASE(later_duplicate_in_a_wide_map_wins_in_place) {
+  // Past 32 keys a map finds its keys through a hash index instead of a scan.
+  std::string body;
+  std::string expected = "{\"x\":{";
+  for (int i = 0; i < 50; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    body += "x[" + key + "]=" + std::to_string(i) + "&";
+    expected += "\"" + key + "\":\"" + (i == 3 ? "again" : std::to_string(i)) + "\"";
+    expected += i < 49 ? "," : "}}";
+  }
+  body += "x[k3]=again";
+  BOOST_TEST(decodedForm(body) == expected);
+}
+
 BOOST_AUTO_TEST_CASE(scalar_used_as_a_container_is_replaced_by_it) {
   BOOST_TEST(decodedForm("a=1&b=2&a[c]=3") == R"({"a":{"c":"3"},"b":"2"})");
 }
