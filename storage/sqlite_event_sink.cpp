@@ -5,6 +5,10 @@
 #include <Poco/Exception.h>
 #include <Poco/Logger.h>
 
+#include <map>
+#include <unordered_map>
+#include <utility>
+
 #include "sqlite_connection.h"
 #include "sqlite_statement.h"
 
@@ -101,6 +105,13 @@ class SqliteEventSink::Writer {
     }
   }
 
+  // Called at the start of every transaction: what the previous one learned may have been
+  // rolled back, or changed since by another connection.
+  void beginTransaction() {
+    portals_.clear();
+    grants_.clear();
+  }
+
   IngestOutcome apply(const IncomingEvent& e, const Verifier& verifier) {
     Verdict verdict = verifier(e, loadPortal(e.memberId));
     std::int64_t nowSec = clock_.nowSeconds();
@@ -108,6 +119,7 @@ class SqliteEventSink::Writer {
       case Verdict::Action::kReject:
         return IngestOutcome{IngestOutcome::Status::kRejected, 0, verdict.reason};
       case Verdict::Action::kInstall:
+        forgetPortal(e.memberId);
         bindPortal(installPortal_, e)
             .bind(5, e.applicationToken)
             .bind(6, e.status)
@@ -116,13 +128,15 @@ class SqliteEventSink::Writer {
         for (const TokenGrant& t : e.tokens) bindToken(installToken_, e.memberId, t, nowSec).run();
         break;
       case Verdict::Action::kStoreAndCreatePortal:
+        forgetPortal(e.memberId);
         createPortal(e, nowSec);
-        for (const TokenGrant& t : e.tokens) bindToken(eventToken_, e.memberId, t, nowSec).run();
+        for (const TokenGrant& t : e.tokens) applyEventToken(e.memberId, t, nowSec);
         break;
       case Verdict::Action::kStore:
-        for (const TokenGrant& t : e.tokens) bindToken(eventToken_, e.memberId, t, nowSec).run();
+        for (const TokenGrant& t : e.tokens) applyEventToken(e.memberId, t, nowSec);
         break;
       case Verdict::Action::kUninstall:
+        forgetPortal(e.memberId);
         createPortal(e, nowSec);  // a portal known only through a static token
         uninstallPortal_.bind(1, e.memberId).bind(2, nowSec).run();
         deleteTokens_.bind(1, e.memberId).run();
@@ -138,17 +152,54 @@ class SqliteEventSink::Writer {
   Poco::Data::Session session;
 
  private:
-  // Only what the verifier reads; the rest of the row is not needed on the write path.
-  std::optional<PortalRecord> loadPortal(const std::string& memberId) {
+  // Only what the verifier reads; the rest of the row is not needed on the write path. Read
+  // once per transaction and portal: a batch is mostly events of a few portals, and inside the
+  // transaction only this writer changes the row (forgetPortal() after each change).
+  const std::optional<PortalRecord>& loadPortal(const std::string& memberId) {
+    auto cached = portals_.find(memberId);
+    if (cached != portals_.end()) return cached->second;
+    std::optional<PortalRecord> p;
     selectPortal_.bind(1, memberId);
-    if (!selectPortal_.row()) return std::nullopt;
-    PortalRecord p;
-    p.memberId = memberId;
-    p.applicationToken = selectPortal_.optionalText(0);
-    p.installedAt = selectPortal_.optionalInteger(1);
-    p.uninstalledAt = selectPortal_.optionalInteger(2);
+    if (selectPortal_.row()) {
+      p.emplace();
+      p->memberId = memberId;
+      p->applicationToken = selectPortal_.optionalText(0);
+      p->installedAt = selectPortal_.optionalInteger(1);
+      p->uninstalledAt = selectPortal_.optionalInteger(2);
+    }
     selectPortal_.reset();
-    return p;
+    return portals_.emplace(memberId, std::move(p)).first->second;
+  }
+
+  // After a statement that changes the portal row or deletes its tokens.
+  void forgetPortal(const std::string& memberId) {
+    portals_.erase(memberId);
+    grants_.clear();  // rare (install, uninstall, first static-token event): start over
+  }
+
+  // Runs eventToken_ unless this transaction already ran it with the same grant for the same
+  // token row, in which case it would change nothing: after a grant with an expiry was applied
+  // the row expires no earlier than it, so the same grant again fails the statement's WHERE.
+  // (Only install, uninstall and the refresher change a token row otherwise: the first two
+  // call forgetPortal(), the last writes through another connection, outside this transaction.)
+  void applyEventToken(const std::string& memberId, const TokenGrant& t, std::int64_t nowSec) {
+    const bool repeatable = t.expiresAt.has_value();
+    auto key = std::make_pair(memberId, t.userId);
+    auto last = grants_.find(key);
+    if (repeatable && last != grants_.end() && sameGrant(last->second, t)) return;
+    bindToken(eventToken_, memberId, t, nowSec).run();
+    if (!repeatable) {
+      if (last != grants_.end()) grants_.erase(last);
+    } else if (last != grants_.end()) {
+      last->second = t;
+    } else {
+      grants_.emplace(std::move(key), t);
+    }
+  }
+
+  static bool sameGrant(const TokenGrant& a, const TokenGrant& b) {
+    return a.userId == b.userId && a.accessToken == b.accessToken &&
+           a.refreshToken == b.refreshToken && a.expiresAt == b.expiresAt && a.scope == b.scope;
   }
 
   // Binds member_id, domain and the two endpoints as ?1..?4.
@@ -194,6 +245,9 @@ class SqliteEventSink::Writer {
   Statement installToken_;
   Statement eventToken_;
   Statement insertEvent_;
+  // What this transaction already read or wrote (see beginTransaction()).
+  std::unordered_map<std::string, std::optional<PortalRecord>> portals_;  // by member_id
+  std::map<std::pair<std::string, std::int64_t>, TokenGrant> grants_;     // by (member, user)
 };
 
 SqliteEventSink::SqliteEventSink(const SqliteSettings& settings, const Clock& clock,
@@ -253,6 +307,7 @@ void SqliteEventSink::run() {
     // event that cannot be written does not take its neighbours down with it.
     auto commitAll = [&](std::size_t from, std::size_t to) {
       sqlite::ImmediateTransaction tx(writer_->session);
+      writer_->beginTransaction();
       for (std::size_t i = from; i < to; ++i) {
         batch[i]->outcome = writer_->apply(*batch[i]->event, verifier_);
       }

@@ -7,6 +7,8 @@
 #include <Poco/Data/Session.h>
 #include <Poco/File.h>
 
+#include <chrono>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -23,20 +25,58 @@ namespace {
 const std::string kMember = "7c1e5a93d2b84f06a9e3c5d71b2f8e40";
 const std::string kAppToken = "f4a8c2e61b9d7035e8c4a1f6d2b97e53";
 
+IncomingEvent deal(const std::string& appToken = kAppToken);
+
 struct Fixture {
   Fixture(std::vector<std::string> staticTokens = {}) {
     settings.path = dir.file("events.db");
     storage = openSqliteStorage(settings, clock, embeddedMigrations());
     BOOST_REQUIRE(storage->migrator().apply().ok);
+    SinkSettings sinkSettings;
+    sinkSettings.onBatch = [this](std::size_t events) {
+      std::lock_guard<std::mutex> lock(batchesMutex);
+      batches.push_back(events);
+    };
     sink = storage->openEventSink(
         [staticTokens](const IncomingEvent& e, const std::optional<PortalRecord>& p) {
           return verifyEvent(e, p, staticTokens);
         },
-        SinkSettings{});
+        sinkSettings);
   }
   ~Fixture() { sink->close(); }
   std::string q(const std::string& sql) { return test::queryScalar(settings.path, sql); }
 
+  // Writes `events` so that the writer commits them in one transaction, in this order, and
+  // returns their outcomes. Another connection holds the write lock while a first event keeps
+  // the writer waiting for it, so that the others queue up behind it together; each is queued
+  // 40 ms after the previous one to fix their order.
+  std::vector<IngestOutcome> writeTogether(const std::vector<IncomingEvent>& events) {
+    Poco::Data::Session admin("SQLite", settings.path);
+    admin << "BEGIN IMMEDIATE", Poco::Data::Keywords::now;
+    IncomingEvent first = deal();
+    first.event = "ONFIRST";
+    std::vector<IngestOutcome> outcomes(events.size());
+    std::vector<std::thread> writers;
+    writers.emplace_back([&] { sink->write(first); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      writers.emplace_back([&, i] { outcomes[i] = sink->write(events[i]); });
+      std::this_thread::sleep_for(std::chrono::milliseconds(40));
+    }
+    {
+      std::lock_guard<std::mutex> lock(batchesMutex);
+      batches.clear();
+    }
+    admin << "ROLLBACK", Poco::Data::Keywords::now;
+    for (auto& w : writers) w.join();
+    std::lock_guard<std::mutex> lock(batchesMutex);
+    BOOST_REQUIRE(batches.size() >= 2u);
+    BOOST_REQUIRE_MESSAGE(batches[1] == events.size(), "the events were not committed together");
+    return outcomes;
+  }
+
+  std::mutex batchesMutex;
+  std::vector<std::size_t> batches;  // guarded by batchesMutex
   test::TempDir dir;
   test::FakeClock clock;
   SqliteSettings settings;
@@ -60,7 +100,7 @@ IncomingEvent install(const std::string& appToken = kAppToken) {
   return e;
 }
 
-IncomingEvent deal(const std::string& appToken = kAppToken) {
+IncomingEvent deal(const std::string& appToken) {
   IncomingEvent e;
   e.event = "ONCRMDEALADD";
   e.memberId = kMember;
@@ -265,4 +305,78 @@ BOOST_AUTO_TEST_CASE(regression_issue6_wal_stays_small_under_sustained_writes) {
   BOOST_REQUIRE(wal.exists());
   BOOST_TEST_MESSAGE("WAL after 8,000 events: " << wal.getSize() << " bytes");
   BOOST_TEST(wal.getSize() < 16u * 1024 * 1024);
+}
+
+// The writer remembers, per transaction, the portal rows it read and the token grants it
+// applied, so that a batch of one portal's events does not repeat identical statements. These
+// check that what the same transaction changed is never answered from that memory.
+
+namespace {
+IncomingEvent dealWithToken(const std::string& appToken, const std::string& access,
+                            std::int64_t expires) {
+  IncomingEvent e = deal(appToken);
+  e.userId = 9;
+  e.tokens.push_back(TokenGrant{9, access, std::nullopt, expires, "crm"});
+  return e;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(regression_issue6_uninstall_inside_a_batch_is_seen_by_the_next_event) {
+  Fixture f;
+  f.sink->write(install());
+  auto out = f.writeTogether({deal(), uninstall(), deal()});
+  BOOST_TEST((out[0].status == Status::kStored));
+  BOOST_TEST((out[1].status == Status::kStored));
+  BOOST_TEST((out[2].status == Status::kRejected));  // the old token verifies nothing now
+  BOOST_TEST(f.q("SELECT count(*) FROM events WHERE event = 'ONCRMDEALADD'") == "1");
+}
+
+BOOST_AUTO_TEST_CASE(regression_issue6_install_inside_a_batch_is_seen_by_the_next_event) {
+  Fixture f;
+  auto out = f.writeTogether({deal(), install(), deal()});
+  BOOST_TEST((out[0].status == Status::kRejected));  // unknown portal
+  BOOST_TEST((out[1].status == Status::kStored));
+  BOOST_TEST((out[2].status == Status::kStored));
+}
+
+BOOST_AUTO_TEST_CASE(regression_issue6_token_deleted_by_uninstall_is_written_again_in_a_batch) {
+  const std::string kStatic = "0123456789abcdef0123456789abcdef";
+  Fixture f({kStatic});
+  f.sink->write(install());
+  auto out = f.writeTogether({dealWithToken(kAppToken, "ACCESS9", 2000), uninstall(),
+                              dealWithToken(kStatic, "ACCESS9", 2000)});
+  for (const auto& o : out) BOOST_TEST((o.status == Status::kStored));
+  // Uninstall deleted the row; the same grant after it must create it again.
+  BOOST_TEST(f.q("SELECT access_token || ' ' || expires_at FROM tokens WHERE user_id = 9") ==
+             "ACCESS9 2000");
+}
+
+BOOST_AUTO_TEST_CASE(regression_issue6_repeated_grants_in_a_batch_keep_the_latest_expiry) {
+  Fixture f;
+  f.sink->write(install());
+  auto out =
+      f.writeTogether({dealWithToken(kAppToken, "A", 2000), dealWithToken(kAppToken, "B", 3000),
+                       dealWithToken(kAppToken, "A", 2000), dealWithToken(kAppToken, "B", 3000)});
+  for (const auto& o : out) BOOST_TEST((o.status == Status::kStored));
+  BOOST_TEST(f.q("SELECT access_token || ' ' || expires_at FROM tokens WHERE user_id = 9") ==
+             "B 3000");
+  BOOST_TEST(f.q("SELECT count(*) FROM events WHERE event = 'ONCRMDEALADD'") == "4");
+}
+
+BOOST_AUTO_TEST_CASE(regression_issue6_grant_of_a_rolled_back_batch_is_written_on_retry) {
+  Fixture f;
+  f.sink->write(install());
+  {
+    Poco::Data::Session admin("SQLite", f.settings.path);
+    admin << "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.event = 'POISON' "
+             "BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+        Poco::Data::Keywords::now;
+  }
+  IncomingEvent poison = dealWithToken(kAppToken, "ACCESS9", 2000);
+  poison.event = "POISON";
+  // The batch fails on the poison event and is rolled back; each event is retried alone, and
+  // the first one's grant must be written although the failed batch had applied it.
+  f.writeTogether({dealWithToken(kAppToken, "ACCESS9", 2000), poison});
+  BOOST_TEST(f.q("SELECT access_token FROM tokens WHERE user_id = 9") == "ACCESS9");
+  BOOST_TEST(f.q("SELECT count(*) FROM events WHERE event = 'ONCRMDEALADD'") == "1");
 }
