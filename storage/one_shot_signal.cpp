@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <climits>
 #endif
 
 namespace b24es {
@@ -24,15 +23,29 @@ long futex(std::atomic<std::uint32_t>* word, int op, std::uint32_t value) {
 
 }  // namespace
 
+// How many sleepers each woken waiter wakes in turn.
+constexpr int kFanOut = 2;
+
 void OneShotSignal::wait() {
-  // FUTEX_WAIT sleeps only while the word is still 0, so a set() between the load and the call
-  // makes it return at once (EAGAIN); spurious returns (EINTR) just loop.
-  while (word_.load(std::memory_order_acquire) == 0) futex(&word_, FUTEX_WAIT_PRIVATE, 0);
+  if (word_.load(std::memory_order_acquire) != 0) return;
+  // Counted before sleeping, so that a waker that sees no sleepers can skip the system call:
+  // a waiter it did not count checks the word inside FUTEX_WAIT (sequentially consistent with
+  // set()'s store) and does not sleep. FUTEX_WAIT sleeps only while the word is still 0, so a
+  // set() between the load and the call makes it return at once (EAGAIN); spurious returns
+  // (EINTR) just loop.
+  sleepers_.fetch_add(1);
+  while (word_.load() == 0) futex(&word_, FUTEX_WAIT_PRIVATE, 0);
+  sleepers_.fetch_sub(1);
+  wakeSome();
 }
 
 void OneShotSignal::set() {
-  word_.store(1, std::memory_order_release);
-  futex(&word_, FUTEX_WAKE_PRIVATE, INT_MAX);
+  word_.store(1);
+  wakeSome();
+}
+
+void OneShotSignal::wakeSome() {
+  if (sleepers_.load() > 0) futex(&word_, FUTEX_WAKE_PRIVATE, kFanOut);
 }
 
 #else
