@@ -5,6 +5,8 @@
 #include <Poco/Exception.h>
 #include <Poco/Logger.h>
 
+#include <pthread.h>
+
 #include <map>
 #include <unordered_map>
 #include <utility>
@@ -291,6 +293,10 @@ void SqliteEventSink::close() {
 }
 
 void SqliteEventSink::run() {
+#if defined(__linux__)
+  // Shown by top -H, ps -L and perf, so that the thread every request waits for can be watched.
+  ::pthread_setname_np(::pthread_self(), "b24es-writer");
+#endif
   Poco::Logger& log = Poco::Logger::get("b24es.storage");
   for (;;) {
     std::shared_ptr<Group> group;
