@@ -75,6 +75,14 @@ struct Fixture {
     return outcomes;
   }
 
+  // Makes every insert of an event named POISON fail, as a broken row would.
+  void poisonEventsNamedPoison() {
+    Poco::Data::Session admin("SQLite", settings.path);
+    admin << "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.event = 'POISON' "
+             "BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+        Poco::Data::Keywords::now;
+  }
+
   std::mutex batchesMutex;
   std::vector<std::size_t> batches;  // guarded by batchesMutex
   test::TempDir dir;
@@ -244,12 +252,7 @@ BOOST_AUTO_TEST_CASE(concurrent_writers_all_commit_with_distinct_ids) {
 BOOST_AUTO_TEST_CASE(an_event_that_cannot_be_written_fails_alone) {
   Fixture f;
   f.sink->write(install());
-  {
-    Poco::Data::Session admin("SQLite", f.settings.path);
-    admin << "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.event = 'POISON' "
-             "BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
-        Poco::Data::Keywords::now;
-  }
+  f.poisonEventsNamedPoison();
   std::vector<std::thread> workers;
   std::atomic<int> stored{0}, unavailable{0};
   for (int t = 0; t < 8; ++t) {
@@ -366,12 +369,7 @@ BOOST_AUTO_TEST_CASE(regression_issue6_repeated_grants_in_a_batch_keep_the_lates
 BOOST_AUTO_TEST_CASE(regression_issue6_grant_of_a_rolled_back_batch_is_written_on_retry) {
   Fixture f;
   f.sink->write(install());
-  {
-    Poco::Data::Session admin("SQLite", f.settings.path);
-    admin << "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.event = 'POISON' "
-             "BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
-        Poco::Data::Keywords::now;
-  }
+  f.poisonEventsNamedPoison();
   IncomingEvent poison = dealWithToken(kAppToken, "ACCESS9", 2000);
   poison.event = "POISON";
   // The batch fails on the poison event and is rolled back; each event is retried alone, and
