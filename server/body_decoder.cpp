@@ -156,8 +156,33 @@ struct FormEntry {
   FormValue value;
 };
 
-// An insertion-ordered map like a PHP array. Lookups go through a hash index once the map is
-// big enough for a linear scan to matter, since a single level can hold ~10,000 children.
+// Finds a key among the keys of an insertion-ordered container whose keys never change once
+// added: a linear scan while there are few, a hash index past kLinearKeys (one level of a body
+// can hold ~10,000 keys). The index catches up with keys added since the last lookup by itself.
+class KeyIndex {
+ public:
+  static constexpr std::size_t kLinearKeys = 32;
+
+  // The position of `key` among the first `size` keys, keyAt(i) being the i-th; `size` when it
+  // is not there.
+  template <typename KeyAt>
+  std::size_t find(std::string_view key, std::size_t size, KeyAt keyAt) {
+    if (size <= kLinearKeys) {
+      for (std::size_t i = 0; i < size; ++i) {
+        if (keyAt(i) == key) return i;
+      }
+      return size;
+    }
+    for (std::size_t i = index_.size(); i < size; ++i) index_.emplace(keyAt(i), i);
+    const auto it = index_.find(std::string(key));
+    return it == index_.end() ? size : it->second;
+  }
+
+ private:
+  std::unordered_map<std::string, std::size_t> index_;  // key -> position
+};
+
+// An insertion-ordered map like a PHP array.
 class FormMap {
  public:
   const std::vector<FormEntry>& entries() const { return entries_; }
@@ -184,18 +209,13 @@ class FormMap {
   }
 
  private:
-  static constexpr std::size_t kIndexThreshold = 32;
   static constexpr std::int64_t kNoIntegerKeyYet = std::numeric_limits<std::int64_t>::min();
 
   FormValue* find(std::string_view text) {
-    if (entries_.size() <= kIndexThreshold) {
-      for (FormEntry& entry : entries_) {
-        if (entry.key.text == text) return &entry.value;
-      }
-      return nullptr;
-    }
-    const auto it = index_.find(std::string(text));
-    return it == index_.end() ? nullptr : &entries_[it->second].value;
+    const std::size_t at =
+        index_.find(text, entries_.size(),
+                    [this](std::size_t i) -> const std::string& { return entries_[i].key.text; });
+    return at == entries_.size() ? nullptr : &entries_[at].value;
   }
 
   FormValue& insert(FormKey key) {
@@ -206,19 +226,11 @@ class FormMap {
                       : std::numeric_limits<std::int64_t>::max();
     }
     entries_.push_back(FormEntry{std::move(key), FormValue{}});
-    if (entries_.size() > kIndexThreshold) {
-      if (index_.empty()) {
-        index_.reserve(entries_.size() * 2);
-        for (std::size_t i = 0; i < entries_.size(); ++i) index_.emplace(entries_[i].key.text, i);
-      } else {
-        index_.emplace(entries_.back().key.text, entries_.size() - 1);
-      }
-    }
     return entries_.back().value;
   }
 
   std::vector<FormEntry> entries_;
-  std::unordered_map<std::string, std::size_t> index_;
+  KeyIndex index_;
   std::int64_t nextFree_ = kNoIntegerKeyYet;
 };
 
@@ -414,11 +426,8 @@ class BodyValueHandler final : public Poco::JSON::Handler {
   struct Frame {
     BodyValue value;
     std::string key;  // the key of the next member (objects)
-    // Key -> member index, built once an object is big enough for a linear scan to matter
-    // (SPEC allows 10,000 keys in one object).
-    std::unordered_map<std::string, std::size_t> index;
+    KeyIndex index;   // of value.members (objects)
   };
-  static constexpr std::size_t kIndexThreshold = 32;
 
   static BodyValue integer(std::string text) {
     BodyValue out;
@@ -446,22 +455,12 @@ class BodyValueHandler final : public Poco::JSON::Handler {
       members.push_back(BodyMember{{}, std::move(v)});
       return;
     }
-    if (members.size() <= kIndexThreshold) {
-      for (BodyMember& member : members) {
-        if (member.key == frame.key) {
-          member.value = std::move(v);
-          return;
-        }
-      }
-    } else {
-      if (frame.index.empty()) {
-        for (std::size_t i = 0; i < members.size(); ++i) frame.index.emplace(members[i].key, i);
-      }
-      auto [it, inserted] = frame.index.emplace(frame.key, members.size());
-      if (!inserted) {
-        members[it->second].value = std::move(v);
-        return;
-      }
+    const std::size_t at = frame.index.find(
+        frame.key, members.size(),
+        [&members](std::size_t i) -> const std::string& { return members[i].key; });
+    if (at < members.size()) {
+      members[at].value = std::move(v);
+      return;
     }
     members.push_back(BodyMember{std::move(frame.key), std::move(v)});
   }

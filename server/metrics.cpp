@@ -58,12 +58,6 @@ void Histogram::observe(double value) {
   }
 }
 
-std::uint64_t Histogram::count() const {
-  std::uint64_t total = 0;
-  for (std::size_t i = 0; i <= bounds_.size(); ++i) total += counts_[i].load();
-  return total;
-}
-
 void Histogram::render(const std::string& name, std::string& out) const {
   // _count is the +Inf bucket, both summed from the same reads, so they always agree.
   std::uint64_t cumulative = 0;

@@ -29,7 +29,6 @@ class Histogram {
   void observe(double value);
   // Appends the _bucket, _sum and _count lines of `name` to `out`.
   void render(const std::string& name, std::string& out) const;
-  std::uint64_t count() const;
 
  private:
   std::vector<double> bounds_;  // ascending; +Inf is implicit
