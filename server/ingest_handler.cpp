@@ -14,6 +14,7 @@
 #include "api_error.h"
 #include "connection_guard.h"
 #include "event_parser.h"
+#include "ingest_server.h"
 
 namespace b24es {
 namespace {
@@ -69,22 +70,69 @@ class IngestRecord {
   Poco::Stopwatch watch_;
 };
 
-class IngestHandler final : public Poco::Net::HTTPRequestHandler {
+// Answers POST {ingest.path}. Under IngestServer the commit is waited for without a thread:
+// begin() submits the event and finish() answers once it is committed. handleRequest() does
+// both on the calling thread, for servers that give each request a thread.
+class IngestHandler final : public AsyncRequestHandler {
  public:
   IngestHandler(const IngestSettings& settings, EventSink& sink, const Clock& clock,
                 Metrics* metrics)
-      : settings_(settings), sink_(sink), clock_(clock), metrics_(metrics) {}
+      : settings_(settings), sink_(sink), clock_(clock), record_(metrics) {}
 
   void handleRequest(Poco::Net::HTTPServerRequest& request,
                      Poco::Net::HTTPServerResponse& response) override {
+    if (!prepare(request, response)) return;
+    outcome_ = sink_.write(*event_);
+    finish(response);
+  }
+
+  bool begin(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
+             std::function<void()> resume) override {
+    if (!prepare(request, response)) return false;
+    sink_.submit(*event_, [this, resume = std::move(resume)](const IngestOutcome& outcome) {
+      outcome_ = outcome;
+      resume();
+    });
+    return true;
+  }
+
+  void finish(Poco::Net::HTTPServerResponse& response) override {
     Poco::Logger& log = ingestLog();
-    IngestRecord record(metrics_);
+    const IncomingEvent& event = *event_;
+    // Built only when logged: Poco formats a message before it checks the log level.
+    auto context = [&event] { return "member_id=" + event.memberId + " event=" + event.event; };
+    switch (outcome_.status) {
+      case IngestOutcome::Status::kStored:
+        record_.result = Metrics::IngestResult::kStored;
+        record_.event = event.event;
+        if (log.debug()) {
+          log.debug("stored id=%Ld %s", static_cast<Poco::Int64>(outcome_.id), context());
+        }
+        return sendJson(response, Poco::Net::HTTPResponse::HTTP_OK,
+                        "{\"status\":\"stored\",\"id\":" + std::to_string(outcome_.id) + "}");
+      case IngestOutcome::Status::kRejected:
+        record_.result = Metrics::IngestResult::kRejected;
+        return sendError(response, {401, "verification_failed", outcome_.reason}, log, context());
+      case IngestOutcome::Status::kUnavailable:
+        record_.result = Metrics::IngestResult::kUnavailable;
+        return sendError(
+            response,
+            {503, "storage_unavailable", "the event could not be committed; it was not stored"},
+            log, context() + " cause=" + outcome_.reason);
+    }
+  }
+
+ private:
+  // Reads, decodes and parses the request into event_; false after answering it with an error.
+  bool prepare(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) {
+    Poco::Logger& log = ingestLog();
     BodyFormat format = formatOf(request);
     if (format == BodyFormat::kUnsupported) {
-      return sendError(response,
-                       {415, "unsupported_media_type",
-                        "send application/x-www-form-urlencoded or application/json"},
-                       log);
+      sendError(response,
+                {415, "unsupported_media_type",
+                 "send application/x-www-form-urlencoded or application/json"},
+                log);
+      return false;
     }
     auto tooLarge = [this] {
       return ApiError{
@@ -94,25 +142,28 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     std::string body;
     std::optional<Poco::Int64> declared;
     if (request.hasContentLength()) {
-      // Parsed already: the connection loop (connection_guard.cpp) refuses a value that is not
-      // a number or is negative with 400 before any handler runs.
+      // Parsed already: the server refuses a value that is not a number or is negative with
+      // 400 before any handler runs.
       declared = request.getContentLength64();
       if (*declared > static_cast<Poco::Int64>(settings_.maxBodyBytes)) {
-        return sendError(response, tooLarge(), log);
+        sendError(response, tooLarge(), log);
+        return false;
       }
       body.reserve(static_cast<std::size_t>(*declared));
     }
     if (!readBody(request.stream(), settings_.maxBodyBytes, body)) {
-      return sendError(response, tooLarge(), log);
+      sendError(response, tooLarge(), log);
+      return false;
     }
     // A connection that broke mid-body must not store a truncated event as if it were whole.
     if (declared && static_cast<Poco::Int64>(body.size()) != *declared) {
       response.setKeepAlive(false);
-      return sendError(response,
-                       {400, "malformed_body",
-                        "the body ended after " + std::to_string(body.size()) + " of " +
-                            std::to_string(*declared) + " bytes"},
-                       log);
+      sendError(response,
+                {400, "malformed_body",
+                 "the body ended after " + std::to_string(body.size()) + " of " +
+                     std::to_string(*declared) + " bytes"},
+                log);
+      return false;
     }
     ConnectionWatchdog::bodyReceived();
 
@@ -120,41 +171,24 @@ class IngestHandler final : public Poco::Net::HTTPRequestHandler {
     DecodedBody decoded =
         format == BodyFormat::kForm ? decodeFormBody(body, limits) : decodeJsonBody(body, limits);
     if (decoded.error) {
-      return sendError(response, {400, decoded.error->code, decoded.error->message}, log);
+      sendError(response, {400, decoded.error->code, decoded.error->message}, log);
+      return false;
     }
     auto parsed = parseEvent(*decoded.root, clock_.nowSeconds());
-    if (auto* error = std::get_if<ApiError>(&parsed)) return sendError(response, *error, log);
-    const IncomingEvent& event = std::get<IncomingEvent>(parsed);
-
-    IngestOutcome outcome = sink_.write(event);
-    // Built only when logged: Poco formats a message before it checks the log level.
-    auto context = [&event] { return "member_id=" + event.memberId + " event=" + event.event; };
-    switch (outcome.status) {
-      case IngestOutcome::Status::kStored:
-        record.result = Metrics::IngestResult::kStored;
-        record.event = event.event;
-        if (log.debug()) {
-          log.debug("stored id=%Ld %s", static_cast<Poco::Int64>(outcome.id), context());
-        }
-        return sendJson(response, Poco::Net::HTTPResponse::HTTP_OK,
-                        "{\"status\":\"stored\",\"id\":" + std::to_string(outcome.id) + "}");
-      case IngestOutcome::Status::kRejected:
-        record.result = Metrics::IngestResult::kRejected;
-        return sendError(response, {401, "verification_failed", outcome.reason}, log, context());
-      case IngestOutcome::Status::kUnavailable:
-        record.result = Metrics::IngestResult::kUnavailable;
-        return sendError(
-            response,
-            {503, "storage_unavailable", "the event could not be committed; it was not stored"},
-            log, context() + " cause=" + outcome.reason);
+    if (auto* error = std::get_if<ApiError>(&parsed)) {
+      sendError(response, *error, log);
+      return false;
     }
+    event_.emplace(std::move(std::get<IncomingEvent>(parsed)));
+    return true;
   }
 
- private:
   const IngestSettings& settings_;
   EventSink& sink_;
   const Clock& clock_;
-  Metrics* const metrics_;  // may be null
+  IngestRecord record_;  // counts the request when the handler is destroyed, after the answer
+  std::optional<IncomingEvent> event_;
+  IngestOutcome outcome_;  // written by the sink's thread before it resumes the handler
 };
 
 }  // namespace

@@ -31,14 +31,14 @@ Poco::Net::ServerSocket bind(const std::string& listen) {
   }
 }
 
-// One thread per connection is POCO's model, so the pool is sized for connections, not cores:
-// 64 busy keep-alive clients plus hundreds of idle ones must not leave a newcomer waiting.
-// Threads mostly wait, so their stacks are small.
+// One thread per connection is POCO's model (the query listener's), so the pool is sized for
+// connections, not cores. Threads mostly wait, so their stacks are small.
 constexpr int kThreadStackBytes = 256 * 1024;
 
-Poco::Net::HTTPServerParams::Ptr serverParams(int maxThreads) {
+// Both listeners' HTTP parameters; maxThreads and maxQueued concern only POCO's query server.
+Poco::Net::HTTPServerParams::Ptr serverParams() {
   Poco::Net::HTTPServerParams::Ptr params(new Poco::Net::HTTPServerParams);
-  params->setMaxThreads(maxThreads);
+  params->setMaxThreads(64);
   params->setMaxQueued(1024);
   // One recv() (the watchdog bounds the whole request) and the wait for a next request on a
   // kept-alive connection. Equal on purpose: the connection loop sets SO_RCVTIMEO to one while it
@@ -51,10 +51,10 @@ Poco::Net::HTTPServerParams::Ptr serverParams(int maxThreads) {
   return params;
 }
 
-std::string urlOf(const Poco::Net::TCPServer& server, const std::string& listen) {
+std::string urlOf(Poco::UInt16 port, const std::string& listen) {
   std::string host = splitHostPort(listen).first;
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
-  return "http://" + host + ":" + std::to_string(server.port());
+  return "http://" + host + ":" + std::to_string(port);
 }
 
 }  // namespace
@@ -67,9 +67,7 @@ bool isLoopbackHost(const std::string& host) {
 
 Service::Service(const Settings& settings, const Clock& clock)
     : settings_(settings),
-      ingestPool_(2, settings.ingest.threads, 60, kThreadStackBytes),
       queryPool_(2, 64, 60, kThreadStackBytes),
-      ingestWatchdog_(Poco::Timespan(settings.ingest.requestTimeoutSeconds, 0)),
       queryWatchdog_(Poco::Timespan(settings.ingest.requestTimeoutSeconds, 0)) {
   try {
     if (!isLoopbackHost(splitHostPort(settings_.query.listen).first) &&
@@ -101,18 +99,19 @@ Service::Service(const Settings& settings, const Clock& clock)
   // arguments it leaked the raw factory and params pointers already made (LeakSanitizer).
   const Poco::Net::ServerSocket ingestSocket = bind(settings_.ingest.listen);
   const Poco::Net::ServerSocket querySocket = bind(settings_.query.listen);
-  Poco::Net::HTTPServerParams::Ptr ingestParams = serverParams(settings_.ingest.threads);
-  ingest_ = std::make_unique<Poco::Net::TCPServer>(
-      ingestWatchdog_.connectionFactory(
-          new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock, &metrics_),
-          ingestParams),
-      ingestPool_, ingestSocket, ingestParams);
-  Poco::Net::HTTPServerParams::Ptr queryParams = serverParams(64);
+  IngestServerSettings ingestSettings;
+  ingestSettings.threads = settings_.ingest.threads;
+  ingestSettings.requestTimeout = Poco::Timespan(settings_.ingest.requestTimeoutSeconds, 0);
+  ingestSettings.maxBodyBytes = settings_.ingest.maxBodyBytes;
+  ingest_ = std::make_unique<IngestServer>(
+      ingestSocket,
+      new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock, &metrics_),
+      serverParams(), ingestSettings);
+  Poco::Net::HTTPServerParams::Ptr queryParams = serverParams();
   query_ = std::make_unique<Poco::Net::TCPServer>(
       queryWatchdog_.connectionFactory(
           new QueryHandlerFactory(settings_.query, *storage_, metrics_, clock), queryParams),
       queryPool_, querySocket, queryParams);
-  ingestWatchdog_.watch(ingest_.get());
   queryWatchdog_.watch(query_.get());
   if (std::string off = keepAliveDisabledReason(settings_); off.empty()) {
     try {
@@ -156,21 +155,20 @@ void Service::stop(Poco::Timespan grace) {
   running_ = false;
   if (refreshTimer_) refreshTimer_->stop();
   // Stop accepting, then let each connection finish the request it is in and close.
-  ingest_->stop();
-  query_->stop();
-  ingestWatchdog_.serverStopped();
-  queryWatchdog_.serverStopped();
   Poco::Timestamp started;
-  while ((ingest_->currentConnections() > 0 || query_->currentConnections() > 0) &&
-         !started.isElapsed(grace.totalMicroseconds())) {
+  query_->stop();
+  queryWatchdog_.serverStopped();
+  ingest_->stop(grace);
+  while (query_->currentConnections() > 0 && !started.isElapsed(grace.totalMicroseconds())) {
     Poco::Thread::sleep(10);
   }
-  ingestPool_.joinAll();
   queryPool_.joinAll();
   sink_->close();
 }
 
-std::string Service::ingestUrl() const { return urlOf(*ingest_, settings_.ingest.listen); }
-std::string Service::queryUrl() const { return urlOf(*query_, settings_.query.listen); }
+std::string Service::ingestUrl() const {
+  return urlOf(ingest_->port(), settings_.ingest.listen);
+}
+std::string Service::queryUrl() const { return urlOf(query_->port(), settings_.query.listen); }
 
 }  // namespace b24es

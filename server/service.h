@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "connection_guard.h"
+#include "ingest_server.h"
 #include "metrics.h"
 #include "settings.h"
 #include "storage.h"
@@ -49,12 +50,10 @@ class Service {
   Metrics metrics_;          // thread-safe; declared first so it outlives the writer and servers
   std::unique_ptr<Storage> storage_;
   std::unique_ptr<EventSink> sink_;
-  Poco::ThreadPool ingestPool_;
   Poco::ThreadPool queryPool_;
-  // One per listener, each watching its own server's threads; must outlive the servers.
-  ConnectionWatchdog ingestWatchdog_;
+  // Watches the query server's threads; must outlive it.
   ConnectionWatchdog queryWatchdog_;
-  std::unique_ptr<Poco::Net::TCPServer> ingest_;
+  std::unique_ptr<IngestServer> ingest_;
   std::unique_ptr<Poco::Net::TCPServer> query_;
   bool running_ = false;
   std::unique_ptr<KeepAliveTimer> refreshTimer_;  // token keep-alive; null when off

@@ -50,8 +50,9 @@ Settings loadSettings(const Poco::Util::AbstractConfiguration& c) {
   s.ingest.requestTimeoutSeconds =
       intKey(c, "ingest.request_timeout", s.ingest.requestTimeoutSeconds);
   s.ingest.threads = intKey(c, "ingest.threads", s.ingest.threads);
-  if (s.ingest.requestTimeoutSeconds <= 0 || s.ingest.threads < 2) {
-    throw Poco::SyntaxException("ingest.request_timeout must be > 0 and ingest.threads >= 2");
+  if (s.ingest.requestTimeoutSeconds <= 0 || s.ingest.threads < 1 || s.ingest.threads > 64) {
+    throw Poco::SyntaxException(
+        "ingest.request_timeout must be > 0 and ingest.threads between 1 and 64");
   }
   s.ingest.staticTokens = list(c.getString("bitrix24.application_tokens", ""));
   s.query.listen = c.getString("query.listen", s.query.listen);

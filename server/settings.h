@@ -19,7 +19,7 @@ struct IngestSettings {
   std::string path = "/bitrix24/events";  // where events are POSTed
   std::size_t maxBodyBytes = 1048576;     // larger bodies get 413
   int requestTimeoutSeconds = 30;         // a whole request must arrive within this
-  int threads = 256;                      // most connections served at once
+  int threads = 2;                        // event-loop threads serving ingest connections
   std::vector<std::string> staticTokens;  // bitrix24.application_tokens (secrets)
 };
 

@@ -265,22 +265,36 @@ SqliteEventSink::SqliteEventSink(const SqliteSettings& settings, const Clock& cl
 
 SqliteEventSink::~SqliteEventSink() { close(); }
 
-IngestOutcome SqliteEventSink::write(const IncomingEvent& event) {
-  Pending pending{&event, {}};
+std::shared_ptr<SqliteEventSink::Group> SqliteEventSink::enqueue(
+    Pending* pending, std::unique_ptr<Pending>& owned) {
   std::unique_lock<std::mutex> lock(mutex_);
-  if (closing_) {
-    return IngestOutcome{IngestOutcome::Status::kUnavailable, 0, "the store is shutting down"};
-  }
+  if (closing_) return nullptr;
   if (groups_.empty() || groups_.back()->items.size() >= sinkSettings_.maxBatch) {
     groups_.push_back(std::make_shared<Group>());
   }
   std::shared_ptr<Group> group = groups_.back();
-  group->items.push_back(&pending);
+  group->items.push_back(pending);
+  if (owned) group->submitted.push_back(std::move(owned));
   lock.unlock();
   wake_.notify_one();
+  return group;
+}
+
+IngestOutcome SqliteEventSink::write(const IncomingEvent& event) {
+  Pending pending{&event, {}, {}};
+  std::unique_ptr<Pending> none;
+  std::shared_ptr<Group> group = enqueue(&pending, none);
+  if (!group) return shuttingDown();
   // Waits without the mutex: the batch's waiters all wake at once and need no lock to return.
   group->done.wait();
   return pending.outcome;
+}
+
+void SqliteEventSink::submit(const IncomingEvent& event, Completion done) {
+  auto pending = std::make_unique<Pending>(Pending{&event, {}, std::move(done)});
+  Pending* raw = pending.get();
+  // On success the group owns `pending` and the writer thread calls `done`.
+  if (!enqueue(raw, pending)) raw->done(shuttingDown());
 }
 
 void SqliteEventSink::close() {
@@ -340,6 +354,13 @@ void SqliteEventSink::run() {
       }
     }
     const std::size_t size = batch.size();  // `batch` may be gone once the waiters wake
+    for (const std::unique_ptr<Pending>& submitted : group->submitted) {
+      try {
+        submitted->done(submitted->outcome);
+      } catch (const std::exception& e) {
+        log.error("an event's completion threw: %s", std::string(e.what()));
+      }
+    }
     // One wake-up call for the whole batch, and only its own waiters wake.
     group->done.set();
     if (sinkSettings_.onBatch) sinkSettings_.onBatch(size);

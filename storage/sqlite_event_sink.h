@@ -24,19 +24,29 @@ class SqliteEventSink final : public EventSink {
                   const SinkSettings& sinkSettings);
   ~SqliteEventSink() override;
   IngestOutcome write(const IncomingEvent& event) override;
+  void submit(const IncomingEvent& event, Completion done) override;
   void close() override;
 
  private:
-  // One write() call waiting for its event to be committed. Lives on the caller's stack.
+  // One event waiting to be committed: a write() call's, on the caller's stack, or a submit()
+  // call's, owned by its group.
   struct Pending {
     const IncomingEvent* event;
     IngestOutcome outcome;  // set by the writer thread before the group is marked done
+    Completion done;        // submit()'s; empty for write()
   };
   // The events committed together in one transaction, and the waiters to wake after it.
   struct Group {
     std::vector<Pending*> items;  // appended to only while the group is queued
-    OneShotSignal done;           // set by the writer once every item has its outcome
+    std::vector<std::unique_ptr<Pending>> submitted;  // the submit() calls among items
+    OneShotSignal done;  // set by the writer once every item has its outcome
   };
+  // Appends `pending` to the open group and returns that group, taking `owned` (a submit()'s
+  // `pending` itself) into it; null, leaving `owned` alone, when closing.
+  std::shared_ptr<Group> enqueue(Pending* pending, std::unique_ptr<Pending>& owned);
+  static IngestOutcome shuttingDown() {
+    return IngestOutcome{IngestOutcome::Status::kUnavailable, 0, "the store is shutting down"};
+  }
   class Writer;  // the connection, its prepared statements and the per-event write logic
 
   void run();

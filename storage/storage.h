@@ -60,15 +60,24 @@ class Migrator {
 // EventSink inside its write transaction; must be pure and thread-safe.
 using Verifier = std::function<Verdict(const IncomingEvent&, const std::optional<PortalRecord>&)>;
 
-// Verifies and durably writes events. Thread-safe: any number of request threads call write()
-// at once; implementations commit the events that arrive together in one transaction.
+// Verifies and durably writes events. Thread-safe: any number of threads call write() or
+// submit() at once; implementations commit the events that arrive together in one transaction.
 class EventSink {
  public:
+  // Receives the outcome of a submitted event. Called once, on a thread of the sink's (or on
+  // the submitting thread, see submit()); it must be quick, must not throw and must not call
+  // into the sink.
+  using Completion = std::function<void(const IngestOutcome&)>;
+
   virtual ~EventSink() = default;
   // Blocks until the event is committed (kStored, with its id), rejected by the verifier
   // (kRejected, nothing written) or could not be committed (kUnavailable, nothing written).
   // Never throws for storage failures.
   virtual IngestOutcome write(const IncomingEvent& event) = 0;
+  // write() without the wait: queues `event` and returns; `done` receives the same outcome
+  // write() would have returned. `event` must stay alive and unchanged until then. This default
+  // runs write() and `done` on the calling thread.
+  virtual void submit(const IncomingEvent& event, Completion done) { done(write(event)); }
   // Finishes the events already submitted, then refuses new ones with kUnavailable.
   virtual void close() = 0;
 };
