@@ -28,6 +28,8 @@ BOOST_AUTO_TEST_CASE(defaults_match_the_spec) {
   BOOST_TEST(s.ingest.listen == "127.0.0.1:8080");
   BOOST_TEST(s.ingest.path == "/bitrix24/events");
   BOOST_TEST(s.ingest.maxBodyBytes == 1048576u);
+  BOOST_TEST(s.ingest.requestTimeoutSeconds == 30);
+  BOOST_TEST(s.ingest.threads == 2);
   BOOST_TEST(s.query.listen == "127.0.0.1:8081");
   BOOST_TEST(s.query.token.empty());
   BOOST_TEST(s.ingest.staticTokens.empty());
@@ -102,6 +104,19 @@ BOOST_AUTO_TEST_CASE(malformed_number_names_the_key_not_the_value) {
   } catch (const Poco::SyntaxException& e) {
     BOOST_TEST(e.displayText().find("ingest.max_body_bytes") != std::string::npos);
     BOOST_TEST(e.displayText().find("lots") == std::string::npos);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(ingest_threads_and_request_timeout_are_bounded) {
+  test::TempDir dir;
+  BOOST_TEST(loadSettings(*layerConfiguration(writeConfig(dir, "ingest.threads = 4\n"), {}, {}))
+                 .ingest.threads == 4);
+  for (const char* line : {"ingest.threads = 0\n", "ingest.threads = 65\n",
+                           "ingest.request_timeout = 0\n"}) {
+    BOOST_TEST_CONTEXT(line) {
+      BOOST_CHECK_THROW(loadSettings(*layerConfiguration(writeConfig(dir, line), {}, {})),
+                        Poco::SyntaxException);
+    }
   }
 }
 
