@@ -317,7 +317,14 @@ class IngestServer::Loop {
           auto* c = static_cast<IngestConnection*>(tag);
           if (c->closed) continue;
           if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) onReadable(*c);
-          if (!c->closed && (events[i].events & EPOLLOUT)) flush(*c);
+          if (!c->closed && (events[i].events & EPOLLOUT)) {
+            flush(*c);
+            // Pipelined requests wait while their predecessors' answers are unsent.
+            if (!c->closed && c->state == IngestConnection::State::kReading) {
+              process(*c);
+              if (!c->closed) updateInterest(*c);
+            }
+          }
         }
       }
       Clock::time_point now = Clock::now();
@@ -416,10 +423,11 @@ class IngestServer::Loop {
   // What the connection wants to hear about now.
   void updateInterest(IngestConnection& c) {
     std::uint32_t interest = 0;
-    // Input is read ahead while an answer is pending, up to a bound.
+    // Input is read ahead of the request being answered, up to a bound; a closing connection's
+    // input is read and dropped.
     if (!c.peerClosed && !c.broken &&
-        (c.state == IngestConnection::State::kReading ||
-         c.state == IngestConnection::State::kDraining ||
+        (c.state == IngestConnection::State::kDraining ||
+         c.state == IngestConnection::State::kClosing ||
          c.in.size() < kMaxHeaderBytes + maxBody_)) {
       interest |= EPOLLIN;
     }

@@ -15,6 +15,7 @@
 #include <Poco/StreamCopier.h>
 #include <Poco/URI.h>
 
+#include <algorithm>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -707,4 +708,34 @@ BOOST_AUTO_TEST_CASE(event_of_a_client_that_hangs_up_after_sending_is_still_stor
   }
   BOOST_TEST(s.events() == 21);
   BOOST_TEST(s.post("03-ONCRMDEALADD.form").status == 200);
+}
+
+// Answers are queued on the connection while the client does not read them; past a bound the
+// loop stops starting requests and stops reading, and must start again once the answers drain.
+// The client sends far more than the socket buffers hold and reads only after a pause.
+BOOST_AUTO_TEST_CASE(pipelined_requests_of_a_client_slow_to_read_all_get_answers) {
+  Server s;
+  const std::size_t count = 100000;
+  std::string requests;
+  for (std::size_t i = 0; i < count; ++i) requests += "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  Poco::Net::StreamSocket socket = connectTo(s.url);
+  std::thread sender([&] {
+    try {
+      sendAll(socket, requests);
+    } catch (const Poco::Exception&) {
+      // The reading side gave up and shut the socket down.
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  std::vector<test::HttpResult> answers;
+  try {
+    answers = readAnswers(socket, count);
+  } catch (const Poco::Exception& e) {
+    BOOST_TEST_MESSAGE("reading the answers failed: " << e.displayText());
+  }
+  socket.shutdown();
+  sender.join();
+  BOOST_TEST(answers.size() == count);
+  BOOST_TEST(std::all_of(answers.begin(), answers.end(),
+                         [](const test::HttpResult& r) { return r.status == 200; }));
 }
