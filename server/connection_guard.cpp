@@ -125,7 +125,7 @@ class ConnectionWatchdog::GuardedHandlerFactory final
 // 1.11), for two reasons:
 //  1. Before every request POCO calls HTTPServerSession::hasMoreRequests(), which calls
 //     Socket::poll(), and on Linux that creates an epoll instance, registers the socket, waits
-//     and closes it again: four system calls and a file allocated per request on the ingest hot
+//     and closes it again: four system calls and a file allocated per request on the hot
 //     path. Here the thread waits for the next request in recv() itself, bounded by SO_RCVTIMEO:
 //     the keep-alive timeout between requests, the params' timeout for the first request and
 //     while a request is read.

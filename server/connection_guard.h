@@ -1,4 +1,5 @@
-// Keeps the listeners responsive under abuse (SPEC §4, issue 6). POCO's HTTPServer serves each
+// Keeps the query listener responsive under abuse (SPEC §4, issue 6; the ingest listener has its
+// own event loop, ingest_server.h). POCO's HTTPServer serves each
 // connection on one pool thread and only bounds a single recv() by a timeout, so a client that
 // trickles a byte every few seconds, or many idle connections, can hold threads for ever. POCO
 // has no per-request deadline, so this file adds one, written by hand:

@@ -13,17 +13,20 @@
 #include <Poco/Timestamp.h>
 
 #include <netinet/in.h>
-#include <pthread.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <unordered_map>
@@ -165,55 +168,86 @@ std::size_t headerEnd(const std::string& text, std::size_t from) {
   return std::string::npos;
 }
 
-enum class Chunked { kIncomplete, kDone, kTooLarge, kMalformed };
+// Decodes a chunked request body (RFC 9112 §7.1) as it arrives, resuming where the previous
+// call stopped, so a body sent in many small pieces costs no more than one sent at once. Chunk
+// extensions and trailer fields are read and ignored. Written by hand: POCO's
+// HTTPChunkedInputStream reads only from a session's socket.
+class ChunkedDecoder {
+ public:
+  enum class Result { kIncomplete, kDone, kTooLarge, kMalformed };
 
-// Decodes a chunked body (RFC 9112 §7.1) that starts at `at` in `text` into `body`, setting
-// `end` past its last byte. Chunk extensions and trailer fields are read and ignored. Written by
-// hand: POCO's HTTPChunkedInputStream reads only from a session's socket. Stops with kTooLarge
-// once `body` holds more than `limit` bytes.
-Chunked dechunk(const std::string& text, std::size_t at, std::size_t limit, std::string& body,
-                std::size_t& end) {
-  body.clear();
-  std::size_t pos = at;
-  for (;;) {
-    std::size_t eol = text.find('\n', pos);
-    if (eol == std::string::npos) return text.size() - pos > 1024 ? Chunked::kMalformed
-                                                                  : Chunked::kIncomplete;
-    std::size_t digits = pos;
-    while (digits < eol && std::isxdigit(static_cast<unsigned char>(text[digits]))) ++digits;
-    if (digits == pos || digits - pos > 15) return Chunked::kMalformed;
-    std::size_t size = std::stoull(text.substr(pos, digits - pos), nullptr, 16);
-    pos = eol + 1;
-    if (size == 0) break;
-    if (text.size() - pos < size) {
-      // Incomplete; the part received already counts against the limit.
-      return body.size() + (text.size() - pos) > limit ? Chunked::kTooLarge
-                                                       : Chunked::kIncomplete;
-    }
-    body.append(text, pos, size);
-    if (body.size() > limit) return Chunked::kTooLarge;
-    pos += size;
-    if (text.compare(pos, 2, "\r\n") == 0) {
-      pos += 2;
-    } else if (text.compare(pos, 1, "\n") == 0) {
-      pos += 1;
-    } else if (text.size() - pos < 2) {
-      return Chunked::kIncomplete;
-    } else {
-      return Chunked::kMalformed;
+  explicit ChunkedDecoder(std::size_t limit) : limit_(limit) {}
+
+  // Decodes from text[pos] on, appending to `body` and advancing `pos` past what it used.
+  Result decode(const std::string& text, std::size_t& pos, std::string& body) {
+    for (;;) {
+      switch (phase_) {
+        case Phase::kSize: {
+          std::size_t eol = text.find('\n', pos);
+          if (eol == std::string::npos) return waitForLine(text, pos);
+          std::size_t digits = pos;
+          while (digits < eol && std::isxdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+          if (digits == pos || digits - pos > 15 || eol - pos > kMaxLine) {
+            return Result::kMalformed;
+          }
+          left_ = std::stoull(text.substr(pos, digits - pos), nullptr, 16);
+          pos = eol + 1;
+          phase_ = left_ == 0 ? Phase::kTrailer : Phase::kData;
+          break;
+        }
+        case Phase::kData: {
+          std::size_t n = std::min(left_, text.size() - pos);
+          if (body.size() + n > limit_) {
+            // Cut one byte past the limit: the handler sees a body that is too long.
+            body.append(text, pos, limit_ + 1 - body.size());
+            return Result::kTooLarge;
+          }
+          body.append(text, pos, n);
+          pos += n;
+          left_ -= n;
+          if (left_ > 0) return Result::kIncomplete;
+          phase_ = Phase::kDataEnd;
+          break;
+        }
+        case Phase::kDataEnd:
+          if (pos < text.size() && text[pos] == '\n') {
+            pos += 1;
+          } else if (text.size() - pos < 2) {
+            return Result::kIncomplete;
+          } else if (text.compare(pos, 2, "\r\n") == 0) {
+            pos += 2;
+          } else {
+            return Result::kMalformed;
+          }
+          phase_ = Phase::kSize;
+          break;
+        case Phase::kTrailer: {
+          std::size_t eol = text.find('\n', pos);
+          if (eol == std::string::npos) return waitForLine(text, pos);
+          bool empty = eol == pos || (eol == pos + 1 && text[pos] == '\r');
+          trailer_ += eol + 1 - pos;
+          if (trailer_ > kMaxHeaderBytes) return Result::kMalformed;
+          pos = eol + 1;
+          if (empty) return Result::kDone;
+          break;
+        }
+      }
     }
   }
-  // Trailer fields, up to the empty line.
-  for (;;) {
-    std::size_t eol = text.find('\n', pos);
-    if (eol == std::string::npos) return Chunked::kIncomplete;
-    bool empty = eol == pos || (eol == pos + 1 && text[pos] == '\r');
-    pos = eol + 1;
-    if (empty) break;
+
+ private:
+  enum class Phase { kSize, kData, kDataEnd, kTrailer };
+  static constexpr std::size_t kMaxLine = 4096;  // a chunk-size line with its extensions
+
+  Result waitForLine(const std::string& text, std::size_t pos) const {
+    return text.size() - pos > kMaxLine ? Result::kMalformed : Result::kIncomplete;
   }
-  end = pos;
-  return Chunked::kDone;
-}
+
+  const std::size_t limit_;
+  Phase phase_ = Phase::kSize;
+  std::size_t left_ = 0;     // bytes of the current chunk still to come
+  std::size_t trailer_ = 0;  // bytes of trailer fields so far
+};
 
 }  // namespace
 
@@ -234,14 +268,28 @@ struct IngestConnection {
   const Poco::Net::SocketAddress peer;
   Poco::Net::SocketAddress local;
   State state = State::kReading;
-  std::string in;             // received and not yet used
-  std::size_t scanned = 0;    // where the search for the end of the headers resumes
-  bool continueSent = false;  // 100 Continue sent for the request being read
-  std::string out;            // answers not yet sent
-  std::size_t sent = 0;       // bytes of `out` sent
-  bool peerClosed = false;    // the client closed its sending side
-  bool broken = false;        // a send or receive failed: nothing more can be sent
-  bool closed = false;        // closed during this loop iteration; deleted after it
+  std::string in;           // received and not yet used
+  std::size_t scanned = 0;  // where the search for the end of the headers resumes
+  // The request being read: its headers parsed once, its body gathered as it arrives.
+  std::unique_ptr<BufferedRequest> reading;
+  std::string body;                       // so far
+  std::optional<ChunkedDecoder> chunked;  // when its body is chunked
+  std::size_t bodyLength = 0;             // its Content-Length, when not chunked
+  bool cut = false;                       // its body exceeds the limit and is not read
+  bool continueSent = false;              // 100 Continue sent for it
+  void resetRequest() {
+    reading.reset();
+    body.clear();
+    chunked.reset();
+    bodyLength = 0;
+    cut = false;
+    continueSent = false;
+  }
+  std::string out;          // answers not yet sent
+  std::size_t sent = 0;     // bytes of `out` sent
+  bool peerClosed = false;  // the client closed its sending side
+  bool broken = false;      // a send or receive failed: nothing more can be sent
+  bool closed = false;      // closed during this loop iteration; deleted after it
   std::uint32_t interest = 0;
   std::uint64_t requests = 0;
   Clock::time_point idleDeadline;     // the next request's first byte must arrive by then
@@ -298,7 +346,7 @@ class IngestServer::Loop {
     Clock::time_point nextSweep = Clock::now() + kSweepEvery;
     bool stopSeen = false;
     for (;;) {
-      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(nextSweep - Clock::now());
+      auto wait = std::chrono::ceil<std::chrono::milliseconds>(nextSweep - Clock::now());
       int n = ::epoll_wait(epoll_, events, 64, static_cast<int>(std::max<long>(0, wait.count())));
       if (n < 0 && errno != EINTR) {
         httpLog().error("the ingest event loop failed: %s", std::string(std::strerror(errno)));
@@ -316,14 +364,12 @@ class IngestServer::Loop {
         } else {
           auto* c = static_cast<IngestConnection*>(tag);
           if (c->closed) continue;
-          if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) onReadable(*c);
+          if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) onReadable(*c, events[i].events);
           if (!c->closed && (events[i].events & EPOLLOUT)) {
             flush(*c);
             // Pipelined requests wait while their predecessors' answers are unsent.
-            if (!c->closed && c->state == IngestConnection::State::kReading) {
-              process(*c);
-              if (!c->closed) updateInterest(*c);
-            }
+            if (!c->closed && c->state == IngestConnection::State::kReading) process(*c);
+            settle(*c);
           }
         }
       }
@@ -356,14 +402,11 @@ class IngestServer::Loop {
 
   // Called by an AsyncRequestHandler, from any thread, once.
   void resume(IngestConnection* c) {
-    bool first;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      first = resumed_.empty();
-      resumed_.push_back(c);
-    }
-    // One wake-up for however many answers arrive before the loop looks.
-    if (first) wake();
+    // One wake-up for however many answers arrive before the loop looks. Written under the
+    // lock: once the loop has taken `c`, the server may stop and this loop be destroyed.
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (resumed_.empty()) wake();
+    resumed_.push_back(c);
   }
 
   void listen(bool on) {
@@ -382,8 +425,15 @@ class IngestServer::Loop {
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-          // Out of descriptors: stop listening until the next sweep rather than spin.
-          httpLog().warning("cannot accept a connection: %s", std::string(std::strerror(errno)));
+          // Out of descriptors: stop listening until the next sweep rather than spin, and say
+          // so at most once a minute.
+          Clock::time_point now = Clock::now();
+          if (now - lastAcceptWarning_ >= std::chrono::minutes(1)) {
+            lastAcceptWarning_ = now;
+            httpLog().warning("cannot accept connections: %s (retrying every %d ms)",
+                              std::string(std::strerror(errno)),
+                              static_cast<int>(kSweepEvery.count()));
+          }
           listen(false);
           listenPaused_ = true;
         }
@@ -411,12 +461,15 @@ class IngestServer::Loop {
     }
   }
 
+  // A connection that wants nothing is taken out of the epoll set altogether: epoll reports a
+  // hang-up or an error even to a descriptor registered for no events, again on every wait.
   void setInterest(IngestConnection& c, std::uint32_t interest) {
     if (c.interest == interest) return;
     epoll_event e{};
     e.events = interest;
     e.data.ptr = &c;
-    ::epoll_ctl(epoll_, EPOLL_CTL_MOD, c.fd, &e);
+    int op = interest == 0 ? EPOLL_CTL_DEL : c.interest == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+    ::epoll_ctl(epoll_, op, c.fd, &e);
     c.interest = interest;
   }
 
@@ -437,8 +490,7 @@ class IngestServer::Loop {
 
   void close(IngestConnection& c) {
     if (c.closed) return;
-    ::epoll_ctl(epoll_, EPOLL_CTL_DEL, c.fd, nullptr);
-    c.interest = 0;
+    setInterest(c, 0);
     // A handler that has not resumed still refers to the connection: it is closed once it
     // resumes (resumeAll), until then only marked broken.
     if (c.awaiting) {
@@ -453,7 +505,9 @@ class IngestServer::Loop {
     }
   }
 
-  void onReadable(IngestConnection& c) {
+  void onReadable(IngestConnection& c, std::uint32_t events) {
+    // An error stays pending where recv() cannot report it (after the client's FIN).
+    if (events & EPOLLERR) c.broken = true;
     char buffer[16384];
     for (;;) {
       ssize_t got = ::recv(c.fd, buffer, sizeof buffer, 0);
@@ -481,26 +535,20 @@ class IngestServer::Loop {
       break;
     }
     if (c.broken) return close(c);
-    switch (c.state) {
-      case IngestConnection::State::kReading:
-        process(c);
-        if (c.closed) return;
-        if (c.peerClosed && c.state == IngestConnection::State::kReading) {
-          // No request is in progress that could still be answered.
-          if (c.sent < c.out.size()) {
-            c.state = IngestConnection::State::kClosing;
-            c.drainDeadline = Clock::now() + kDrainTime;
-          } else {
-            return close(c);
-          }
-        }
-        break;
-      case IngestConnection::State::kDraining:
-        if (c.peerClosed) return close(c);
-        break;
-      case IngestConnection::State::kHandling:
-      case IngestConnection::State::kClosing:
-        break;
+    if (c.state == IngestConnection::State::kDraining && c.peerClosed) return close(c);
+    if (c.state == IngestConnection::State::kReading) process(c);
+    settle(c);
+  }
+
+  // After the connection's requests were started: a client that closed its sending side is
+  // closed once nothing is left to answer.
+  void settle(IngestConnection& c) {
+    if (c.closed) return;
+    if (c.peerClosed && c.state == IngestConnection::State::kReading) {
+      // No request is left (process() answered or refused whatever had arrived).
+      if (c.sent == c.out.size()) return close(c);
+      c.state = IngestConnection::State::kClosing;
+      c.drainDeadline = Clock::now() + requestTimeout_;
     }
     updateInterest(c);
   }
@@ -514,21 +562,83 @@ class IngestServer::Loop {
     }
   }
 
-  // Starts the request at the front of c.in; false when it has not fully arrived.
+  // Reads the request at the front of c.in as far as it has arrived (its headers are parsed
+  // once, its body gathered across calls) and starts it once whole; false while incomplete.
   bool startRequest(IngestConnection& c) {
+    if (!c.reading && !readHeaders(c)) return false;
+    if (!c.reading) return true;  // refused
+    if (c.cut) {
+      c.in.clear();  // Content-Length over the limit: the body is not read
+    } else if (c.chunked) {
+      std::size_t used = 0;
+      ChunkedDecoder::Result result = c.chunked->decode(c.in, used, c.body);
+      c.in.erase(0, used);
+      switch (result) {
+        case ChunkedDecoder::Result::kIncomplete:
+          if (c.peerClosed) {
+            refuse(c, {400, "malformed_body", "the chunked body ended early"}, "truncated body");
+            return true;
+          }
+          sendContinue(c);
+          return false;
+        case ChunkedDecoder::Result::kTooLarge:
+          c.cut = true;
+          c.in.clear();
+          break;
+        case ChunkedDecoder::Result::kMalformed:
+          refuse(c, {400, "malformed_body", "the chunked body is malformed"}, "bad chunk");
+          return true;
+        case ChunkedDecoder::Result::kDone:
+          break;
+      }
+    } else if (c.in.size() >= c.bodyLength) {
+      c.body.assign(c.in, 0, c.bodyLength);
+      c.in.erase(0, c.bodyLength);
+    } else if (c.peerClosed) {
+      // The client stopped sending: the handler sees the short body and refuses it.
+      c.body = std::move(c.in);
+      c.in.clear();
+    } else {
+      sendContinue(c);
+      return false;
+    }
+    std::unique_ptr<BufferedRequest> request = std::move(c.reading);
+    request->setBody(std::move(c.body));
+    const bool cut = c.cut;
+    c.resetRequest();
+    dispatch(c, std::move(request), cut);
+    return true;
+  }
+
+  // Parses the header block at the front of c.in into c.reading and drops it from c.in; false
+  // while it is incomplete. Refuses a malformed one (c.reading stays empty).
+  bool readHeaders(IngestConnection& c) {
+    // Empty lines before a request are skipped, as POCO's HTTPRequest::read does.
+    std::size_t first = c.in.find_first_not_of("\r\n");
+    if (first == std::string::npos) {
+      c.in.clear();
+      c.scanned = 0;
+      return false;
+    }
+    if (first > 0) {
+      c.in.erase(0, first);
+      c.scanned = 0;
+    }
     std::size_t bodyStart = headerEnd(c.in, c.scanned);
     if (bodyStart == std::string::npos) {
       if (c.peerClosed) {
         refuse(c, malformedRequest(), "the input ended inside the request headers");
         return true;
       }
-      if (c.in.size() > kMaxHeaderBytes) {
-        refuse(c, malformedRequest(), "the request headers exceed " +
-                                          std::to_string(kMaxHeaderBytes) + " bytes");
-        return true;
+      if (c.in.size() <= kMaxHeaderBytes) {
+        c.scanned = c.in.size() < 2 ? 0 : c.in.size() - 2;
+        return false;
       }
-      c.scanned = c.in.size() < 2 ? 0 : c.in.size() - 2;
-      return false;
+    }
+    if (bodyStart == std::string::npos || bodyStart > kMaxHeaderBytes) {
+      refuse(c, malformedRequest(),
+             "the request headers exceed " + std::to_string(kMaxHeaderBytes) + " bytes");
+      return true;
     }
     auto request = std::make_unique<BufferedRequest>(c.peer, c.local, *params_);
     try {
@@ -549,28 +659,8 @@ class IngestServer::Loop {
              "not an HTTP/1.x request line");
       return true;
     }
-    std::string body;
-    std::size_t end = bodyStart;
-    bool cut = false;  // the body exceeds maxBody_: what follows it is not read
     if (request->getChunkedTransferEncoding()) {
-      switch (dechunk(c.in, bodyStart, maxBody_, body, end)) {
-        case Chunked::kIncomplete:
-          if (c.peerClosed) {
-            refuse(c, {400, "malformed_body", "the chunked body ended early"}, "truncated body");
-            return true;
-          }
-          sendContinue(c, *request);
-          return false;
-        case Chunked::kTooLarge:
-          body.resize(maxBody_ + 1);
-          cut = true;
-          break;
-        case Chunked::kMalformed:
-          refuse(c, {400, "malformed_body", "the chunked body is malformed"}, "bad chunk");
-          return true;
-        case Chunked::kDone:
-          break;
-      }
+      c.chunked.emplace(maxBody_);
     } else if (request->hasContentLength()) {
       Poco::Int64 length = 0;
       try {
@@ -583,35 +673,19 @@ class IngestServer::Loop {
         refuse(c, badLength(), "Content-Length is negative");
         return true;
       }
-      if (static_cast<Poco::UInt64>(length) > maxBody_) {
-        cut = true;  // the handler sees the declared length and refuses it
-      } else if (c.in.size() - bodyStart < static_cast<std::size_t>(length) && !c.peerClosed) {
-        sendContinue(c, *request);
-        return false;
-      } else if (c.in.size() - bodyStart < static_cast<std::size_t>(length)) {
-        // The client stopped sending: the handler sees the short body and refuses it.
-        body.assign(c.in, bodyStart, std::string::npos);
-        end = c.in.size();
-      } else {
-        body.assign(c.in, bodyStart, static_cast<std::size_t>(length));
-        end = bodyStart + static_cast<std::size_t>(length);
-      }
+      // Over the limit, the handler sees the declared length and refuses it.
+      c.cut = static_cast<Poco::UInt64>(length) > maxBody_;
+      c.bodyLength = c.cut ? 0 : static_cast<std::size_t>(length);
     }
     // A request without Content-Length or chunked encoding has no body (RFC 9112 §6.3).
-    if (cut) {
-      c.in.clear();
-    } else {
-      c.in.erase(0, end);
-    }
+    c.in.erase(0, bodyStart);
     c.scanned = 0;
-    c.continueSent = false;
-    request->setBody(std::move(body));
-    dispatch(c, std::move(request), cut);
+    c.reading = std::move(request);
     return true;
   }
 
-  void sendContinue(IngestConnection& c, const BufferedRequest& request) {
-    if (!request.getExpectContinue() || c.continueSent) return;
+  void sendContinue(IngestConnection& c) {
+    if (!c.reading->getExpectContinue() || c.continueSent) return;
     c.continueSent = true;
     c.out += "HTTP/1.1 100 Continue\r\n\r\n";
     flush(c);
@@ -681,8 +755,8 @@ class IngestServer::Loop {
         continue;
       }
       complete(*c);
-      if (c->state == IngestConnection::State::kReading) process(*c);
-      if (!c->closed) updateInterest(*c);
+      if (!c->closed && c->state == IngestConnection::State::kReading) process(*c);
+      settle(*c);
     }
   }
 
@@ -700,7 +774,12 @@ class IngestServer::Loop {
 
   // The handler has answered into c.response: queue the answer and go on.
   void complete(IngestConnection& c) {
-    const bool keepAlive = c.keepAlive && c.response->getKeepAlive() && !c.peerClosed;
+    // Decided again now: the server may have begun stopping, or the client closed its side
+    // while the handler worked (its requests already received are still answered).
+    const bool moreToAnswer = c.in.find_first_not_of("\r\n") != std::string::npos;
+    const bool keepAlive = c.keepAlive && c.response->getKeepAlive() && !stopping_.load() &&
+                           !(c.peerClosed && !moreToAnswer);
+    c.response->setKeepAlive(keepAlive);
     c.response->appendTo(c.out);
     c.handler.reset();
     c.response.reset();
@@ -732,6 +811,7 @@ class IngestServer::Loop {
     c.handler.reset();
     c.response.reset();
     c.request.reset();
+    c.resetRequest();
     c.in.clear();
     c.state = IngestConnection::State::kClosing;
     c.drainDeadline = Clock::now() + requestTimeout_;
@@ -784,8 +864,7 @@ class IngestServer::Loop {
       listenPaused_ = false;
       listen(true);
     }
-    const bool graceOver =
-        stopping && now.time_since_epoch().count() >= graceEnd_.load();
+    const bool graceOver = stopping && now.time_since_epoch().count() >= graceEnd_.load();
     for (auto& entry : connections_) {
       IngestConnection& c = *entry.second;
       if (c.closed) continue;
@@ -821,6 +900,7 @@ class IngestServer::Loop {
   char wakeTag_ = 0;    // epoll data of wakeFd_
   bool listening_ = false;
   bool listenPaused_ = false;  // after running out of descriptors, until the next sweep
+  Clock::time_point lastAcceptWarning_;
   // Keyed by address, not descriptor: a closed connection's descriptor can be reused by a new
   // one before the closed one is deleted at the end of the loop iteration.
   std::unordered_map<IngestConnection*, std::unique_ptr<IngestConnection>> connections_;

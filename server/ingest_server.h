@@ -31,8 +31,8 @@ namespace b24es {
 // the loop thread to answer. begin() returns false when it answered at once.
 class AsyncRequestHandler : public Poco::Net::HTTPRequestHandler {
  public:
-  virtual bool begin(Poco::Net::HTTPServerRequest& request,
-                     Poco::Net::HTTPServerResponse& response, std::function<void()> resume) = 0;
+  virtual bool begin(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
+                     std::function<void()> resume) = 0;
   virtual void finish(Poco::Net::HTTPServerResponse& response) = 0;
 };
 

@@ -104,8 +104,7 @@ Service::Service(const Settings& settings, const Clock& clock)
   ingestSettings.requestTimeout = Poco::Timespan(settings_.ingest.requestTimeoutSeconds, 0);
   ingestSettings.maxBodyBytes = settings_.ingest.maxBodyBytes;
   ingest_ = std::make_unique<IngestServer>(
-      ingestSocket,
-      new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock, &metrics_),
+      ingestSocket, new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock, &metrics_),
       serverParams(), ingestSettings);
   Poco::Net::HTTPServerParams::Ptr queryParams = serverParams();
   query_ = std::make_unique<Poco::Net::TCPServer>(
@@ -166,9 +165,7 @@ void Service::stop(Poco::Timespan grace) {
   sink_->close();
 }
 
-std::string Service::ingestUrl() const {
-  return urlOf(ingest_->port(), settings_.ingest.listen);
-}
+std::string Service::ingestUrl() const { return urlOf(ingest_->port(), settings_.ingest.listen); }
 std::string Service::queryUrl() const { return urlOf(query_->port(), settings_.query.listen); }
 
 }  // namespace b24es

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <map>
 #include <unordered_map>
 #include <utility>
@@ -265,14 +266,20 @@ SqliteEventSink::SqliteEventSink(const SqliteSettings& settings, const Clock& cl
 
 SqliteEventSink::~SqliteEventSink() { close(); }
 
-std::shared_ptr<SqliteEventSink::Group> SqliteEventSink::enqueue(
-    Pending* pending, std::unique_ptr<Pending>& owned) {
+std::shared_ptr<SqliteEventSink::Group> SqliteEventSink::enqueue(Pending* pending,
+                                                                 std::unique_ptr<Pending>& owned) {
   std::unique_lock<std::mutex> lock(mutex_);
   if (closing_) return nullptr;
   if (groups_.empty() || groups_.back()->items.size() >= sinkSettings_.maxBatch) {
     groups_.push_back(std::make_shared<Group>());
   }
   std::shared_ptr<Group> group = groups_.back();
+  // Room first, so that linking `pending` cannot fail halfway (items without its owner).
+  auto makeRoom = [](auto& v) {
+    if (v.size() == v.capacity()) v.reserve(std::max<std::size_t>(16, 2 * v.capacity()));
+  };
+  makeRoom(group->items);
+  if (owned) makeRoom(group->submitted);
   group->items.push_back(pending);
   if (owned) group->submitted.push_back(std::move(owned));
   lock.unlock();

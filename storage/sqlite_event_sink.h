@@ -37,7 +37,7 @@ class SqliteEventSink final : public EventSink {
   };
   // The events committed together in one transaction, and the waiters to wake after it.
   struct Group {
-    std::vector<Pending*> items;  // appended to only while the group is queued
+    std::vector<Pending*> items;                      // appended to only while the group is queued
     std::vector<std::unique_ptr<Pending>> submitted;  // the submit() calls among items
     OneShotSignal done;  // set by the writer once every item has its outcome
   };

@@ -739,3 +739,48 @@ BOOST_AUTO_TEST_CASE(pipelined_requests_of_a_client_slow_to_read_all_get_answers
   BOOST_TEST(std::all_of(answers.begin(), answers.end(),
                          [](const test::HttpResult& r) { return r.status == 200; }));
 }
+
+// A client may send its requests and close its sending side at once: every request that arrived
+// whole is answered before the connection closes, the last answer saying so.
+BOOST_AUTO_TEST_CASE(requests_sent_before_a_half_close_are_all_answered) {
+  Server s;
+  s.post("01-ONAPPINSTALL.form");
+  Poco::Net::StreamSocket socket = connectTo(s.url);
+  sendAll(socket, dealRequest() + "\r\n" + dealRequest() + "\r\n\r\n");  // blank lines skipped
+  socket.shutdownSend();
+  std::optional<std::string> text = readUntilClosed(socket);
+  BOOST_REQUIRE(text.has_value());
+  std::size_t second = text->find("HTTP/1.1", 1);
+  BOOST_REQUIRE(second != std::string::npos);
+  test::HttpResult first = parseAnswer(text->substr(0, second));
+  test::HttpResult last = parseAnswer(text->substr(second));
+  BOOST_TEST(first.status == 200);
+  BOOST_TEST(last.status == 200);
+  BOOST_TEST(last.headers["Connection"] == "Close");
+  BOOST_TEST(s.events() == 3);
+}
+
+// A request whose commit finishes after stop() began is answered, and its answer closes the
+// connection: it said keep-alive before, and the connection was then closed as idle.
+BOOST_AUTO_TEST_CASE(answer_committed_after_stop_began_closes_the_connection) {
+  Server s;
+  s.post("01-ONAPPINSTALL.form");
+  Poco::Net::StreamSocket socket = connectTo(s.url);
+  {
+    // Another connection holds the write lock, so the writer waits with the event.
+    Poco::Data::Session admin("SQLite", s.settings.db.path);
+    admin << "BEGIN IMMEDIATE", Poco::Data::Keywords::now;
+    sendAll(socket, dealRequest());
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::thread stopper([&] { s.service->stop(); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    admin << "ROLLBACK", Poco::Data::Keywords::now;
+    stopper.join();
+  }
+  std::optional<std::string> text = readUntilClosed(socket);
+  BOOST_REQUIRE(text.has_value());
+  test::HttpResult r = parseAnswer(*text);
+  BOOST_TEST(r.status == 200, *text);
+  BOOST_TEST(r.headers["Connection"] == "Close");
+  BOOST_TEST(s.events() == 2);
+}

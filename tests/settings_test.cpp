@@ -111,8 +111,8 @@ BOOST_AUTO_TEST_CASE(ingest_threads_and_request_timeout_are_bounded) {
   test::TempDir dir;
   BOOST_TEST(loadSettings(*layerConfiguration(writeConfig(dir, "ingest.threads = 4\n"), {}, {}))
                  .ingest.threads == 4);
-  for (const char* line : {"ingest.threads = 0\n", "ingest.threads = 65\n",
-                           "ingest.request_timeout = 0\n"}) {
+  for (const char* line :
+       {"ingest.threads = 0\n", "ingest.threads = 65\n", "ingest.request_timeout = 0\n"}) {
     BOOST_TEST_CONTEXT(line) {
       BOOST_CHECK_THROW(loadSettings(*layerConfiguration(writeConfig(dir, line), {}, {})),
                         Poco::SyntaxException);
