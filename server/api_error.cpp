@@ -2,6 +2,7 @@
 
 #include <Poco/JSON/Object.h>
 #include <Poco/Logger.h>
+#include <Poco/Timestamp.h>
 
 #include <sstream>
 
@@ -33,6 +34,22 @@ void sendError(Poco::Net::HTTPServerResponse& response, const ApiError& error, P
   if (error.status == 503 && !response.has("Retry-After")) response.set("Retry-After", "1");
   if (error.status == 413) response.setKeepAlive(false);
   sendJson(response, static_cast<Poco::Net::HTTPResponse::HTTPStatus>(error.status), out.str());
+}
+
+void stampResponse(Poco::Net::HTTPServerResponse& response,
+                   const Poco::Net::HTTPServerParams& params, const std::string& version,
+                   bool keepAlive) {
+  response.setDate(Poco::Timestamp());
+  response.setVersion(version);
+  response.setKeepAlive(keepAlive);
+  const std::string& server = params.getSoftwareVersion();
+  if (!server.empty()) response.set("Server", server);
+}
+
+void sendRefusal(Poco::Net::HTTPServerResponse& response, const Poco::Net::HTTPServerParams& params,
+                 const ApiError& error, Poco::Logger& log, const std::string& context) {
+  stampResponse(response, params, Poco::Net::HTTPMessage::HTTP_1_1, false);
+  sendError(response, error, log, context);
 }
 
 }  // namespace b24es

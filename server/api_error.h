@@ -2,6 +2,7 @@
 // {"error":"code","message":"human sentence"}. Messages never quote tokens or secrets.
 #pragma once
 
+#include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerResponse.h>
 
 #include <string>
@@ -24,6 +25,17 @@ struct ApiError {
 // Closes the connection after 413 so the unread body is not parsed as the next request.
 void sendError(Poco::Net::HTTPServerResponse& response, const ApiError& error, Poco::Logger& log,
                const std::string& context = {});
+
+// Sets what every answer of the server carries: the protocol version, Date, the params'
+// Server header (when set) and whether the connection stays open.
+void stampResponse(Poco::Net::HTTPServerResponse& response,
+                   const Poco::Net::HTTPServerParams& params, const std::string& version,
+                   bool keepAlive);
+
+// Answers a request refused before any handler ran (unparsable, over a limit, ...): HTTP/1.1,
+// stamped as above, closing the connection, with the JSON error body of sendError().
+void sendRefusal(Poco::Net::HTTPServerResponse& response, const Poco::Net::HTTPServerParams& params,
+                 const ApiError& error, Poco::Logger& log, const std::string& context);
 
 // Writes `body` as application/json with the given status.
 void sendJson(Poco::Net::HTTPServerResponse& response, Poco::Net::HTTPResponse::HTTPStatus status,

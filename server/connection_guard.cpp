@@ -239,11 +239,7 @@ class ConnectionWatchdog::GuardedConnection final : public Poco::Net::TCPServerC
     const bool mayKeepAlive =
         params_->getKeepAlive() &&
         (maxRequests <= 0 || number < static_cast<std::uint64_t>(maxRequests));
-    response.setDate(Poco::Timestamp());
-    response.setVersion(version);
-    response.setKeepAlive(mayKeepAlive && request->getKeepAlive());
-    const std::string& server = params_->getSoftwareVersion();
-    if (!server.empty()) response.set("Server", server);
+    stampResponse(response, *params_, version, mayKeepAlive && request->getKeepAlive());
     try {
       std::unique_ptr<Poco::Net::HTTPRequestHandler> handler(
           handlers_->createRequestHandler(*request));
@@ -288,12 +284,7 @@ class ConnectionWatchdog::GuardedConnection final : public Poco::Net::TCPServerC
     session.setKeepAlive(false);
     try {
       Poco::Net::HTTPServerResponseImpl response(session);
-      response.setVersion(Poco::Net::HTTPMessage::HTTP_1_1);
-      response.setDate(Poco::Timestamp());
-      const std::string& server = params_->getSoftwareVersion();
-      if (!server.empty()) response.set("Server", server);
-      response.setKeepAlive(false);
-      sendError(response, error, httpLog(), context);
+      sendRefusal(response, *params_, error, httpLog(), context);
     } catch (const Poco::Exception&) {
       return Next::kClose;  // the client is gone
     }

@@ -6,11 +6,8 @@
 #include <Poco/MemoryStream.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
-#include <Poco/Net/NetException.h>
 #include <Poco/Net/StreamSocketImpl.h>
-#include <Poco/NumberParser.h>
 #include <Poco/StreamCopier.h>
-#include <Poco/Timestamp.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -700,11 +697,7 @@ class IngestServer::Loop {
     auto response = std::make_unique<BufferedResponse>(request->getMethod() ==
                                                        Poco::Net::HTTPRequest::HTTP_HEAD);
     request->setResponse(response.get());
-    response->setDate(Poco::Timestamp());
-    response->setVersion(request->getVersion());
-    response->setKeepAlive(c.keepAlive);
-    const std::string& server = params_->getSoftwareVersion();
-    if (!server.empty()) response->set("Server", server);
+    stampResponse(*response, *params_, request->getVersion(), c.keepAlive);
     c.request = std::move(request);
     c.response = std::move(response);
     try {
@@ -801,12 +794,7 @@ class IngestServer::Loop {
   // half read or unreadable), and logs it with `context`.
   void refuse(IngestConnection& c, const ApiError& error, const std::string& context) {
     BufferedResponse response(false);
-    response.setVersion(Poco::Net::HTTPMessage::HTTP_1_1);
-    response.setDate(Poco::Timestamp());
-    const std::string& server = params_->getSoftwareVersion();
-    if (!server.empty()) response.set("Server", server);
-    response.setKeepAlive(false);
-    sendError(response, error, httpLog(), context);
+    sendRefusal(response, *params_, error, httpLog(), context);
     response.appendTo(c.out);
     c.handler.reset();
     c.response.reset();
