@@ -50,9 +50,14 @@ Settings loadSettings(const Poco::Util::AbstractConfiguration& c) {
   s.ingest.requestTimeoutSeconds =
       intKey(c, "ingest.request_timeout", s.ingest.requestTimeoutSeconds);
   s.ingest.threads = intKey(c, "ingest.threads", s.ingest.threads);
-  if (s.ingest.requestTimeoutSeconds <= 0 || s.ingest.threads < 1 || s.ingest.threads > 64) {
+  if (s.ingest.requestTimeoutSeconds <= 0) {
+    throw Poco::SyntaxException("ingest.request_timeout must be > 0");
+  }
+  if (s.ingest.threads < 1 || s.ingest.threads > 64) {
+    // It once counted connection threads (default 256); older configurations may say so.
     throw Poco::SyntaxException(
-        "ingest.request_timeout must be > 0 and ingest.threads between 1 and 64");
+        "ingest.threads is the number of event-loop threads serving ingest connections and "
+        "must be between 1 and 64 (default 2; each thread serves any number of connections)");
   }
   s.ingest.staticTokens = list(c.getString("bitrix24.application_tokens", ""));
   s.query.listen = c.getString("query.listen", s.query.listen);

@@ -118,6 +118,13 @@ BOOST_AUTO_TEST_CASE(ingest_threads_and_request_timeout_are_bounded) {
                         Poco::SyntaxException);
     }
   }
+  // 256 was the default when it counted connection threads: the error says what it is now.
+  try {
+    loadSettings(*layerConfiguration(writeConfig(dir, "ingest.threads = 256\n"), {}, {}));
+    BOOST_FAIL("expected an exception");
+  } catch (const Poco::SyntaxException& e) {
+    BOOST_TEST(e.displayText().find("event-loop threads") != std::string::npos);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(missing_config_file_is_an_error) {
