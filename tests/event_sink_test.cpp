@@ -8,6 +8,7 @@
 #include <Poco/File.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -46,32 +47,54 @@ struct Fixture {
   ~Fixture() { sink->close(); }
   std::string q(const std::string& sql) { return test::queryScalar(settings.path, sql); }
 
-  // Writes `events` so that the writer commits them in one transaction, in this order, and
-  // returns their outcomes. Another connection holds the write lock while a first event keeps
-  // the writer waiting for it, so that the others queue up behind it together; each is queued
-  // 40 ms after the previous one to fix their order.
+  // Commits `events` in one transaction, in this order, after a first event of their own, and
+  // returns their outcomes. Another connection holds the write lock, so the writer waits with
+  // whatever it took first while the events queue up behind it; submit() queues them in call
+  // order without a thread each. The writer may have taken the first event alone or not yet
+  // taken anything, so the events end up in the last batch, with or without the first one.
   std::vector<IngestOutcome> writeTogether(const std::vector<IncomingEvent>& events) {
     Poco::Data::Session admin("SQLite", settings.path);
     admin << "BEGIN IMMEDIATE", Poco::Data::Keywords::now;
     IncomingEvent first = deal();
     first.event = "ONFIRST";
-    std::vector<IngestOutcome> outcomes(events.size());
-    std::vector<std::thread> writers;
-    writers.emplace_back([&] { sink->write(first); });
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    for (std::size_t i = 0; i < events.size(); ++i) {
-      writers.emplace_back([&, i] { outcomes[i] = sink->write(events[i]); });
-      std::this_thread::sleep_for(std::chrono::milliseconds(40));
-    }
+    std::vector<IngestOutcome> outcomes(events.size() + 1);
+    std::mutex doneMutex;
+    std::condition_variable doneChanged;
+    std::size_t done = 0;
+    auto submit = [&](const IncomingEvent& e, std::size_t slot) {
+      sink->submit(e, [&, slot](const IngestOutcome& outcome) {
+        std::lock_guard<std::mutex> lock(doneMutex);
+        outcomes[slot] = outcome;
+        ++done;
+        doneChanged.notify_all();
+      });
+    };
     {
       std::lock_guard<std::mutex> lock(batchesMutex);
       batches.clear();
     }
+    submit(first, events.size());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    for (std::size_t i = 0; i < events.size(); ++i) submit(events[i], i);
     admin << "ROLLBACK", Poco::Data::Keywords::now;
-    for (auto& w : writers) w.join();
-    std::lock_guard<std::mutex> lock(batchesMutex);
-    BOOST_REQUIRE(batches.size() >= 2u);
-    BOOST_REQUIRE_MESSAGE(batches[1] == events.size(), "the events were not committed together");
+    {
+      std::unique_lock<std::mutex> lock(doneMutex);
+      doneChanged.wait(lock, [&] { return done == events.size() + 1; });
+    }
+    // The writer reports a batch (onBatch) after its completions have run.
+    std::unique_lock<std::mutex> lock(batchesMutex);
+    for (int tries = 0; tries < 500; ++tries) {
+      std::size_t reported = 0;
+      for (std::size_t n : batches) reported += n;
+      if (reported == events.size() + 1) break;
+      lock.unlock();
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      lock.lock();
+    }
+    BOOST_REQUIRE(!batches.empty());
+    BOOST_REQUIRE_MESSAGE(batches.back() == events.size() || batches.back() == events.size() + 1,
+                          "the events were not committed together");
+    outcomes.pop_back();
     return outcomes;
   }
 
