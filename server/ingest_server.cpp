@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -29,6 +28,7 @@
 #include <unordered_map>
 
 #include "api_error.h"
+#include "http_framing.h"
 
 // The loop is written by hand on epoll and an eventfd because POCO 1.11 offers no event loop
 // that another thread can wake: SocketReactor::wakeUp() only interrupts its idle sleep, not a
@@ -153,97 +153,6 @@ class BufferedRequest final : public Poco::Net::HTTPServerRequest {
   std::string body_;
   std::unique_ptr<Poco::MemoryInputStream> stream_;
   Poco::Net::HTTPServerResponse* response_ = nullptr;
-};
-
-// Where the header block that starts `text` ends (just past its empty line), searching from
-// `from`; npos while incomplete. Lines may end in CRLF or, as POCO also accepts, in LF.
-std::size_t headerEnd(const std::string& text, std::size_t from) {
-  for (std::size_t i = text.find('\n', from); i != std::string::npos; i = text.find('\n', i + 1)) {
-    if (i + 1 < text.size() && text[i + 1] == '\n') return i + 2;
-    if (i + 2 < text.size() && text[i + 1] == '\r' && text[i + 2] == '\n') return i + 3;
-  }
-  return std::string::npos;
-}
-
-// Decodes a chunked request body (RFC 9112 §7.1) as it arrives, resuming where the previous
-// call stopped, so a body sent in many small pieces costs no more than one sent at once. Chunk
-// extensions and trailer fields are read and ignored. Written by hand: POCO's
-// HTTPChunkedInputStream reads only from a session's socket.
-class ChunkedDecoder {
- public:
-  enum class Result { kIncomplete, kDone, kTooLarge, kMalformed };
-
-  explicit ChunkedDecoder(std::size_t limit) : limit_(limit) {}
-
-  // Decodes from text[pos] on, appending to `body` and advancing `pos` past what it used.
-  Result decode(const std::string& text, std::size_t& pos, std::string& body) {
-    for (;;) {
-      switch (phase_) {
-        case Phase::kSize: {
-          std::size_t eol = text.find('\n', pos);
-          if (eol == std::string::npos) return waitForLine(text, pos);
-          std::size_t digits = pos;
-          while (digits < eol && std::isxdigit(static_cast<unsigned char>(text[digits]))) ++digits;
-          if (digits == pos || digits - pos > 15 || eol - pos > kMaxLine) {
-            return Result::kMalformed;
-          }
-          left_ = std::stoull(text.substr(pos, digits - pos), nullptr, 16);
-          pos = eol + 1;
-          phase_ = left_ == 0 ? Phase::kTrailer : Phase::kData;
-          break;
-        }
-        case Phase::kData: {
-          std::size_t n = std::min(left_, text.size() - pos);
-          if (body.size() + n > limit_) {
-            // Cut one byte past the limit: the handler sees a body that is too long.
-            body.append(text, pos, limit_ + 1 - body.size());
-            return Result::kTooLarge;
-          }
-          body.append(text, pos, n);
-          pos += n;
-          left_ -= n;
-          if (left_ > 0) return Result::kIncomplete;
-          phase_ = Phase::kDataEnd;
-          break;
-        }
-        case Phase::kDataEnd:
-          if (pos < text.size() && text[pos] == '\n') {
-            pos += 1;
-          } else if (text.size() - pos < 2) {
-            return Result::kIncomplete;
-          } else if (text.compare(pos, 2, "\r\n") == 0) {
-            pos += 2;
-          } else {
-            return Result::kMalformed;
-          }
-          phase_ = Phase::kSize;
-          break;
-        case Phase::kTrailer: {
-          std::size_t eol = text.find('\n', pos);
-          if (eol == std::string::npos) return waitForLine(text, pos);
-          bool empty = eol == pos || (eol == pos + 1 && text[pos] == '\r');
-          trailer_ += eol + 1 - pos;
-          if (trailer_ > kMaxHeaderBytes) return Result::kMalformed;
-          pos = eol + 1;
-          if (empty) return Result::kDone;
-          break;
-        }
-      }
-    }
-  }
-
- private:
-  enum class Phase { kSize, kData, kDataEnd, kTrailer };
-  static constexpr std::size_t kMaxLine = 4096;  // a chunk-size line with its extensions
-
-  Result waitForLine(const std::string& text, std::size_t pos) const {
-    return text.size() - pos > kMaxLine ? Result::kMalformed : Result::kIncomplete;
-  }
-
-  const std::size_t limit_;
-  Phase phase_ = Phase::kSize;
-  std::size_t left_ = 0;     // bytes of the current chunk still to come
-  std::size_t trailer_ = 0;  // bytes of trailer fields so far
 };
 
 }  // namespace
