@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "framing_pieces.h"
 #include "http_framing.h"
 
 using b24es::ChunkedDecoder;
@@ -14,32 +15,11 @@ using Result = ChunkedDecoder::Result;
 
 namespace {
 
-struct Decoded {
-  Result result;
-  std::string body;
-  std::size_t used;  // bytes of the input consumed
-};
+using Decoded = b24es::test::DecodedPieces;
 
-// Decodes `text` fed in pieces that end at `cuts` (ascending), as the loop does: each call
-// sees what has arrived, and what the previous calls used is dropped.
 Decoded decodeInPieces(const std::string& text, const std::vector<std::size_t>& cuts,
                        std::size_t limit = 1000) {
-  ChunkedDecoder decoder(limit);
-  std::string arrived, body;
-  std::size_t from = 0, used = 0;
-  Result result = Result::kIncomplete;
-  std::vector<std::size_t> ends = cuts;
-  ends.push_back(text.size());
-  for (std::size_t end : ends) {
-    arrived += text.substr(from, end - from);
-    from = end;
-    std::size_t pos = 0;
-    result = decoder.decode(arrived, pos, body);
-    arrived.erase(0, pos);
-    used += pos;
-    if (result != Result::kIncomplete) break;
-  }
-  return {result, body, used};
+  return b24es::test::decodeInPieces(text, cuts, limit);
 }
 
 Decoded decodeWhole(const std::string& text, std::size_t limit = 1000) {

@@ -9,38 +9,19 @@
 #include <string>
 #include <vector>
 
+#include "framing_pieces.h"
 #include "http_framing.h"
 
 namespace {
 
 using b24es::ChunkedDecoder;
 using Result = ChunkedDecoder::Result;
-
-struct Decoded {
-  Result result;
-  std::string body;
-  std::size_t used;
-};
+using Decoded = b24es::test::DecodedPieces;
 
 Decoded decode(const std::string& text, const std::vector<std::size_t>& cuts, std::size_t limit) {
-  ChunkedDecoder decoder(limit);
-  std::string arrived, body;
-  std::size_t from = 0, used = 0;
-  Result result = Result::kIncomplete;
-  std::vector<std::size_t> ends = cuts;
-  ends.push_back(text.size());
-  for (std::size_t end : ends) {
-    arrived.append(text, from, end - from);
-    from = end;
-    std::size_t pos = 0;
-    result = decoder.decode(arrived, pos, body);
-    if (pos > arrived.size()) std::abort();
-    arrived.erase(0, pos);
-    used += pos;
-    if (result != Result::kIncomplete) break;
-  }
-  if (body.size() > limit + 1) std::abort();
-  return {result, body, used};
+  Decoded d = b24es::test::decodeInPieces(text, cuts, limit);
+  if (d.used > text.size() || d.body.size() > limit + 1) std::abort();
+  return d;
 }
 
 }  // namespace
