@@ -386,11 +386,6 @@ void ConnectionWatchdog::serverStopped() {
   for (auto& factory : factories) factory.second->notifyStopped();
 }
 
-void ConnectionWatchdog::bodyReceived() {
-  if (current.entry)
-    current.watchdog->enter(*static_cast<Entry*>(current.entry), Phase::kProcessing);
-}
-
 ConnectionWatchdog::Entry* ConnectionWatchdog::add(const Poco::Net::StreamSocket& socket) {
   auto entry = std::make_unique<Entry>(socket);
   const Clock::rep now = Clock::now().time_since_epoch().count();

@@ -54,10 +54,6 @@ class ConnectionWatchdog {
   // ends after its current request (what HTTPServer::stopAll(false) does for HTTPServer).
   void serverStopped();
 
-  // Called on a connection's own thread by a handler that finished reading the request body:
-  // the deadline is lifted while the request is processed. No-op outside a guarded connection.
-  static void bodyReceived();
-
  private:
   class GuardedConnection;
   class GuardedFactory;

@@ -12,7 +12,6 @@
 #include <optional>
 
 #include "api_error.h"
-#include "connection_guard.h"
 #include "event_parser.h"
 #include "ingest_server.h"
 
@@ -165,7 +164,6 @@ class IngestHandler final : public AsyncRequestHandler {
                 log);
       return false;
     }
-    ConnectionWatchdog::bodyReceived();
 
     DecodeLimits limits;
     DecodedBody decoded =

@@ -774,8 +774,7 @@ class IngestServer::Loop {
           }
           break;
         case IngestConnection::State::kHandling:
-          if (graceOver && !c.awaiting) close(c);
-          break;
+          break;  // its handler resumes it; a connection is never deleted before that
         case IngestConnection::State::kClosing:
         case IngestConnection::State::kDraining:
           if (now >= c.drainDeadline || graceOver) close(c);
