@@ -1,5 +1,5 @@
 # Generates a C++ source with one function returning a file's text, so that the binary serves
-# documents kept in the repository (server/openapi.json) from any working directory. Run by
+# documents kept in the repository (server/query/openapi.json) from any working directory. Run by
 # add_custom_command with -DINPUT=<file> -DOUTPUT=<file.cpp> -DHEADER=<name.h> -DFUNCTION=<name>.
 file(READ "${INPUT}" text)
 get_filename_component(name "${INPUT}" NAME)

@@ -709,11 +709,11 @@ BOOST_AUTO_TEST_CASE(serve_has_no_timer_without_credentials_or_with_interval_zer
   s.refresh.intervalSeconds = 0;
   s.oauth.clientId = "id";
   s.oauth.clientSecret = "secret";
-  BOOST_CHECK(!keepAliveDisabledReason(s).empty());
+  BOOST_CHECK(!keepAliveDisabledReason(s.oauth, s.refresh).empty());
   s.refresh.intervalSeconds = 1;
-  BOOST_CHECK(keepAliveDisabledReason(s).empty());
+  BOOST_CHECK(keepAliveDisabledReason(s.oauth, s.refresh).empty());
   s.oauth.clientSecret.clear();
-  BOOST_CHECK(!keepAliveDisabledReason(s).empty());
+  BOOST_CHECK(!keepAliveDisabledReason(s.oauth, s.refresh).empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -2,6 +2,7 @@
 #define BOOST_TEST_MODULE verifier
 #include <boost/test/unit_test.hpp>
 
+#include "constant_time.h"
 #include "verifier.h"
 
 using namespace b24es;

@@ -92,16 +92,16 @@ std::optional<std::int64_t> integerOf(const BodyValue& value) {
   return integerOf(value.text);
 }
 
-std::variant<IncomingEvent, ApiError> parseEvent(BodyValue& root, std::int64_t nowSeconds) {
+std::variant<IncomingEvent, EventError> parseEvent(BodyValue& root, std::int64_t nowSeconds) {
   IncomingEvent e;
   e.event = Poco::toUpper(textOf(&root, "event"));
   if (e.event.empty()) {
-    return ApiError{400, "missing_field", "the body has no event field"};
+    return EventError{"missing_field", "the body has no event field"};
   }
   const BodyValue* auth = objectMember(&root, "auth");
   e.memberId = textOf(auth, "member_id");
   if (e.memberId.empty()) {
-    return ApiError{400, "missing_field", "the body has no auth[member_id] field"};
+    return EventError{"missing_field", "the body has no auth[member_id] field"};
   }
   if (e.event == "ONAPPINSTALL") {
     e.kind = EventKind::kInstall;
@@ -128,7 +128,7 @@ std::variant<IncomingEvent, ApiError> parseEvent(BodyValue& root, std::int64_t n
   if (data && data->isNull()) data = nullptr;
   // SPEC §4: data is an object (or absent); a list or a bare value is not an event body.
   if (data && !data->isObject()) {
-    return ApiError{400, "malformed_body", "the data field is not an object"};
+    return EventError{"malformed_body", "the data field is not an object"};
   }
   if (!data) {
     e.dataJson = "{}";

@@ -10,36 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "ingest_settings.h"
+#include "query_settings.h"
+#include "refresh_settings.h"
 #include "sqlite_storage.h"
 
 namespace b24es {
-
-struct IngestSettings {
-  std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free port
-  std::string path = "/bitrix24/events";  // where events are POSTed
-  std::size_t maxBodyBytes = 1048576;     // larger bodies get 413
-  int requestTimeoutSeconds = 30;         // a whole request must arrive within this
-  int threads = 2;                        // event-loop threads serving ingest connections
-  std::vector<std::string> staticTokens;  // bitrix24.application_tokens (secrets)
-};
-
-struct QuerySettings {
-  std::string listen = "127.0.0.1:8081";  // HOST:PORT of the read-only API
-  std::string token;                      // bearer token required when set (secret)
-};
-
-struct OAuthSettings {
-  std::string clientId;      // bitrix24.client_id
-  std::string clientSecret;  // bitrix24.client_secret (secret)
-  std::vector<std::string> allowedHosts{"oauth.bitrix.info", "oauth.bitrix24.tech"};
-  bool allowHttp = false;  // permit http:// token endpoints (tests, local fakes)
-};
-
-struct RefreshSettings {
-  int intervalSeconds = 3600;  // keep-alive pass period in serve; 0 disables
-  int maxAgeDays = 30;         // refresh tokens older than this are renewed
-  double rate = 2;             // most token requests per second
-};
 
 struct Settings {
   SqliteSettings db;

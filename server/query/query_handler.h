@@ -10,7 +10,7 @@
 
 #include "clock.h"
 #include "metrics.h"
-#include "settings.h"
+#include "query_settings.h"
 #include "storage.h"
 
 namespace b24es {

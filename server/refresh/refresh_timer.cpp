@@ -41,9 +41,9 @@ void KeepAliveTimer::runPass() {
   }
 }
 
-std::string keepAliveDisabledReason(const Settings& settings) {
-  if (settings.refresh.intervalSeconds == 0) return "refresh.interval is 0";
-  if (settings.oauth.clientId.empty() || settings.oauth.clientSecret.empty()) {
+std::string keepAliveDisabledReason(const OAuthSettings& oauth, const RefreshSettings& refresh) {
+  if (refresh.intervalSeconds == 0) return "refresh.interval is 0";
+  if (oauth.clientId.empty() || oauth.clientSecret.empty()) {
     return "bitrix24.client_id or bitrix24.client_secret is not set";
   }
   return "";

@@ -12,7 +12,7 @@
 namespace b24es {
 namespace {
 
-ApiError invalid(const std::string& message) { return {400, "invalid_parameter", message}; }
+InvalidParameter invalid(const std::string& message) { return {message}; }
 
 // A parameter name as it may appear in a message and the log: at most 40 characters, control
 // characters replaced, so that a crafted name cannot forge log lines.
@@ -58,12 +58,12 @@ std::optional<std::int64_t> parseTime(const std::string& text) {
   return static_cast<std::int64_t>(parsed.timestamp().epochTime());
 }
 
-std::optional<ApiError> rejectParameters(const QueryParameters& params) {
+std::optional<InvalidParameter> rejectParameters(const QueryParameters& params) {
   if (params.empty()) return std::nullopt;
   return invalid("unknown parameter '" + shown(params.front().first) + "'; this path takes none");
 }
 
-std::variant<EventFilter, ApiError> parseEventFilter(const QueryParameters& params) {
+std::variant<EventFilter, InvalidParameter> parseEventFilter(const QueryParameters& params) {
   EventFilter filter;
   std::set<std::string> seen;
   for (const auto& param : params) {
@@ -75,12 +75,12 @@ std::variant<EventFilter, ApiError> parseEventFilter(const QueryParameters& para
       return invalid("parameter '" + shown(name) + "' is given twice");
     }
     if (value.empty()) return invalid("parameter '" + shown(name) + "' is empty");
-    auto integer = [&](std::optional<std::int64_t>& out) -> std::optional<ApiError> {
+    auto integer = [&](std::optional<std::int64_t>& out) -> std::optional<InvalidParameter> {
       out = parseInteger(value);
       if (!out) return invalid(name + " must be an integer");
       return std::nullopt;
     };
-    std::optional<ApiError> error;
+    std::optional<InvalidParameter> error;
     if (name == "member_id") {
       filter.memberId = value;
     } else if (name == "domain") {

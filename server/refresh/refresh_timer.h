@@ -11,7 +11,7 @@
 
 #include "clock.h"
 #include "oauth_client.h"
-#include "settings.h"
+#include "refresh_settings.h"
 #include "token_refresher.h"
 #include "token_store.h"
 
@@ -51,6 +51,6 @@ class KeepAliveTimer {
 
 // Why the keep-alive timer of `serve` is off ("" when it runs): refresh.interval is 0, or the
 // application's credentials are not configured.
-std::string keepAliveDisabledReason(const Settings& settings);
+std::string keepAliveDisabledReason(const OAuthSettings& oauth, const RefreshSettings& refresh);
 
 }  // namespace b24es

@@ -8,11 +8,11 @@
 #include <Poco/URI.h>
 
 #include "api_error.h"
-#include "ingest_handler.h"
+#include "common_handlers.h"
+#include "constant_time.h"
 #include "openapi.h"
 #include "query_json.h"
 #include "query_params.h"
-#include "verifier.h"
 
 namespace b24es {
 namespace {
@@ -137,8 +137,8 @@ class QueryHandler final : public Poco::Net::HTTPRequestHandler {
     const std::string json = "application/json";
     if (route_ == Route::kEvents) {
       auto parsed = parseEventFilter(params);
-      if (auto* error = std::get_if<ApiError>(&parsed)) {
-        return sendError(response, *error, log, context);
+      if (auto* error = std::get_if<InvalidParameter>(&parsed)) {
+        return sendError(response, {400, "invalid_parameter", error->message}, log, context);
       }
       EventPage page = storage_.reader().queryEvents(std::get<EventFilter>(parsed));
       return sendOk(request, response, json, eventPageJson(page));
@@ -146,7 +146,9 @@ class QueryHandler final : public Poco::Net::HTTPRequestHandler {
     // The other routes take no parameters; an unexpected one is more likely a mistake
     // (a filter meant for /api/v1/events) than something to ignore.
     if (route_ != Route::kMetrics) {
-      if (auto error = rejectParameters(params)) return sendError(response, *error, log, context);
+      if (auto error = rejectParameters(params)) {
+        return sendError(response, {400, "invalid_parameter", error->message}, log, context);
+      }
     }
     switch (route_) {
       case Route::kEvent: {
@@ -239,7 +241,8 @@ Poco::Net::HTTPRequestHandler* QueryHandlerFactory::createRequestHandler(
       break;
     }
   }
-  if (found && found->route == Route::kHealth) return new HealthHandler(storage_);
+  if (found && found->route == Route::kHealth)
+    return new HealthHandler([this] { return storage_.healthy(); });
   // Checked before the 404, so that without the token nothing tells which paths exist.
   if (!authorized(request, settings_.token)) return new UnauthorizedHandler;
   if (!found) return new ErrorHandler({404, "not_found", "no such path"});

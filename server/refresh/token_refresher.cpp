@@ -1,5 +1,7 @@
 #include "token_refresher.h"
 
+#include "storage.h"
+
 #include <Poco/Logger.h>
 
 #include <chrono>

@@ -112,7 +112,7 @@ Service::Service(const Settings& settings, const Clock& clock)
           new QueryHandlerFactory(settings_.query, *storage_, metrics_, clock), queryParams),
       queryPool_, querySocket, queryParams);
   queryWatchdog_.watch(query_.get());
-  if (std::string off = keepAliveDisabledReason(settings_); off.empty()) {
+  if (std::string off = keepAliveDisabledReason(settings_.oauth, settings_.refresh); off.empty()) {
     try {
       // Counts this process's refresh attempts; refresh-tokens runs from cron count in their
       // own output and logs.

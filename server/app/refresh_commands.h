@@ -3,20 +3,11 @@
 // is in TokenRefresher.
 #pragma once
 
-#include <map>
 #include <ostream>
-#include <string>
-#include <vector>
+
+#include "command_line.h"
 
 namespace b24es {
-
-// What App parsed from the command line.
-struct CommandLine {
-  std::string configFile;                     // --config
-  std::map<std::string, std::string> flags;   // options that are configuration keys
-  std::map<std::string, std::string> params;  // command options (--force, --user-id, ...)
-  std::vector<std::string> args;              // the command and its arguments
-};
 
 // `refresh-tokens [--expiring-within SECONDS] [--member-id ID] [--force] [--dry-run]`: prints
 // the tokens a dry run would refresh, then exactly one summary line on `out`; logs to stderr.

@@ -11,7 +11,7 @@
 #include <optional>
 #include <string>
 
-#include "settings.h"
+#include "refresh_settings.h"
 
 namespace b24es {
 

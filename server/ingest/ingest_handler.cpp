@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "api_error.h"
+#include "common_handlers.h"
 #include "event_parser.h"
 #include "ingest_server.h"
 
@@ -173,8 +174,8 @@ class IngestHandler final : public AsyncRequestHandler {
       return false;
     }
     auto parsed = parseEvent(*decoded.root, clock_.nowSeconds());
-    if (auto* error = std::get_if<ApiError>(&parsed)) {
-      sendError(response, *error, log);
+    if (auto* error = std::get_if<EventError>(&parsed)) {
+      sendError(response, {400, error->code, error->message}, log);
       return false;
     }
     event_.emplace(std::move(std::get<IncomingEvent>(parsed)));
@@ -190,39 +191,6 @@ class IngestHandler final : public AsyncRequestHandler {
 };
 
 }  // namespace
-
-std::string requestPath(const Poco::Net::HTTPServerRequest& request) {
-  try {
-    return Poco::URI(request.getURI()).getPath();
-  } catch (const Poco::Exception&) {
-    return {};
-  }
-}
-
-void HealthHandler::handleRequest(Poco::Net::HTTPServerRequest& request,
-                                  Poco::Net::HTTPServerResponse& response) {
-  if (storage_.healthy()) {
-    response.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_OK);
-    response.setContentType("application/json");
-    static const std::string ok = "{\"status\":\"ok\"}";
-    response.setContentLength(static_cast<std::streamsize>(ok.size()));
-    if (request.getMethod() == Poco::Net::HTTPRequest::HTTP_HEAD) {
-      response.send();
-    } else {
-      response.send() << ok;
-    }
-    return;
-  }
-  sendError(response, {503, "unhealthy", "the database is not usable"},
-            Poco::Logger::get("b24es.health"));
-}
-
-void ErrorHandler::handleRequest(Poco::Net::HTTPServerRequest& request,
-                                 Poco::Net::HTTPServerResponse& response) {
-  if (!allow_.empty()) response.set("Allow", allow_);
-  sendError(response, error_, Poco::Logger::get("b24es.http"),
-            request.getMethod() + " " + requestPath(request));
-}
 
 IngestHandlerFactory::IngestHandlerFactory(const IngestSettings& settings, EventSink& sink,
                                            Storage& storage, const Clock& clock, Metrics* metrics)
@@ -243,7 +211,7 @@ Poco::Net::HTTPRequestHandler* IngestHandlerFactory::createRequestHandler(
     if (method != Poco::Net::HTTPRequest::HTTP_GET && method != Poco::Net::HTTPRequest::HTTP_HEAD) {
       return new ErrorHandler({405, "method_not_allowed", "use GET"}, "GET, HEAD");
     }
-    return new HealthHandler(storage_);
+    return new HealthHandler([this] { return storage_.healthy(); });
   }
   return new ErrorHandler({404, "not_found", "no such path"});
 }

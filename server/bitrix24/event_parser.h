@@ -8,7 +8,6 @@
 #include <string>
 #include <variant>
 
-#include "api_error.h"
 #include "body_value.h"
 #include "records.h"
 
@@ -17,11 +16,18 @@ namespace b24es {
 // What replaces every access_token, refresh_token and application_token value inside data.
 inline constexpr const char* kRedacted = "[redacted]";
 
-// Parses `root` (an object) into an event, or a 400 ApiError: missing_field when `event` or
+// Why a body is not an event: a stable machine word and a sentence for people (no secrets). The
+// ingest handler turns it into a 400 answer; this layer knows no HTTP.
+struct EventError {
+  std::string code;     // missing_field, malformed_body
+  std::string message;  // e.g. "the body has no event field"
+};
+
+// Parses `root` (an object) into an event, or an EventError: missing_field when `event` or
 // `auth.member_id` is absent or empty, malformed_body when `data` is present and neither an
 // object nor null. `nowSeconds` turns auth.expires_in into an expiry when auth.expires is absent.
 // `root` is modified: token values inside data are redacted in place.
-std::variant<IncomingEvent, ApiError> parseEvent(BodyValue& root, std::int64_t nowSeconds);
+std::variant<IncomingEvent, EventError> parseEvent(BodyValue& root, std::int64_t nowSeconds);
 
 // The integer value of a scalar: an integer number, or a string of an optional '-' and digits
 // that fits in 64 bits. nullopt for anything else (reals, booleans, null, containers).

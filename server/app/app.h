@@ -10,12 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "command_line.h"
 #include "settings.h"
 
 namespace b24es {
-
-// Exit codes shared by every command.
-enum ExitCode { kExitOk = 0, kExitFailure = 1, kExitUsage = 2 };
 
 class App final : public Poco::Util::ServerApplication {
  protected:

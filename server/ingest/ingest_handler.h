@@ -11,8 +11,8 @@
 #include "api_error.h"
 #include "body_decoder.h"
 #include "clock.h"
+#include "ingest_settings.h"
 #include "metrics.h"
-#include "settings.h"
 #include "storage.h"
 
 namespace b24es {
@@ -33,34 +33,6 @@ class IngestHandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
   Storage& storage_;
   const Clock& clock_;
   Metrics* const metrics_;  // may be null
-};
-
-// The path of the request's URI, or "" when the URI cannot be parsed (answered 404).
-std::string requestPath(const Poco::Net::HTTPServerRequest& request);
-
-// Answers GET /healthz: 200 {"status":"ok"} when storage is healthy, 503 otherwise. Shared by
-// both listeners.
-class HealthHandler final : public Poco::Net::HTTPRequestHandler {
- public:
-  explicit HealthHandler(Storage& storage) : storage_(storage) {}
-  void handleRequest(Poco::Net::HTTPServerRequest& request,
-                     Poco::Net::HTTPServerResponse& response) override;
-
- private:
-  Storage& storage_;
-};
-
-// Answers every request with the same ApiError (404 for unknown paths, 405, ...).
-class ErrorHandler final : public Poco::Net::HTTPRequestHandler {
- public:
-  explicit ErrorHandler(ApiError error, std::string allow = {})
-      : error_(std::move(error)), allow_(std::move(allow)) {}
-  void handleRequest(Poco::Net::HTTPServerRequest& request,
-                     Poco::Net::HTTPServerResponse& response) override;
-
- private:
-  ApiError error_;
-  std::string allow_;  // the Allow header for 405
 };
 
 }  // namespace b24es

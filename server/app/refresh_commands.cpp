@@ -6,7 +6,6 @@
 
 #include <set>
 
-#include "app.h"
 #include "clock.h"
 #include "embedded_migrations.h"
 #include "oauth_client.h"

@@ -16,7 +16,7 @@
 #include "clock.h"
 #include "oauth_client.h"
 #include "refresh_policy.h"
-#include "settings.h"
+#include "refresh_settings.h"
 #include "token_store.h"
 
 namespace b24es {

@@ -17,8 +17,4 @@ namespace b24es {
 Verdict verifyEvent(const IncomingEvent& event, const std::optional<PortalRecord>& portal,
                     const std::vector<std::string>& staticTokens);
 
-// Compares two secrets in time that depends only on their lengths. Written by hand: neither
-// POCO nor the standard library offers a constant-time comparison.
-bool constantTimeEquals(std::string_view a, std::string_view b);
-
 }  // namespace b24es

@@ -1,5 +1,5 @@
 // Parameters of the query API (SPEC §5), checked completely before anything reaches storage:
-// every bad value becomes a 400 ApiError naming the parameter (never echoing a secret; the
+// every bad value becomes an InvalidParameter naming the parameter (never echoing a secret; the
 // query API takes none in parameters). Pure functions; thread-safe.
 #pragma once
 
@@ -10,21 +10,27 @@
 #include <variant>
 #include <vector>
 
-#include "api_error.h"
 #include "event_query.h"
 
 namespace b24es {
+
+// Why the parameters were refused: a sentence naming the parameter, never its value when that
+// could be a secret. The query handler answers it as 400 invalid_parameter; this layer knows no
+// HTTP.
+struct InvalidParameter {
+  std::string message;
+};
 
 // Decoded query string pairs in order, as Poco::URI::getQueryParameters returns them.
 using QueryParameters = std::vector<std::pair<std::string, std::string>>;
 
 // The filter of GET /api/v1/events. Known parameters: member_id, domain, event, entity_id,
-// entity_type_id, user_id, from, to, after_id, limit, order. 400 (code invalid_parameter)
+// entity_type_id, user_id, from, to, after_id, limit, order. InvalidParameter
 // for an unknown or repeated parameter, an empty value, a number that is not an integer,
 // limit outside 1..1000, after_id < 0, a time that is neither unix seconds nor ISO 8601,
 // from after to, and order other than asc/desc. `event` is upper-cased (stored upper-cased,
 // matched case-insensitively).
-std::variant<EventFilter, ApiError> parseEventFilter(const QueryParameters& params);
+std::variant<EventFilter, InvalidParameter> parseEventFilter(const QueryParameters& params);
 
 // A time given as unix seconds ("1767261600", may be negative) or as ISO 8601
 // ("2026-01-01", "2026-01-01T10:00", "2026-01-01T10:00:00Z", "...T10:00:00.250+03:00"; no
@@ -35,7 +41,7 @@ std::optional<std::int64_t> parseTime(const std::string& text);
 // A decimal integer that fits in 64 bits (optional '-', digits only). nullopt otherwise.
 std::optional<std::int64_t> parseInteger(const std::string& text);
 
-// nullopt when `params` is empty; otherwise the 400 for routes that take no parameters.
-std::optional<ApiError> rejectParameters(const QueryParameters& params);
+// nullopt when `params` is empty; otherwise the refusal for routes that take no parameters.
+std::optional<InvalidParameter> rejectParameters(const QueryParameters& params);
 
 }  // namespace b24es

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The layering rules of README "Code tour" that the build alone cannot catch (a header found
+# through a system include path compiles anywhere):
+# - nothing in server/bitrix24/ includes POCO Net or the HTTP error answers (it knows no HTTP);
+# - nothing outside server/app/ and storage/sqlite/ includes a SQLite header, POCO's SQLite
+#   connector or the SQLite backend's own headers (only the wiring names a backend).
+# Prints every offending line and exits 1 when there is one.
+set -u
+root="${1:?usage: layering_test.sh SOURCE_DIR}"
+cd "$root" || exit 2
+status=0
+report() {
+  echo "layering: $1"
+  sed 's/^/  /' <<<"$2"
+  status=1
+}
+hits=$(grep -rnE '#include *[<"](Poco/Net/|api_error\.h|common_handlers\.h)' server/bitrix24 || true)
+[ -z "$hits" ] || report "server/bitrix24 must not include HTTP headers" "$hits"
+hits=$(grep -rnE '#include *[<"](sqlite3\.h|Poco/Data/SQLite/|sqlite_[a-z_]*\.h|embedded_migrations\.h)' \
+  server storage --include='*.h' --include='*.cpp' | grep -vE '^(server/app|storage/sqlite)/' || true)
+[ -z "$hits" ] || report "only server/app and storage/sqlite may include SQLite headers" "$hits"
+# The check must have something to check: an empty or moved tree would pass silently.
+for dir in server/bitrix24 server/app storage/sqlite; do
+  [ -n "$(ls "$dir"/*.cpp 2>/dev/null)" ] || report "no sources found" "$dir"
+done
+[ "$status" -eq 0 ] && echo "layering: all rules hold"
+exit "$status"
