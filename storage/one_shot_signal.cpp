@@ -51,16 +51,16 @@ void OneShotSignal::wakeSome() {
 #else
 
 void OneShotSignal::wait() {
-  std::unique_lock<std::mutex> lock(mutex_);
-  cv_.wait(lock, [this] { return set_; });
+  MutexLock lock(mutex_);
+  while (!set_) cv_.wait();
 }
 
 void OneShotSignal::set() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     set_ = true;
   }
-  cv_.notify_all();
+  cv_.signalAll();
 }
 
 #endif

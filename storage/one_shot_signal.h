@@ -16,9 +16,9 @@
 #include <cstdint>
 
 #if !defined(__linux__)
-#include <condition_variable>
-#include <mutex>
 #endif
+
+#include "mutex.h"
 
 namespace b24es {
 
@@ -40,9 +40,9 @@ class OneShotSignal {
   std::atomic<std::uint32_t> word_{0};
   std::atomic<int> sleepers_{0};  // waiters inside (or about to enter) FUTEX_WAIT
 #else
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool set_ = false;  // guarded by mutex_
+  Mutex mutex_;
+  CondVar cv_{mutex_};
+  bool set_ GUARDED_BY(mutex_) = false;
 #endif
 };
 

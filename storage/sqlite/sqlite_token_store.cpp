@@ -86,7 +86,7 @@ SqliteTokenStore::SqliteTokenStore(const SqliteSettings& settings)
 
 std::vector<StoredToken> SqliteTokenStore::listTokens(const std::optional<std::string>& memberId) {
   return guarded([&] {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     Poco::Data::Statement select(session_);
     std::string key = memberId.value_or("");
     if (memberId) {
@@ -103,7 +103,7 @@ std::vector<StoredToken> SqliteTokenStore::listTokens(const std::optional<std::s
 std::optional<StoredToken> SqliteTokenStore::findToken(const std::string& memberId,
                                                        const std::optional<std::int64_t>& userId) {
   return guarded([&]() -> std::optional<StoredToken> {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     if (userId) return selectRow(memberId, *userId);
     std::string key = memberId;
     Poco::Data::Statement select(session_);
@@ -130,7 +130,7 @@ std::optional<StoredToken> SqliteTokenStore::selectRow(const std::string& member
 
 Claim SqliteTokenStore::claim(const ClaimRequest& request, std::int64_t nowSeconds) {
   return guarded([&] {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     ImmediateTransaction tx(session_);
     Claim claim;
     claim.token = selectRow(request.memberId, request.userId);
@@ -166,7 +166,7 @@ Claim SqliteTokenStore::claim(const ClaimRequest& request, std::int64_t nowSecon
 bool SqliteTokenStore::recordSuccess(const Claim& claim, const RefreshedTokens& fresh,
                                      std::int64_t nowSeconds) {
   return guarded([&] {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     ImmediateTransaction tx(session_);
     std::string key = claim.token->memberId, spent = claim.token->refreshToken.value_or("");
     Poco::Int64 user = claim.token->userId, at = nowSeconds;
@@ -200,7 +200,7 @@ bool SqliteTokenStore::recordSuccess(const Claim& claim, const RefreshedTokens& 
 bool SqliteTokenStore::recordFailure(const Claim& claim, const std::string& error, bool dead,
                                      std::int64_t nowSeconds) {
   return guarded([&] {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     ImmediateTransaction tx(session_);
     std::string key = claim.token->memberId, spent = claim.token->refreshToken.value_or("");
     std::string message = error;
@@ -221,7 +221,7 @@ bool SqliteTokenStore::recordFailure(const Claim& claim, const std::string& erro
 
 void SqliteTokenStore::release(const Claim& claim) {
   guarded([&] {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     ImmediateTransaction tx(session_);
     releaseLease(claim);
     tx.commit();

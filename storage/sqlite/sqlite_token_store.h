@@ -3,8 +3,7 @@
 
 #include <Poco/Data/Session.h>
 
-#include <mutex>
-
+#include "mutex.h"
 #include "sqlite_storage.h"
 #include "token_store.h"
 
@@ -29,11 +28,12 @@ class SqliteTokenStore final : public TokenStore {
   void release(const Claim& claim) override;
 
  private:
-  std::optional<StoredToken> selectRow(const std::string& memberId, std::int64_t userId);
-  void releaseLease(const Claim& claim);
+  std::optional<StoredToken> selectRow(const std::string& memberId, std::int64_t userId)
+      REQUIRES(mutex_);
+  void releaseLease(const Claim& claim) REQUIRES(mutex_);
 
-  std::mutex mutex_;
-  Poco::Data::Session session_;  // guarded by mutex_
+  Mutex mutex_;
+  Poco::Data::Session session_ GUARDED_BY(mutex_);
 };
 
 }  // namespace b24es::sqlite
