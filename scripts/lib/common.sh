@@ -5,7 +5,7 @@ B24ES_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 # The Debian packages every build needs.
 B24ES_BUILD_PACKAGES=(cmake make g++ clang pkg-config libpoco-dev libboost-test-dev libsqlite3-dev
-  sqlite3 ca-certificates curl procps)
+  sqlite3 ca-certificates curl procps libjs-chart.js)
 
 # Installs the named Debian packages that are not installed yet; does nothing when all are.
 b24es_install_packages() {

@@ -10,6 +10,7 @@
 #include "api_error.h"
 #include "common_handlers.h"
 #include "constant_time.h"
+#include "dashboard.h"
 #include "openapi.h"
 #include "query_json.h"
 #include "query_params.h"
@@ -99,6 +100,22 @@ class UnauthorizedHandler final : public Poco::Net::HTTPRequestHandler {
         {401, "unauthorized", "this API needs the header Authorization: Bearer <query.token>"},
         queryLog(), request.getMethod() + " " + requestPath(request));
   }
+};
+
+// Serves one embedded dashboard file (dashboard.h). Without the bearer token: the page holds no
+// secret and asks for the token itself. no-cache: a new binary's page is picked up at once.
+class AssetHandler final : public Poco::Net::HTTPRequestHandler {
+ public:
+  explicit AssetHandler(const EmbeddedAsset& asset) : asset_(asset) {}
+  void handleRequest(Poco::Net::HTTPServerRequest& request,
+                     Poco::Net::HTTPServerResponse& response) override {
+    response.set("Cache-Control", "no-cache");
+    response.set("X-Content-Type-Options", "nosniff");
+    sendOk(request, response, asset_.contentType, asset_.body);
+  }
+
+ private:
+  const EmbeddedAsset& asset_;
 };
 
 class QueryHandler final : public Poco::Net::HTTPRequestHandler {
@@ -243,6 +260,7 @@ Poco::Net::HTTPRequestHandler* QueryHandlerFactory::createRequestHandler(
   }
   if (found && found->route == Route::kHealth)
     return new HealthHandler([this] { return storage_.healthy(); });
+  if (const EmbeddedAsset* asset = findAsset(path)) return new AssetHandler(*asset);
   // Checked before the 404, so that without the token nothing tells which paths exist.
   if (!authorized(request, settings_.token)) return new UnauthorizedHandler;
   if (!found) return new ErrorHandler({404, "not_found", "no such path"});
