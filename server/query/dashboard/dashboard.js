@@ -61,6 +61,11 @@ function fmtTime(iso) {
   return isNaN(d) ? String(iso) : d.toLocaleString();
 }
 
+function fmtClock(iso) {
+  const d = new Date(iso);
+  return isNaN(d) ? String(iso) : d.toLocaleTimeString();
+}
+
 function fmtUnix(seconds) { return seconds == null ? "—" : new Date(seconds * 1000).toLocaleString(); }
 
 function askForToken(message) {
@@ -227,7 +232,7 @@ function addTailRow(e, fresh) {
   const empty = body.querySelector(".empty");
   if (empty) empty.parentElement.remove();
   const row = el("tr", { class: fresh ? "new" : "" }, el("td", { class: "num" }, e.id),
-      el("td", {}, fmtTime(e.received_at)), el("td", {}, e.event),
+      el("td", {}, fmtClock(e.received_at)), el("td", {}, e.event),
       el("td", {}, e.domain || e.member_id), el("td", {}, e.entity_id == null ? "—" : e.entity_id),
       el("td", {}, e.source || "online"));
   row.dataset.id = e.id;
