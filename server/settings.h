@@ -3,6 +3,7 @@
 #pragma once
 
 #include <Poco/AutoPtr.h>
+#include <Poco/Net/IPAddress.h>
 #include <Poco/Util/AbstractConfiguration.h>
 #include <Poco/Util/LayeredConfiguration.h>
 
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "logging.h"
 #include "sqlite_storage.h"
 
 namespace b24es {
@@ -21,6 +23,9 @@ struct IngestSettings {
   int requestTimeoutSeconds = 30;         // a whole request must arrive within this
   int threads = 2;                        // event-loop threads serving ingest connections
   std::vector<std::string> staticTokens;  // bitrix24.application_tokens (secrets)
+  // Peers whose X-Forwarded-For / X-Real-IP name the client (SPEC §10); empty trusts none.
+  std::vector<Poco::Net::IPAddress> trustedProxies{Poco::Net::IPAddress("127.0.0.1"),
+                                                   Poco::Net::IPAddress("::1")};
 };
 
 struct QuerySettings {
@@ -47,10 +52,13 @@ struct Settings {
   QuerySettings query;
   OAuthSettings oauth;
   RefreshSettings refresh;
+  LogSettings log;
 };
 
 // Reads every key of SPEC §3 from `config`, defaults for the missing ones. Throws
-// Poco::SyntaxException (with the key's name, never its value) for a malformed number or bool.
+// Poco::SyntaxException (with the key's name, never its value) for a malformed number or bool,
+// and for any key under logging.: POCO's LoggingConfigurator is not used, so they would be
+// silently ignored; log.* configures logging.
 Settings loadSettings(const Poco::Util::AbstractConfiguration& config);
 
 // Layers the sources with SPEC §2's precedence: `flags` (command-line options, by config key)
