@@ -855,7 +855,7 @@ BOOST_AUTO_TEST_CASE(every_csv_report_prints_its_header_when_it_has_no_rows) {
   TempDir dir;
   const std::string db = dir.file("empty.db");
   std::string out, err;
-  BOOST_REQUIRE_EQUAL(runBinary({"migrate", "--db", db}, out, err), 0);
+  BOOST_REQUIRE_EQUAL(b24es::test::runBinary({"migrate", "--db", db}, out, err), 0);
   Poco::DirectoryIterator end;
   int reports = 0;
   for (Poco::DirectoryIterator it(std::string(B24ES_SOURCE_DIR) + "/scripts/reports"); it != end;

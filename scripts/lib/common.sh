@@ -5,7 +5,11 @@ B24ES_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 # The Debian packages every build needs.
 B24ES_BUILD_PACKAGES=(cmake make g++ pkg-config libpoco-dev libboost-test-dev libsqlite3-dev
-  sqlite3 ca-certificates curl procps)
+  libsystemd-dev sqlite3 ca-certificates curl procps)
+
+# What package_test needs besides the build: cpack's DEB generator runs dpkg-shlibdeps (dpkg-dev)
+# on what `file` says is an ELF file; systemd-analyze (systemd) checks the units.
+B24ES_TEST_PACKAGES=(dpkg-dev file systemd)
 
 # What the suite needs besides the build: node and npm for the OpenAPI linter (openapi_lint).
 # Installed only when no npm is on PATH, so a Node.js from elsewhere (NodeSource) is kept.
