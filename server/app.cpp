@@ -75,8 +75,8 @@ void waitForStop() {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      reopenLogFile();
-      appLog().information("SIGHUP: log file reopened");
+      appLog().information(reopenLogFile() ? "SIGHUP: log file reopened"
+                                           : "SIGHUP: no log.file to reopen (logging to stderr)");
     } else if (sig == SIGUSR1) {
       appLog().information("SIGUSR1 ignored");
     } else {

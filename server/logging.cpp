@@ -116,12 +116,13 @@ void configureLogging(const LogSettings& settings) {
   Poco::Logger::get("b24es.access").setLevel(settings.access ? Poco::Message::PRIO_INFORMATION : 0);
 }
 
-void reopenLogFile() {
+bool reopenLogFile() {
   std::lock_guard<std::mutex> lock(fileMutex);
-  if (!logFile) return;
+  if (!logFile) return false;
   // FileChannel::log() opens the file again, at the path, on the next line.
   logFile->close();
   logFile->open();
+  return true;
 }
 
 void logWithFields(Poco::Logger& logger, Poco::Message::Priority priority, const std::string& text,

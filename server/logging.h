@@ -30,9 +30,9 @@ using LogFields = std::vector<LogField>;
 // opened. Call once at startup, before other threads log.
 void configureLogging(const LogSettings& settings);
 
-// Reopens log.file (after logrotate moved it); does nothing when logging to stderr.
+// Reopens log.file (after logrotate moved it); false (and nothing done) when logging to stderr.
 // Thread-safe.
-void reopenLogFile();
+bool reopenLogFile();
 
 // Logs `text` with `fields` at `priority`: in the text format as `text k=v k=v`, in the json
 // format as "message": text plus one member per field. Values are taken as they are: escape
