@@ -254,6 +254,22 @@ BOOST_AUTO_TEST_CASE(without_log_access_there_is_no_access_line) {
   BOOST_TEST(child.readAllStderr().find("b24es.access") == std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(log_level_warning_leaves_out_information_lines) {
+  test::TempDir dir;
+  test::ChildProcess child(serveWith(dir, "log.level = warning\nlog.access = true\n"));
+  std::string ingest, query;
+  BOOST_REQUIRE(child.readListeningLine(ingest, query));
+  BOOST_REQUIRE_EQUAL(test::httpGet(query, "/healthz").status, 200);
+  BOOST_REQUIRE_EQUAL(test::postForm(ingest, kPath, "x=1").status, 400);
+  child.signal(SIGTERM);
+  BOOST_REQUIRE_EQUAL(child.wait(), 0);
+  const std::string err = child.readAllStderr();
+  BOOST_TEST(err.find("serving") == std::string::npos, err);
+  BOOST_TEST(err.find("Warning b24es.ingest: 400") != std::string::npos, err);
+  // log.access has its own level: on, whatever log.level says.
+  BOOST_TEST(err.find("b24es.access") != std::string::npos, err);
+}
+
 // Type=notify: READY=1 once both listeners serve, STOPPING=1 when SIGTERM begins the stop.
 BOOST_AUTO_TEST_CASE(serve_tells_systemd_when_it_is_ready_and_when_it_stops) {
   test::TempDir dir;
