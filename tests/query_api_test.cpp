@@ -625,12 +625,38 @@ BOOST_AUTO_TEST_CASE(bad_parameters_get_400_with_the_json_error_body) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(dashboard_and_its_assets_are_served_by_the_binary_without_the_token) {
+  Api api("dashboard-token");
+  auto httpGet = [&](const std::string&, const std::string& target) {
+    return api.request("GET", target, {}, false);
+  };
+  const std::string url;
+  HttpResult page = httpGet(url, "/");
+  BOOST_CHECK_EQUAL(page.status, 200);
+  BOOST_CHECK_EQUAL(page.headers["Content-Type"], "text/html; charset=utf-8");
+  BOOST_CHECK(page.body.find("/assets/chart.min.js") != std::string::npos);
+  BOOST_CHECK(page.body.find("dashboard-token") == std::string::npos);  // holds no secret
+  // Chart.js is Debian's file, embedded whole: no other host serves any part of the page.
+  HttpResult chart = httpGet(url, "/assets/chart.min.js");
+  BOOST_CHECK_EQUAL(chart.status, 200);
+  BOOST_CHECK(chart.body == b24es::test::readFile("/usr/share/javascript/chart.js/chart.min.js"));
+  for (const char* asset : {"/assets/dashboard.js", "/assets/dashboard.css"}) {
+    HttpResult r = httpGet(url, asset);
+    BOOST_CHECK_EQUAL(r.status, 200);
+    BOOST_CHECK(r.body.find("http://") == std::string::npos);
+    BOOST_CHECK(r.body.find("https://") == std::string::npos);
+  }
+  // The API itself still needs the token.
+  BOOST_CHECK_EQUAL(httpGet(url, "/api/v1/stats").status, 401);
+}
+
 BOOST_AUTO_TEST_CASE(unknown_paths_get_404_and_other_methods_405) {
   Api api;
   api.populate();
   for (const char* target :
-       {"/", "/api/v1", "/api/v1/nope", "/api/v1/events/", "/api/v2/events",
-        "/api/v1/events/1/data", "/api/v1/portals/", "/bitrix24/events", "/api/v1/events/99999"}) {
+       {"/api/v1", "/api/v1/nope", "/index.html", "/assets/", "/assets/nope.js", "/api/v1/events/",
+        "/api/v2/events", "/api/v1/events/1/data", "/api/v1/portals/", "/bitrix24/events",
+        "/api/v1/events/99999"}) {
     BOOST_TEST_CONTEXT(target) {
       HttpResult r = api.get(target);
       BOOST_CHECK_EQUAL(r.status, 404);

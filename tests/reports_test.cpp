@@ -7,9 +7,11 @@
 #include <Poco/Data/SQLite/Connector.h>
 #include <Poco/Data/Session.h>
 #include <Poco/DateTimeFormatter.h>
+#include <Poco/DirectoryIterator.h>
 #include <Poco/File.h>
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Parser.h>
+#include <Poco/Path.h>
 #include <Poco/Pipe.h>
 #include <Poco/PipeStream.h>
 #include <Poco/Process.h>
@@ -846,3 +848,25 @@ BOOST_AUTO_TEST_CASE(backup_refuses_an_existing_destination_and_a_missing_databa
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// Issue 14: a csv reader (and a cron job alerting on "a line after the header") needs the header
+// even when the report has no rows; sqlite3 prints none for an empty result.
+BOOST_AUTO_TEST_CASE(every_csv_report_prints_its_header_when_it_has_no_rows) {
+  TempDir dir;
+  const std::string db = dir.file("empty.db");
+  std::string out, err;
+  BOOST_REQUIRE_EQUAL(b24es::test::runBinary({"migrate", "--db", db}, out, err), 0);
+  Poco::DirectoryIterator end;
+  int reports = 0;
+  for (Poco::DirectoryIterator it(std::string(B24ES_SOURCE_DIR) + "/scripts/reports"); it != end;
+       ++it) {
+    if (Poco::Path(it.name()).getExtension() != "sql") continue;
+    const std::string name = Poco::Path(it.name()).getBaseName();
+    ++reports;
+    ScriptResult csv = report(name, db, {"--format", "csv"});
+    BOOST_REQUIRE_EQUAL(csv.exitCode, 0);
+    BOOST_TEST(std::count(csv.out.begin(), csv.out.end(), '\n') == 1, name << ": " << csv.out);
+    BOOST_TEST(csv.out.find(',') < csv.out.find('\n'), name << ": " << csv.out);
+  }
+  BOOST_TEST(reports == 6);
+}

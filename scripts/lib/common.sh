@@ -5,7 +5,29 @@ B24ES_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 # The Debian packages every build needs.
 B24ES_BUILD_PACKAGES=(cmake make g++ clang pkg-config libpoco-dev libboost-test-dev libsqlite3-dev
-  sqlite3 ca-certificates curl procps libjs-chart.js)
+  libsystemd-dev sqlite3 ca-certificates curl procps libjs-chart.js)
+
+# What package_test needs besides the build: cpack's DEB generator runs dpkg-shlibdeps (dpkg-dev)
+# on what `file` says is an ELF file; systemd-analyze (systemd) checks the units.
+B24ES_TEST_PACKAGES=(dpkg-dev file systemd)
+
+# What the suite needs besides the build: node and npm for the OpenAPI linter (openapi_lint).
+# Installed only when no npm is on PATH, so a Node.js from elsewhere (NodeSource) is kept.
+B24ES_NODE_PACKAGES=(nodejs npm)
+
+# The OpenAPI linter, pinned; installed under the build folder, never committed.
+B24ES_REDOCLY_VERSION=1.34.5
+
+# Installs the OpenAPI linter into $1/npm unless it is there already.
+b24es_install_linter() {
+  local prefix="$1/npm"
+  command -v npm >/dev/null || b24es_install_packages "${B24ES_NODE_PACKAGES[@]}"
+  [ -x "$prefix/node_modules/.bin/redocly" ] && return 0
+  mkdir -p "$prefix"
+  echo "installing @redocly/cli@$B24ES_REDOCLY_VERSION into $prefix" >&2
+  npm install --no-audit --no-fund --no-save --prefix "$prefix" \
+    "@redocly/cli@$B24ES_REDOCLY_VERSION" >/dev/null
+}
 
 # Installs the named Debian packages that are not installed yet; does nothing when all are.
 b24es_install_packages() {

@@ -1,22 +1,20 @@
 #include "app.h"
 
-#include <Poco/AutoPtr.h>
-#include <Poco/ConsoleChannel.h>
 #include <Poco/File.h>
-#include <Poco/FormattingChannel.h>
 #include <Poco/Logger.h>
-#include <Poco/PatternFormatter.h>
 #include <Poco/Util/HelpFormatter.h>
 #include <Poco/Util/Option.h>
 #include <Poco/Util/OptionSet.h>
 
 #include <pthread.h>
 #include <signal.h>
+#include <systemd/sd-daemon.h>
 
 #include <iostream>
 
 #include "clock.h"
 #include "embedded_migrations.h"
+#include "logging.h"
 #include "refresh_commands.h"
 #include "service.h"
 #include "settings.h"
@@ -43,17 +41,56 @@ const std::map<std::string, std::string>& optionKeys() {
 
 Poco::Logger& appLog() { return Poco::Logger::get("b24es"); }
 
+// Each command's own options (SPEC §2: `COMMAND --help` lists these and only these), by the
+// names defineOptions() gives them, and its usage line.
+struct CommandHelp {
+  const char* usage;
+  std::vector<std::string> options;
+};
+const std::map<std::string, CommandHelp>& commandHelp() {
+  static const std::map<std::string, CommandHelp> help = {
+      {"serve",
+       {"serve [--config FILE] [--db PATH] [--listen HOST:PORT] [--query-listen HOST:PORT]",
+        {"config", "db", "listen", "query-listen"}}},
+      {"migrate", {"migrate [--status] [--config FILE] [--db PATH]", {"config", "db", "status"}}},
+      {"refresh-tokens",
+       {"refresh-tokens [--expiring-within SECONDS] [--member-id ID] [--force] [--dry-run] "
+        "[--config FILE] [--db PATH]",
+        {"config", "db", "expiring-within", "member-id", "force", "dry-run"}}},
+      {"token",
+       {"token MEMBER_ID [--user-id N] [--refresh] [--config FILE] [--db PATH]",
+        {"config", "db", "user-id", "refresh"}}},
+  };
+  return help;
+}
+
+// Waits for SIGINT, SIGTERM or SIGQUIT, which `serve` blocked in every thread. SIGHUP reopens
+// log.file (logrotate) and SIGUSR1 is logged and ignored: neither may stop the server, and
+// ServerApplication::waitForTerminationRequest() leaves them to their default action (exit).
+void waitForStop() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int sig : {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1}) sigaddset(&signals, sig);
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      appLog().information(reopenLogFile() ? "SIGHUP: log file reopened"
+                                           : "SIGHUP: no log.file to reopen (logging to stderr)");
+    } else if (sig == SIGUSR1) {
+      appLog().information("SIGUSR1 ignored");
+    } else {
+      return;
+    }
+  }
+}
+
 }  // namespace
 
 void App::initialize(Poco::Util::Application& self) {
   ServerApplication::initialize(self);
-  // Log lines go to stderr, so stdout stays for what scripts read (the listening line, tokens).
-  Poco::AutoPtr<Poco::PatternFormatter> format(
-      new Poco::PatternFormatter("%Y-%m-%dT%H:%M:%S.%iZ %p %s: %t"));
-  Poco::AutoPtr<Poco::ConsoleChannel> console(new Poco::ConsoleChannel(std::cerr));
-  Poco::AutoPtr<Poco::FormattingChannel> channel(new Poco::FormattingChannel(format, console));
-  Poco::Logger::setChannel("", channel);
-  Poco::Logger::setLevel("", Poco::Message::PRIO_INFORMATION);
+  // The defaults until a command has read its configuration's log.* keys.
+  configureLogging(LogSettings{});
 }
 
 void App::defineOptions(Poco::Util::OptionSet& options) {
@@ -91,7 +128,18 @@ void App::handleOption(const std::string& name, const std::string& value) {
   }
 }
 
-void App::printHelp() {
+void App::printHelp(const std::string& command) {
+  if (auto it = commandHelp().find(command); it != commandHelp().end()) {
+    Poco::Util::OptionSet own;
+    for (const std::string& name : it->second.options) own.addOption(options().getOption(name));
+    own.addOption(options().getOption("help"));
+    Poco::Util::HelpFormatter help(own);
+    help.setCommand("b24-event-store");
+    help.setUsage(it->second.usage);
+    help.setHeader("Options of " + command + " (b24-event-store --help lists the commands):");
+    help.format(std::cout);
+    return;
+  }
   Poco::Util::HelpFormatter help(options());
   help.setCommand("b24-event-store");
   help.setUsage(
@@ -103,7 +151,8 @@ void App::printHelp() {
 
 int App::main(const std::vector<std::string>& args) {
   if (helpRequested_) {
-    printHelp();
+    // `COMMAND --help`: POCO stops reading options at --help and passes the command on.
+    printHelp(args.empty() ? std::string() : args[0]);
     return kExitOk;
   }
   if (versionRequested_) {
@@ -111,7 +160,7 @@ int App::main(const std::vector<std::string>& args) {
     return kExitOk;
   }
   if (args.empty()) {
-    printHelp();
+    printHelp({});
     return kExitUsage;
   }
   const std::string& command = args[0];
@@ -133,7 +182,9 @@ int App::main(const std::vector<std::string>& args) {
 
 std::optional<Settings> App::settings() {
   try {
-    return loadSettings(*layerConfiguration(configFile_, knownEnvironment(), flags_));
+    Settings loaded = loadSettings(*layerConfiguration(configFile_, knownEnvironment(), flags_));
+    configureLogging(loaded.log);
+    return loaded;
   } catch (const Poco::Exception& e) {
     appLog().error("configuration: %s", e.displayText());
     return std::nullopt;
@@ -149,7 +200,7 @@ int App::serve() {
   // to a worker thread kills the process with its default action.
   sigset_t termination;
   sigemptyset(&termination);
-  for (int sig : {SIGINT, SIGTERM, SIGQUIT}) sigaddset(&termination, sig);
+  for (int sig : {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1}) sigaddset(&termination, sig);
   pthread_sigmask(SIG_BLOCK, &termination, nullptr);
   SystemClock clock;
   try {
@@ -159,7 +210,11 @@ int App::serve() {
               << std::endl;
     appLog().information("serving %s on %s%s, query API on %s", settings.db.path,
                          service.ingestUrl(), settings.ingest.path, service.queryUrl());
-    waitForTerminationRequest();
+    // Type=notify (b24-event-store.service): both listeners are bound and serving. Without
+    // NOTIFY_SOCKET (not under systemd) sd_notify does nothing.
+    sd_notify(0, "READY=1");
+    waitForStop();
+    sd_notify(0, "STOPPING=1");
     appLog().information("stopping: finishing in-flight requests");
     service.stop();
     appLog().information("stopped");

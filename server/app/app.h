@@ -27,7 +27,8 @@ class App final : public Poco::Util::ServerApplication {
   std::optional<Settings> settings();
   int serve();
   int migrate();
-  void printHelp();
+  // The global help, or COMMAND's own (its options only) when `command` names one.
+  void printHelp(const std::string& command);
 
   std::string configFile_;                     // --config
   std::map<std::string, std::string> flags_;   // options that set configuration keys

@@ -8,6 +8,7 @@
 
 #include "clock.h"
 #include "embedded_migrations.h"
+#include "logging.h"
 #include "oauth_client.h"
 #include "settings.h"
 #include "sqlite_storage.h"
@@ -50,6 +51,7 @@ int prepare(const CommandLine& command, Environment& env, std::ostream& err) {
   try {
     env.settings =
         loadSettings(*layerConfiguration(command.configFile, knownEnvironment(), command.flags));
+    configureLogging(env.settings.log);  // log.* as in serve (the timer shares its config)
   } catch (const Poco::Exception& e) {
     err << "configuration: " << e.displayText() << std::endl;
     return kExitUsage;

@@ -68,7 +68,8 @@ bool isLoopbackHost(const std::string& host) {
 Service::Service(const Settings& settings, const Clock& clock)
     : settings_(settings),
       queryPool_(2, 64, 60, kThreadStackBytes),
-      queryWatchdog_(Poco::Timespan(settings.ingest.requestTimeoutSeconds, 0)) {
+      queryWatchdog_(Poco::Timespan(settings.ingest.requestTimeoutSeconds, 0),
+                     settings.ingest.trustedProxies) {
   try {
     if (!isLoopbackHost(splitHostPort(settings_.query.listen).first) &&
         settings_.query.token.empty()) {
@@ -103,6 +104,7 @@ Service::Service(const Settings& settings, const Clock& clock)
   ingestSettings.threads = settings_.ingest.threads;
   ingestSettings.requestTimeout = Poco::Timespan(settings_.ingest.requestTimeoutSeconds, 0);
   ingestSettings.maxBodyBytes = settings_.ingest.maxBodyBytes;
+  ingestSettings.trustedProxies = settings_.ingest.trustedProxies;
   ingest_ = std::make_unique<IngestServer>(
       ingestSocket, new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock, &metrics_),
       serverParams(), ingestSettings);

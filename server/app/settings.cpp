@@ -8,6 +8,10 @@
 #include <Poco/Util/MapConfiguration.h>
 #include <Poco/Util/PropertyFileConfiguration.h>
 
+#include <algorithm>
+
+#include "access_log.h"
+
 namespace b24es {
 namespace {
 
@@ -36,6 +40,34 @@ int intKey(const Poco::Util::AbstractConfiguration& c, const std::string& key, i
   }
 }
 
+LogSettings loadLogSettings(const Poco::Util::AbstractConfiguration& c) {
+  Poco::Util::AbstractConfiguration::Keys poco;
+  c.keys("logging", poco);
+  if (!poco.empty()) {
+    throw Poco::SyntaxException(
+        "the logging.* keys (POCO's LoggingConfigurator) are not read by b24-event-store; use "
+        "log.level, log.format, log.file and log.access (README \"Logs\")");
+  }
+  LogSettings log;
+  log.level = Poco::toLower(c.getString("log.level", log.level));
+  static const std::vector<std::string> levels = {"error", "warning", "notice", "information",
+                                                  "debug"};
+  if (std::find(levels.begin(), levels.end(), log.level) == levels.end()) {
+    throw Poco::SyntaxException("log.level must be error, warning, notice, information or debug");
+  }
+  log.format = Poco::toLower(c.getString("log.format", log.format));
+  if (log.format != "text" && log.format != "json") {
+    throw Poco::SyntaxException("log.format must be text or json");
+  }
+  log.file = c.getString("log.file", "");
+  try {
+    log.access = c.getBool("log.access", false);
+  } catch (const Poco::SyntaxException&) {
+    throw Poco::SyntaxException("configuration key log.access is not true or false");
+  }
+  return log;
+}
+
 }  // namespace
 
 Settings loadSettings(const Poco::Util::AbstractConfiguration& c) {
@@ -60,6 +92,9 @@ Settings loadSettings(const Poco::Util::AbstractConfiguration& c) {
         "must be between 1 and 64 (default 2; each thread serves any number of connections)");
   }
   s.ingest.staticTokens = list(c.getString("bitrix24.application_tokens", ""));
+  if (c.has("ingest.trusted_proxies")) {
+    s.ingest.trustedProxies = parseTrustedProxies(list(c.getString("ingest.trusted_proxies")));
+  }
   s.query.listen = c.getString("query.listen", s.query.listen);
   // Checked here so a bad address is a configuration error (exit 2), not a failure to serve.
   splitHostPort(s.ingest.listen);
@@ -84,6 +119,7 @@ Settings loadSettings(const Poco::Util::AbstractConfiguration& c) {
     throw Poco::SyntaxException(
         "refresh.interval and refresh.max_age_days must be >= 0, refresh.rate > 0");
   }
+  s.log = loadLogSettings(c);
   return s;
 }
 

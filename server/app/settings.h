@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ingest_settings.h"
+#include "logging.h"
 #include "query_settings.h"
 #include "refresh_settings.h"
 #include "sqlite_storage.h"
@@ -23,10 +24,13 @@ struct Settings {
   QuerySettings query;
   OAuthSettings oauth;
   RefreshSettings refresh;
+  LogSettings log;
 };
 
 // Reads every key of SPEC §3 from `config`, defaults for the missing ones. Throws
-// Poco::SyntaxException (with the key's name, never its value) for a malformed number or bool.
+// Poco::SyntaxException (with the key's name, never its value) for a malformed number or bool,
+// and for any key under logging.: POCO's LoggingConfigurator is not used, so they would be
+// silently ignored; log.* configures logging.
 Settings loadSettings(const Poco::Util::AbstractConfiguration& config);
 
 // Layers the sources with SPEC §2's precedence: `flags` (command-line options, by config key)

@@ -11,6 +11,7 @@
 #include <istream>
 #include <optional>
 
+#include "access_log.h"
 #include "api_error.h"
 #include "common_handlers.h"
 #include "event_parser.h"
@@ -100,9 +101,17 @@ class IngestHandler final : public AsyncRequestHandler {
     Poco::Logger& log = ingestLog();
     const IncomingEvent& event = *event_;
     // Built only when logged: Poco formats a message before it checks the log level.
-    auto context = [&event] { return "member_id=" + event.memberId + " event=" + event.event; };
+    auto context = [&event] {
+      return "member_id=" + logValue(event.memberId) + " event=" + logValue(event.event);
+    };
+    RequestNotes* notes = notesOf(response);
+    if (notes) {
+      notes->memberId = event.memberId;
+      notes->event = event.event;
+    }
     switch (outcome_.status) {
       case IngestOutcome::Status::kStored:
+        if (notes) notes->storedId = outcome_.id;
         record_.result = Metrics::IngestResult::kStored;
         record_.event = event.event;
         if (log.debug()) {

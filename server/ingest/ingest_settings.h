@@ -2,6 +2,8 @@
 // loadSettings() in server/app/settings.cpp.
 #pragma once
 
+#include <Poco/Net/IPAddress.h>
+
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -15,6 +17,9 @@ struct IngestSettings {
   int requestTimeoutSeconds = 30;         // a whole request must arrive within this
   int threads = 2;                        // event-loop threads serving ingest connections
   std::vector<std::string> staticTokens;  // bitrix24.application_tokens (secrets)
+  // Peers whose X-Forwarded-For / X-Real-IP name the client (SPEC §10); empty trusts none.
+  std::vector<Poco::Net::IPAddress> trustedProxies{Poco::Net::IPAddress("127.0.0.1"),
+                                                   Poco::Net::IPAddress("::1")};
 };
 
 }  // namespace b24es

@@ -6,6 +6,8 @@
 
 #include <sstream>
 
+#include "access_log.h"
+
 namespace b24es {
 
 void sendJson(Poco::Net::HTTPServerResponse& response, Poco::Net::HTTPResponse::HTTPStatus status,
@@ -26,11 +28,13 @@ void sendError(Poco::Net::HTTPServerResponse& response, const ApiError& error, P
 
   std::string line = std::to_string(error.status) + " " + error.code + ": " + error.message;
   if (!context.empty()) line += " (" + context + ")";
-  if (error.status >= 500) {
-    log.error(line);
-  } else {
-    log.warning(line);
+  // Every rejection names its client (SPEC §10); the loops put the address in the notes.
+  LogFields fields;
+  if (const RequestNotes* notes = notesOf(response); notes && !notes->client.empty()) {
+    fields.push_back({"client", notes->client});
   }
+  logWithFields(log, error.status >= 500 ? Poco::Message::PRIO_ERROR : Poco::Message::PRIO_WARNING,
+                line, fields);
   if (error.status == 503 && !response.has("Retry-After")) response.set("Retry-After", "1");
   if (error.status == 413) response.setKeepAlive(false);
   sendJson(response, static_cast<Poco::Net::HTTPResponse::HTTPStatus>(error.status), out.str());

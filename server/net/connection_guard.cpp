@@ -15,9 +15,12 @@
 #include <Poco/SharedPtr.h>
 #include <Poco/Timestamp.h>
 
+#include <algorithm>
+#include <chrono>
 #include <exception>
 #include <memory>
 
+#include "access_log.h"
 #include "api_error.h"
 
 namespace b24es {
@@ -140,6 +143,12 @@ class ConnectionWatchdog::GuardedHandlerFactory final
 // params (including maxKeepAliveRequests), the request and the response, Expect: 100-continue,
 // 501 when the factory has no handler, 500 when a handler throws before answering, and the end
 // of each connection after its current request when the factory signals serverStopped.
+// POCO's response with the notes the handlers and sendError() use (access_log.h).
+class NotedResponse final : public Poco::Net::HTTPServerResponseImpl, public RequestNotes {
+ public:
+  using HTTPServerResponseImpl::HTTPServerResponseImpl;
+};
+
 class ConnectionWatchdog::GuardedConnection final : public Poco::Net::TCPServerConnection {
  public:
   GuardedConnection(const Poco::Net::StreamSocket& socket, Poco::Net::HTTPServerParams::Ptr params,
@@ -194,7 +203,7 @@ class ConnectionWatchdog::GuardedConnection final : public Poco::Net::TCPServerC
 
   // Reads request number `number` of this connection and answers it.
   Next serveOne(WaitingSession& session, std::uint64_t number) {
-    Poco::Net::HTTPServerResponseImpl response(session);
+    NotedResponse response(session);
     std::unique_ptr<Poco::Net::HTTPServerRequestImpl> request;
     try {
       session.setReceiveTimeout(params_->getTimeout());
@@ -240,6 +249,8 @@ class ConnectionWatchdog::GuardedConnection final : public Poco::Net::TCPServerC
         params_->getKeepAlive() &&
         (maxRequests <= 0 || number < static_cast<std::uint64_t>(maxRequests));
     stampResponse(response, *params_, version, mayKeepAlive && request->getKeepAlive());
+    response.client = resolveClient(peer(), request.get(), watchdog_.trustedProxies_);
+    const auto started = std::chrono::steady_clock::now();
     try {
       std::unique_ptr<Poco::Net::HTTPRequestHandler> handler(
           handlers_->createRequestHandler(*request));
@@ -252,6 +263,7 @@ class ConnectionWatchdog::GuardedConnection final : public Poco::Net::TCPServerC
         response.sendContinue();
       }
       handler->handleRequest(*request, response);
+      if (accessLogOn()) logAnswer(*request, response, started);
       session.setKeepAlive(mayKeepAlive && response.getKeepAlive());
       return Next::kServe;
     } catch (const Poco::Exception& e) {
@@ -259,6 +271,32 @@ class ConnectionWatchdog::GuardedConnection final : public Poco::Net::TCPServerC
     } catch (const std::exception&) {
       return handlerFailed(session, response, "a C++ exception");
     }
+  }
+
+  // The client's address; a connection whose peer is gone has the unspecified address.
+  Poco::Net::SocketAddress peer() {
+    try {
+      return socket().peerAddress();
+    } catch (const Poco::Exception&) {
+      return {};
+    }
+  }
+
+  // The access-log line of an answered request (SPEC §10).
+  static void logAnswer(const Poco::Net::HTTPServerRequest& request, const NotedResponse& response,
+                        std::chrono::steady_clock::time_point started) {
+    AccessRecord record;
+    record.listener = "query";
+    record.client = response.client;
+    record.method = request.getMethod();
+    record.path = request.getURI().substr(0, request.getURI().find('?'));
+    record.status = static_cast<int>(response.getStatus());
+    const bool head = request.getMethod() == Poco::Net::HTTPRequest::HTTP_HEAD;
+    record.bytes = head ? 0 : std::max<std::int64_t>(0, response.getContentLength64());
+    record.durationMs =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count();
+    logAccess(record);
   }
 
   static ApiError badLength() {
@@ -283,8 +321,15 @@ class ConnectionWatchdog::GuardedConnection final : public Poco::Net::TCPServerC
   Next refuse(WaitingSession& session, const ApiError& error, const std::string& context) {
     session.setKeepAlive(false);
     try {
-      Poco::Net::HTTPServerResponseImpl response(session);
+      NotedResponse response(session);
+      response.client = peer().host().toString();  // the headers may be unreadable
       sendRefusal(response, *params_, error, httpLog(), context);
+      AccessRecord record;
+      record.listener = "query";
+      record.client = response.client;
+      record.status = static_cast<int>(response.getStatus());
+      record.bytes = response.getContentLength64();
+      logAccess(record);
     } catch (const Poco::Exception&) {
       return Next::kClose;  // the client is gone
     }
@@ -352,8 +397,10 @@ class ConnectionWatchdog::GuardedFactory final : public Poco::Net::TCPServerConn
   ConnectionWatchdog& watchdog_;
 };
 
-ConnectionWatchdog::ConnectionWatchdog(Poco::Timespan requestTimeout)
-    : timeout_(std::chrono::microseconds(requestTimeout.totalMicroseconds())) {
+ConnectionWatchdog::ConnectionWatchdog(Poco::Timespan requestTimeout,
+                                       std::vector<Poco::Net::IPAddress> trustedProxies)
+    : timeout_(std::chrono::microseconds(requestTimeout.totalMicroseconds())),
+      trustedProxies_(std::move(trustedProxies)) {
   thread_ = std::thread([this] { run(); });
 }
 

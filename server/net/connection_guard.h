@@ -16,6 +16,7 @@
 
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/IPAddress.h>
 #include <Poco/Net/StreamSocket.h>
 #include <Poco/Net/TCPServer.h>
 #include <Poco/Net/TCPServerConnectionFactory.h>
@@ -28,13 +29,16 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 namespace b24es {
 
 class ConnectionWatchdog {
  public:
-  // Starts the watchdog thread. Thread-safe.
-  explicit ConnectionWatchdog(Poco::Timespan requestTimeout);
+  // Starts the watchdog thread. Thread-safe. `trustedProxies`: peers whose X-Forwarded-For /
+  // X-Real-IP name the client in the access log and rejections.
+  explicit ConnectionWatchdog(Poco::Timespan requestTimeout,
+                              std::vector<Poco::Net::IPAddress> trustedProxies = {});
   ~ConnectionWatchdog();  // stops the thread; connections outlive it harmlessly
   ConnectionWatchdog(const ConnectionWatchdog&) = delete;
   ConnectionWatchdog& operator=(const ConnectionWatchdog&) = delete;
@@ -87,7 +91,8 @@ class ConnectionWatchdog {
   bool saturated() const;
   void run();
 
-  const Clock::duration timeout_;  // const after construction
+  const Clock::duration timeout_;                           // const after construction
+  const std::vector<Poco::Net::IPAddress> trustedProxies_;  // const after construction
   std::atomic<const Poco::Net::TCPServer*> server_{nullptr};
   std::atomic<int> maxThreads_{0};  // server_'s, read once by watch()
   std::atomic<int> active_{0};      // connections between add() and remove(): busy threads

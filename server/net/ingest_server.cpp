@@ -27,6 +27,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "access_log.h"
 #include "api_error.h"
 #include "http_framing.h"
 
@@ -68,7 +69,7 @@ ApiError badLength() {
 }
 
 // The answer to one request, collected in memory for the loop to send.
-class BufferedResponse final : public Poco::Net::HTTPServerResponse {
+class BufferedResponse final : public Poco::Net::HTTPServerResponse, public RequestNotes {
  public:
   explicit BufferedResponse(bool head) : head_(head) {}
 
@@ -104,6 +105,8 @@ class BufferedResponse final : public Poco::Net::HTTPServerResponse {
   }
 
   bool sent() const override { return sent_; }
+  // The body's length as it will be sent (for the access log).
+  std::int64_t bodyBytes() { return head_ ? 0 : static_cast<std::int64_t>(body_.tellp()); }
 
   // Appends the status line, the headers and the body to `out`. The whole body is known, so a
   // body the handler meant to send chunked, or without a length, is sent with its length.
@@ -138,6 +141,8 @@ class BufferedRequest final : public Poco::Net::HTTPServerRequest {
     stream_ = std::make_unique<Poco::MemoryInputStream>(body_.data(), body_.size());
   }
   void setResponse(Poco::Net::HTTPServerResponse* response) { response_ = response; }
+  // When its headers were read: the access log's duration counts from here.
+  const Clock::time_point started = Clock::now();
 
   std::istream& stream() override { return *stream_; }
   const Poco::Net::SocketAddress& clientAddress() const override { return client_; }
@@ -221,6 +226,7 @@ class IngestServer::Loop {
         firstTimeout_(std::chrono::microseconds(params->getTimeout().totalMicroseconds())),
         idleTimeout_(std::chrono::microseconds(params->getKeepAliveTimeout().totalMicroseconds())),
         maxBody_(settings.maxBodyBytes),
+        trustedProxies_(settings.trustedProxies),
         epoll_(::epoll_create1(EPOLL_CLOEXEC)),
         wakeFd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
     if (epoll_ < 0 || wakeFd_ < 0) {
@@ -605,6 +611,7 @@ class IngestServer::Loop {
                   request->getKeepAlive();
     auto response = std::make_unique<BufferedResponse>(request->getMethod() ==
                                                        Poco::Net::HTTPRequest::HTTP_HEAD);
+    response->client = resolveClient(c.peer, request.get(), trustedProxies_);
     request->setResponse(response.get());
     stampResponse(*response, *params_, request->getVersion(), c.keepAlive);
     c.request = std::move(request);
@@ -682,6 +689,7 @@ class IngestServer::Loop {
     const bool keepAlive = c.keepAlive && c.response->getKeepAlive() && !stopping_.load() &&
                            !(c.peerClosed && !moreToAnswer);
     c.response->setKeepAlive(keepAlive);
+    logAnswer(*c.request, *c.response);
     c.response->appendTo(c.out);
     c.handler.reset();
     c.response.reset();
@@ -703,7 +711,19 @@ class IngestServer::Loop {
   // half read or unreadable), and logs it with `context`.
   void refuse(IngestConnection& c, const ApiError& error, const std::string& context) {
     BufferedResponse response(false);
+    // The headers may be unreadable, or half read: the peer is the client.
+    response.client = c.request ? c.response->client : c.peer.host().toString();
     sendRefusal(response, *params_, error, httpLog(), context);
+    if (c.request) {
+      logAnswer(*c.request, response);
+    } else {
+      AccessRecord record;
+      record.listener = "ingest";
+      record.client = response.client;
+      record.status = static_cast<int>(response.getStatus());
+      record.bytes = response.bodyBytes();
+      logAccess(record);
+    }
     response.appendTo(c.out);
     c.handler.reset();
     c.response.reset();
@@ -713,6 +733,24 @@ class IngestServer::Loop {
     c.state = IngestConnection::State::kClosing;
     c.drainDeadline = Clock::now() + requestTimeout_;
     flush(c);
+  }
+
+  // The access-log line of an answer about to be queued (SPEC §10).
+  static void logAnswer(const BufferedRequest& request, BufferedResponse& response) {
+    if (!accessLogOn()) return;
+    AccessRecord record;
+    record.listener = "ingest";
+    record.client = response.client;
+    record.method = request.getMethod();
+    record.path = request.getURI().substr(0, request.getURI().find('?'));
+    record.status = static_cast<int>(response.getStatus());
+    record.bytes = response.bodyBytes();
+    record.durationMs =
+        std::chrono::duration<double, std::milli>(Clock::now() - request.started).count();
+    record.memberId = response.memberId;
+    record.event = response.event;
+    record.storedId = response.storedId;
+    logAccess(record);
   }
 
   // Sends what it can of c.out; once a closing connection's answer is out, shuts the sending
@@ -790,6 +828,7 @@ class IngestServer::Loop {
   const Clock::duration firstTimeout_;    // a new connection's first byte
   const Clock::duration idleTimeout_;     // the next request's first byte after an answer
   const std::size_t maxBody_;
+  const std::vector<Poco::Net::IPAddress> trustedProxies_;
   int epoll_;
   int wakeFd_;
   char listenTag_ = 0;  // epoll data of the listening socket

@@ -15,6 +15,7 @@
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/IPAddress.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Timespan.h>
 
@@ -44,6 +45,8 @@ struct IngestServerSettings {
   // Bodies are buffered up to this many bytes; a longer one reaches the handler cut at one byte
   // more, for it to refuse, and the connection then closes.
   std::size_t maxBodyBytes = 1048576;
+  // Peers whose X-Forwarded-For / X-Real-IP name the client (the access log, rejections).
+  std::vector<Poco::Net::IPAddress> trustedProxies;
 };
 
 class IngestServer {
