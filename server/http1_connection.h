@@ -153,7 +153,10 @@ class Http1Connection {
   std::uint64_t requests() const { return requests_; }
 
   // Output: bytes queued and not yet sent. Written by the transport, which calls sent() with
-  // how many it got out.
+  // how many it got out. Answers are serialized whole into this one queue today; a streamed
+  // answer (the live stream of issue 15) is meant to append its head and then its pieces to
+  // it, and unsent() is how far its reader is behind (the server already bounds pipelining by
+  // it).
   std::size_t unsent() const { return out_.size() - sentBytes_; }
   const char* unsentData() const { return out_.data() + sentBytes_; }
   void sent(std::size_t count);

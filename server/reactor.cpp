@@ -62,12 +62,12 @@ void Reactor::runPosted() {
   std::uint64_t count;
   while (::read(wakeFd_, &count, sizeof count) > 0) {
   }
-  std::vector<std::function<void()>> tasks;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    tasks.swap(posted_);
+    running_.swap(posted_);  // both keep their capacity: no allocation per wake-up
   }
-  for (auto& task : tasks) task();
+  for (auto& task : running_) task();
+  running_.clear();
 }
 
 bool Reactor::run(Clock::duration tick, const std::function<bool(Clock::time_point)>& afterEach) {

@@ -58,7 +58,8 @@ class Reactor {
   int epoll_ = -1;
   int wakeFd_ = -1;
   std::mutex mutex_;
-  std::vector<std::function<void()>> posted_;  // guarded by mutex_
+  std::vector<std::function<void()>> posted_;   // guarded by mutex_
+  std::vector<std::function<void()>> running_;  // loop thread only: the tasks being run
 };
 
 }  // namespace b24es

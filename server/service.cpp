@@ -5,6 +5,8 @@
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
 
+#include <thread>
+
 #include "embedded_migrations.h"
 #include "ingest_handler.h"
 #include "query_handler.h"
@@ -151,8 +153,10 @@ void Service::stop(Poco::Timespan grace) {
   running_ = false;
   if (refreshTimer_) refreshTimer_->stop();
   // Stop accepting, then let each connection finish the request it is in and close.
+  // Both at once: each waits up to `grace` for the answers it owes.
+  std::thread queryStop([this, grace] { query_->stop(grace); });
   ingest_->stop(grace);
-  query_->stop(grace);
+  queryStop.join();
   sink_->close();
 }
 
