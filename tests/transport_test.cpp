@@ -7,13 +7,19 @@
 #define BOOST_TEST_MODULE transport
 #include <boost/test/unit_test.hpp>
 
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/StreamSocket.h>
 #include <Poco/URI.h>
 
+#include <condition_variable>
 #include <csignal>
+#include <mutex>
 #include <optional>
 #include <thread>
 
+#include "http_server.h"
 #include "service.h"
 #include "test_support.h"
 
@@ -244,4 +250,122 @@ BOOST_AUTO_TEST_CASE(a_request_that_arrived_while_the_server_was_paused_is_answe
   child.signal(SIGTERM);
   BOOST_TEST(child.wait() == 0);
   BOOST_TEST(test::queryScalar(dir.file("events.db"), "SELECT count(*) FROM events") == "3");
+}
+
+namespace {
+
+// A server of its own, one loop and one worker, whose handlers the test controls: "/block"
+// waits until released, "/throw" throws, "/factory-throws" makes the factory throw, anything
+// else answers 200 "ok".
+struct Gate {
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool entered = false, released = false;
+};
+
+class TestHandler final : public Poco::Net::HTTPRequestHandler {
+ public:
+  explicit TestHandler(Gate& gate) : gate_(gate) {}
+  void handleRequest(Poco::Net::HTTPServerRequest& request,
+                     Poco::Net::HTTPServerResponse& response) override {
+    if (request.getURI() == "/throw") throw Poco::RuntimeException("handler failed");
+    if (request.getURI() == "/block") {
+      std::unique_lock<std::mutex> lock(gate_.mutex);
+      gate_.entered = true;
+      gate_.changed.notify_all();
+      gate_.changed.wait(lock, [this] { return gate_.released; });
+    }
+    response.setContentLength(2);
+    response.send() << "ok";
+  }
+
+ private:
+  Gate& gate_;
+};
+
+class TestFactory final : public Poco::Net::HTTPRequestHandlerFactory {
+ public:
+  explicit TestFactory(Gate& gate) : gate_(gate) {}
+  Poco::Net::HTTPRequestHandler* createRequestHandler(
+      const Poco::Net::HTTPServerRequest& request) override {
+    if (request.getURI() == "/factory-throws") throw Poco::RuntimeException("factory failed");
+    return new TestHandler(gate_);
+  }
+
+ private:
+  Gate& gate_;
+};
+
+struct OwnServer {
+  explicit OwnServer(int workers) {
+    Poco::Net::ServerSocket socket;
+    socket.bind(Poco::Net::SocketAddress("127.0.0.1", 0), true, false);
+    socket.listen(16);
+    HttpServerSettings settings;
+    settings.name = "test";
+    settings.threads = 1;
+    settings.workers = workers;
+    server = std::make_unique<HttpServer>(socket, new TestFactory(gate),
+                                          new Poco::Net::HTTPServerParams, settings);
+    server->start();
+    url = "http://127.0.0.1:" + std::to_string(server->port());
+  }
+  ~OwnServer() {
+    {
+      std::lock_guard<std::mutex> lock(gate.mutex);
+      gate.released = true;
+    }
+    gate.changed.notify_all();
+    server->stop(Poco::Timespan(5, 0));
+  }
+  Gate gate;
+  std::unique_ptr<HttpServer> server;
+  std::string url;
+};
+
+}  // namespace
+
+// Issue 11: a handler that blocks (the query API reading the database) runs on a worker, so the
+// loop goes on serving other connections meanwhile, and its own answer comes once it returns.
+BOOST_AUTO_TEST_CASE(a_blocking_handler_on_a_worker_does_not_hold_the_loop) {
+  OwnServer s(1);
+  Poco::Net::StreamSocket blocked = connectTo(s.url);
+  sendAll(blocked, "GET /block HTTP/1.1\r\nHost: x\r\n\r\n");
+  {
+    std::unique_lock<std::mutex> lock(s.gate.mutex);
+    BOOST_REQUIRE(
+        s.gate.changed.wait_for(lock, std::chrono::seconds(10), [&] { return s.gate.entered; }));
+  }
+  // The one worker is busy; the loop still accepts, reads and refuses on its own thread.
+  Poco::Net::StreamSocket other = connectTo(s.url);
+  sendAll(other, "GET /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx");
+  std::optional<std::string> refused = untilClosed(other);
+  BOOST_REQUIRE(refused.has_value());
+  BOOST_TEST(refused->rfind("HTTP/1.1 400", 0) == 0u, *refused);
+  {
+    std::lock_guard<std::mutex> lock(s.gate.mutex);
+    s.gate.released = true;
+  }
+  s.gate.changed.notify_all();
+  std::string answer = oneAnswer(blocked);
+  BOOST_TEST(answer.rfind("HTTP/1.1 200 OK", 0) == 0u, answer);
+  BOOST_TEST(answer.substr(answer.size() - 2) == "ok", answer);
+}
+
+BOOST_AUTO_TEST_CASE(a_handler_that_throws_on_a_worker_gets_500_and_a_closed_connection) {
+  for (int workers : {0, 1}) {
+    BOOST_TEST_CONTEXT(workers << " workers") {
+      OwnServer s(workers);
+      for (const std::string target : {"/throw", "/factory-throws"}) {
+        Poco::Net::StreamSocket socket = connectTo(s.url);
+        sendAll(socket, "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+        std::optional<std::string> answer = untilClosed(socket);
+        BOOST_REQUIRE(answer.has_value());
+        BOOST_TEST(answer->rfind("HTTP/1.1 500", 0) == 0u, *answer);
+        BOOST_TEST(answer->find("{\"error\":\"internal_error\",") != std::string::npos, *answer);
+        BOOST_TEST(answer->find("handler failed") == std::string::npos, *answer);  // not quoted
+        BOOST_TEST(count(*answer, "\r\nDate: ") == 1u, *answer);  // the request after: none
+      }
+    }
+  }
 }
