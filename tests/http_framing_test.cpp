@@ -1,5 +1,5 @@
 // Unit tests of server/http_framing.cpp: where a header block ends and chunked-body decoding,
-// whole and in pieces (the ingest loop feeds them whatever each read brought).
+// whole and in pieces (the HTTP/1 connection feeds them whatever each read brought).
 #define BOOST_TEST_MODULE http_framing
 #include <boost/test/unit_test.hpp>
 
@@ -111,4 +111,21 @@ BOOST_AUTO_TEST_CASE(a_body_over_the_limit_stops_one_byte_past_it) {
   Decoded partial = decodeInPieces("8\r\n01234567\r\n8\r\n89abcdef\r\n0\r\n\r\n", {20}, 10);
   BOOST_TEST((partial.result == Result::kTooLarge));
   BOOST_TEST(partial.body.size() == 11u);
+}
+
+// Issue 11: "0x10" was read as a chunk of size 0 and the rest as trailers.
+BOOST_AUTO_TEST_CASE(a_chunk_size_that_is_not_plain_hex_is_malformed) {
+  for (const std::string size : {"0x10", "+5", " 5", "5 ", "5\rx", "5;a\x01", "-5", "5x"}) {
+    BOOST_TEST_CONTEXT(size) {
+      Decoded d = decodeWhole(size + "\r\nhello\r\n0\r\n\r\n");
+      BOOST_TEST((d.result == Result::kMalformed));
+    }
+  }
+  for (const std::string size : {"5", "05", "5;a=b", "5 ;a", "5\t; a = \"b c\""}) {
+    BOOST_TEST_CONTEXT(size) {
+      Decoded d = decodeWhole(size + "\r\nhello\r\n0\r\n\r\n");
+      BOOST_TEST((d.result == Result::kDone));
+      BOOST_TEST(d.body == "hello");
+    }
+  }
 }

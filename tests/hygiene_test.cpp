@@ -119,7 +119,7 @@ std::string dealRequest() {
 
 }  // namespace
 
-// The connection loop is ours (connection_guard.cpp): requests one after another and pipelined
+// The connection loop is ours (http_server.cpp): requests one after another and pipelined
 // on one connection are all answered on it, and an idle kept-alive connection is closed after
 // the keep-alive timeout (5 s), not before and not never.
 BOOST_AUTO_TEST_CASE(keepalive_connection_serves_several_requests_and_closes_when_idle) {

@@ -4,7 +4,8 @@
 #include <Poco/Net/IPAddress.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
-#include <Poco/Thread.h>
+
+#include <thread>
 
 #include "embedded_migrations.h"
 #include "ingest_handler.h"
@@ -31,22 +32,19 @@ Poco::Net::ServerSocket bind(const std::string& listen) {
   }
 }
 
-// One thread per connection is POCO's model (the query listener's), so the pool is sized for
-// connections, not cores. Threads mostly wait, so their stacks are small.
-constexpr int kThreadStackBytes = 256 * 1024;
+// Query handlers read the database, so they run on worker threads, not on the loop; a few are
+// enough for SQLite's readers on a small machine.
+constexpr int kQueryWorkers = 4;
 
-// Both listeners' HTTP parameters; maxThreads and maxQueued concern only POCO's query server.
+// Both listeners' HTTP parameters.
 Poco::Net::HTTPServerParams::Ptr serverParams() {
   Poco::Net::HTTPServerParams::Ptr params(new Poco::Net::HTTPServerParams);
-  params->setMaxThreads(64);
-  params->setMaxQueued(1024);
-  // One recv() (the watchdog bounds the whole request) and the wait for a next request on a
-  // kept-alive connection. Equal on purpose: the connection loop sets SO_RCVTIMEO to one while it
-  // waits and to the other while it reads, two system calls per request when they differ.
+  // A new connection's first byte, and the wait for a next request on a kept-alive one (the
+  // whole request is bounded by ingest.request_timeout).
   params->setTimeout(Poco::Timespan(5, 0));
   params->setKeepAlive(true);
   params->setKeepAliveTimeout(Poco::Timespan(5, 0));
-  params->setMaxKeepAliveRequests(0);  // unlimited: fairness comes from the watchdog
+  params->setMaxKeepAliveRequests(0);  // unlimited: a waiting connection holds no thread
   params->setServerName("b24-event-store");
   return params;
 }
@@ -65,11 +63,7 @@ bool isLoopbackHost(const std::string& host) {
   return Poco::Net::IPAddress::tryParse(host, address) && address.isLoopback();
 }
 
-Service::Service(const Settings& settings, const Clock& clock)
-    : settings_(settings),
-      queryPool_(2, 64, 60, kThreadStackBytes),
-      queryWatchdog_(Poco::Timespan(settings.ingest.requestTimeoutSeconds, 0),
-                     settings.ingest.trustedProxies) {
+Service::Service(const Settings& settings, const Clock& clock) : settings_(settings) {
   try {
     if (!isLoopbackHost(splitHostPort(settings_.query.listen).first) &&
         settings_.query.token.empty()) {
@@ -100,20 +94,24 @@ Service::Service(const Settings& settings, const Clock& clock)
   // arguments it leaked the raw factory and params pointers already made (LeakSanitizer).
   const Poco::Net::ServerSocket ingestSocket = bind(settings_.ingest.listen);
   const Poco::Net::ServerSocket querySocket = bind(settings_.query.listen);
-  IngestServerSettings ingestSettings;
+  HttpServerSettings ingestSettings;
+  ingestSettings.name = "ingest";
   ingestSettings.threads = settings_.ingest.threads;
   ingestSettings.requestTimeout = Poco::Timespan(settings_.ingest.requestTimeoutSeconds, 0);
   ingestSettings.maxBodyBytes = settings_.ingest.maxBodyBytes;
   ingestSettings.trustedProxies = settings_.ingest.trustedProxies;
-  ingest_ = std::make_unique<IngestServer>(
+  ingest_ = std::make_unique<HttpServer>(
       ingestSocket, new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock, &metrics_),
       serverParams(), ingestSettings);
-  Poco::Net::HTTPServerParams::Ptr queryParams = serverParams();
-  query_ = std::make_unique<Poco::Net::TCPServer>(
-      queryWatchdog_.connectionFactory(
-          new QueryHandlerFactory(settings_.query, *storage_, metrics_, clock), queryParams),
-      queryPool_, querySocket, queryParams);
-  queryWatchdog_.watch(query_.get());
+  // One loop: the query API's work is on its workers. Its requests have no body to speak of;
+  // the ingest limit bounds what is buffered of one.
+  HttpServerSettings querySettings = ingestSettings;
+  querySettings.name = "query";
+  querySettings.threads = 1;
+  querySettings.workers = kQueryWorkers;
+  query_ = std::make_unique<HttpServer>(
+      querySocket, new QueryHandlerFactory(settings_.query, *storage_, metrics_, clock),
+      serverParams(), querySettings);
   if (std::string off = keepAliveDisabledReason(settings_.oauth, settings_.refresh); off.empty()) {
     try {
       // Counts this process's refresh attempts; refresh-tokens runs from cron count in their
@@ -156,14 +154,10 @@ void Service::stop(Poco::Timespan grace) {
   running_ = false;
   if (refreshTimer_) refreshTimer_->stop();
   // Stop accepting, then let each connection finish the request it is in and close.
-  Poco::Timestamp started;
-  query_->stop();
-  queryWatchdog_.serverStopped();
+  // Both at once: each waits up to `grace` for the answers it owes.
+  std::thread queryStop([this, grace] { query_->stop(grace); });
   ingest_->stop(grace);
-  while (query_->currentConnections() > 0 && !started.isElapsed(grace.totalMicroseconds())) {
-    Poco::Thread::sleep(10);
-  }
-  queryPool_.joinAll();
+  queryStop.join();
   sink_->close();
 }
 

@@ -2,16 +2,12 @@
 // listeners. `b24-event-store serve` runs one; integration tests run one in-process on port 0.
 #pragma once
 
-#include <Poco/Net/TCPServer.h>
-#include <Poco/ThreadPool.h>
-
 #include <memory>
 #include <stdexcept>
 #include <string>
 
 #include "clock.h"
-#include "connection_guard.h"
-#include "ingest_server.h"
+#include "http_server.h"
 #include "metrics.h"
 #include "settings.h"
 #include "storage.h"
@@ -50,11 +46,8 @@ class Service {
   Metrics metrics_;          // thread-safe; declared first so it outlives the writer and servers
   std::unique_ptr<Storage> storage_;
   std::unique_ptr<EventSink> sink_;
-  Poco::ThreadPool queryPool_;
-  // Watches the query server's threads; must outlive it.
-  ConnectionWatchdog queryWatchdog_;
-  std::unique_ptr<IngestServer> ingest_;
-  std::unique_ptr<Poco::Net::TCPServer> query_;
+  std::unique_ptr<HttpServer> ingest_;
+  std::unique_ptr<HttpServer> query_;
   bool running_ = false;
   std::unique_ptr<KeepAliveTimer> refreshTimer_;  // token keep-alive; null when off
 };

@@ -15,7 +15,7 @@
 #include "api_error.h"
 #include "common_handlers.h"
 #include "event_parser.h"
-#include "ingest_server.h"
+#include "http_server.h"
 
 namespace b24es {
 namespace {
@@ -71,7 +71,7 @@ class IngestRecord {
   Poco::Stopwatch watch_;
 };
 
-// Answers POST {ingest.path}. Under IngestServer the commit is waited for without a thread:
+// Answers POST {ingest.path}. Under HttpServer the commit is waited for without a thread:
 // begin() submits the event and finish() answers once it is committed. handleRequest() does
 // both on the calling thread, for servers that give each request a thread.
 class IngestHandler final : public AsyncRequestHandler {

@@ -4,6 +4,26 @@
 #include <cctype>
 
 namespace b24es {
+namespace {
+
+// What may follow a chunk size on its line (RFC 9112 §7.1.1): nothing, or whitespace and ";"
+// with extensions (read and ignored), then CRLF or LF. Anything else ("0x10": the size would be
+// read as 0 and the rest as trailers) makes the body malformed; a CR only before the LF, and
+// no control character in the extensions.
+bool sizeLineRest(const std::string& text, std::size_t from, std::size_t eol) {
+  std::size_t end = eol > from && text[eol - 1] == '\r' ? eol - 1 : eol;
+  std::size_t i = from;
+  while (i < end && (text[i] == ' ' || text[i] == '\t')) ++i;
+  if (i == end) return i == from;  // whitespace only before ";"
+  if (text[i] != ';') return false;
+  for (; i < end; ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c != '\t' && (c < 0x20 || c == 0x7F)) return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 std::size_t headerEnd(const std::string& text, std::size_t from) {
   for (std::size_t i = text.find('\n', from); i != std::string::npos; i = text.find('\n', i + 1)) {
@@ -23,6 +43,7 @@ ChunkedDecoder::Result ChunkedDecoder::decode(const std::string& text, std::size
         std::size_t digits = pos;
         while (digits < eol && std::isxdigit(static_cast<unsigned char>(text[digits]))) ++digits;
         if (digits == pos || digits - pos > 15 || eol - pos > kMaxLine) return Result::kMalformed;
+        if (!sizeLineRest(text, digits, eol)) return Result::kMalformed;
         left_ = std::stoull(text.substr(pos, digits - pos), nullptr, 16);
         pos = eol + 1;
         phase_ = left_ == 0 ? Phase::kTrailer : Phase::kData;

@@ -1,4 +1,4 @@
-// Request framing the ingest server (ingest_server.cpp) does by hand over bytes it has
+// Request framing the HTTP/1 connection (http1_connection.cpp) does by hand over bytes it has
 // buffered: where a header block ends, and chunked bodies. Pure functions of their input, unit
 // tested (tests/http_framing_test.cpp) and fuzzed (tests/fuzz/framing_fuzzer.cpp). Written by
 // hand: POCO's HTTPChunkedInputStream and its header reading work only on a session's socket.
