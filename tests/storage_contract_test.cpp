@@ -196,6 +196,7 @@ struct Db {
             }
             gate.enter();
           }
+          if (e.event == "ONHOLD") hold.enter();
           {
             std::lock_guard<std::mutex> lock(mutex);
             seen.emplace_back(e.event, portal);
@@ -205,6 +206,9 @@ struct Db {
         settings);
   }
   ~Db() {
+    // A case that failed while holding the writer must not leave close() waiting for it.
+    gate.release();
+    hold.release();
     if (sink) sink->close();
   }
 
@@ -274,7 +278,8 @@ struct Db {
   test::TempDir dir;
   test::FakeClock clock;
   std::unique_ptr<Storage> storage;
-  Gate gate;
+  Gate gate;  // holds the writer at an ONGATE event, before its batch writes anything
+  Gate hold;  // holds the writer at an ONHOLD event, inside its batch's open transaction
   std::mutex mutex;
   std::condition_variable batchesChanged;
   std::vector<std::size_t> batches;  // guarded by mutex
@@ -634,13 +639,16 @@ CONTRACT_CASE(grants_of_new_users_and_bots_create_their_rows) {
 }
 
 CONTRACT_CASE(close_finishes_submitted_events_then_refuses) {
-  Db db(backend);
-  db.stored(install());
+  // Declared before `db`: the writer may use them until `db` has closed its sink.
   IncomingEvent first = deal(kMemberA, kStaticToken);
   first.event = "ONGATE";
   const std::size_t queued = 5;
   std::vector<IncomingEvent> events(queued, deal());
   Outcomes gateOutcome(1), outcomes(queued);
+  std::vector<std::unique_ptr<Outcomes>> probes;
+  IncomingEvent probe = deal();
+  Db db(backend);
+  db.stored(install());
   db.gate.arm();
   db.sink->submit(first, gateOutcome.slot(0));
   db.gate.waitUntilEntered();
@@ -648,8 +656,6 @@ CONTRACT_CASE(close_finishes_submitted_events_then_refuses) {
   std::thread closer([&] { db.sink->close(); });
   // While the writer still waits in the gate, only a refusal can answer a probe: once one is
   // answered, close() has begun. Probes accepted before it stay queued.
-  std::vector<std::unique_ptr<Outcomes>> probes;
-  IncomingEvent probe = deal();
   for (bool refused = false; !refused;) {
     probes.push_back(std::make_unique<Outcomes>(1));
     db.sink->submit(probe, probes.back()->slot(0));
@@ -732,6 +738,39 @@ CONTRACT_CASE(what_an_event_changes_is_seen_by_the_next_event_of_its_batch) {
   StoredToken kept = db.token(kMemberA, 8);
   BOOST_TEST(kept.accessToken == "B");
   BOOST_TEST((kept.expiresAt == kStart + 3000));
+}
+
+CONTRACT_CASE(readers_neither_wait_for_nor_see_a_batch_that_is_not_committed) {
+  // Declared before `db`: the writer may use them until `db` has closed its sink.
+  IncomingEvent first = deal(kMemberA, kStaticToken), held = deal();
+  first.event = "ONGATE";
+  held.event = "ONHOLD";
+  std::vector<IncomingEvent> events{withGrant(deal(), 9, "ACCESS9", std::nullopt, kStart + 10),
+                                    deal(), held};
+  Outcomes gateOutcome(1), outcomes(events.size());
+  Db db(backend);
+  db.stored(install());
+  db.gate.arm();
+  db.hold.arm();
+  db.sink->submit(first, gateOutcome.slot(0));
+  db.gate.waitUntilEntered();
+  for (std::size_t i = 0; i < events.size(); ++i) db.sink->submit(events[i], outcomes.slot(i));
+  db.gate.release();
+  BOOST_TEST((gateOutcome.wait()[0].status == Status::kStored));
+  // The writer now holds its transaction open with the first two events written in it. A
+  // reader that waited for it would hang here; one that saw into it would count them.
+  db.hold.waitUntilEntered();
+  EventReader& reader = db.storage->reader();
+  BOOST_TEST(reader.stats().total == 2);
+  BOOST_TEST(db.allIds().size() == 2u);
+  BOOST_TEST((reader.findPortalView(kMemberA)->eventCount == 2));
+  BOOST_TEST(db.storage->tokenStore().listTokens(kMemberA).size() == 1u);
+  BOOST_TEST(db.storage->findPortal(kMemberA)->installed());
+  BOOST_TEST(reader.tokenStates(kStart).valid == 1);
+  db.hold.release();
+  for (const IngestOutcome& out : outcomes.wait()) BOOST_TEST((out.status == Status::kStored));
+  BOOST_TEST(reader.stats().total == 5);
+  BOOST_TEST(db.storage->tokenStore().listTokens(kMemberA).size() == 2u);
 }
 
 CONTRACT_CASE(many_threads_write_at_once_and_every_event_gets_its_own_id) {
@@ -846,6 +885,11 @@ CONTRACT_CASE(an_expired_lease_lets_another_claim_and_the_old_owner_cannot_relea
   BOOST_REQUIRE(second.status == ClaimStatus::kClaimed);
   store.release(first);  // a refresher that woke up late gives back what is no longer its
   BOOST_TEST((store.claim(r, kStart + 62).status == ClaimStatus::kBusy));
+  // Another process (here another Storage on the same database) sees the same lease.
+  std::unique_ptr<Storage> other = backend.open(db.dir.path(), db.clock);
+  BOOST_TEST((other->tokenStore().claim(r, kStart + 62).status == ClaimStatus::kBusy));
+  store.release(second);
+  BOOST_TEST((other->tokenStore().claim(r, kStart + 62).status == ClaimStatus::kClaimed));
 }
 
 CONTRACT_CASE(a_claim_answers_why_it_did_not_lease) {
