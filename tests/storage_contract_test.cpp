@@ -294,8 +294,6 @@ std::vector<Migration> twoMigrations() {
            "CREATE TABLE contract_b(y INTEGER);\nINSERT INTO contract_b(y) VALUES (1);"}};
 }
 
-std::vector<std::string> names(const MigrationResult& r) { return r.applied; }
-
 }  // namespace contract
 
 // ---- Migrator ------------------------------------------------------------------------------
@@ -308,7 +306,7 @@ CONTRACT_CASE(apply_applies_every_pending_migration_once) {
   auto storage = backend.openWith(dir.path(), clock, twoMigrations());
   MigrationResult first = storage->migrator().apply();
   BOOST_TEST(first.ok, first.error);
-  BOOST_TEST(names(first) == (std::vector<std::string>{"0001_a.sql", "0002_b.sql"}),
+  BOOST_TEST(first.applied == (std::vector<std::string>{"0001_a.sql", "0002_b.sql"}),
              boost::test_tools::per_element());
   BOOST_TEST(first.schemaVersion == 2);
   MigrationResult again = storage->migrator().apply();
@@ -319,6 +317,33 @@ CONTRACT_CASE(apply_applies_every_pending_migration_once) {
   MigrationResult other = backend.openWith(dir.path(), clock, twoMigrations())->migrator().apply();
   BOOST_TEST(other.ok, other.error);
   BOOST_TEST(other.applied.empty());
+}
+
+CONTRACT_CASE(two_processes_migrating_at_once_apply_each_migration_once) {
+  test::TempDir dir;
+  test::FakeClock clock;
+  // Each Storage stands for a process of its own; both are opened before either applies.
+  std::vector<std::unique_ptr<Storage>> processes;
+  for (int i = 0; i < 2; ++i) processes.push_back(backend.open(dir.path(), clock));
+  std::vector<MigrationResult> results(2);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&, i] { results[i] = processes[i]->migrator().apply(); });
+  }
+  for (auto& t : threads) t.join();
+  std::vector<std::string> applied;
+  for (const MigrationResult& r : results) {
+    BOOST_TEST(r.ok, r.error);
+    BOOST_TEST(r.schemaVersion == backend.migrations().back().version);
+    applied.insert(applied.end(), r.applied.begin(), r.applied.end());
+  }
+  std::sort(applied.begin(), applied.end());
+  std::vector<std::string> all;
+  for (const Migration& m : backend.migrations()) all.push_back(m.name);
+  std::sort(all.begin(), all.end());
+  BOOST_TEST(applied == all, boost::test_tools::per_element());
+  BOOST_TEST(processes[0]->healthy());
+  BOOST_TEST(processes[1]->healthy());
 }
 
 CONTRACT_CASE(status_lists_known_and_applied_migrations_oldest_first) {
