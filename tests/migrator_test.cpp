@@ -1,4 +1,5 @@
-// Tests of the migrator (storage/sqlite_migrator.cpp) on real SQLite files in temp dirs.
+// SQLite specifics of the migrator (storage/sqlite/sqlite_migrator.cpp): the schema it creates,
+// file modes, WAL. What any backend's Migrator promises is in storage_contract_test.cpp.
 #define BOOST_TEST_MODULE migrator
 #include <boost/test/unit_test.hpp>
 
@@ -59,60 +60,6 @@ BOOST_AUTO_TEST_CASE(database_folder_is_0700_and_file_0600) {
   BOOST_TEST((st.st_mode & 0777) == 0600u);
   BOOST_REQUIRE(::stat(dir.file("nested/db").c_str(), &st) == 0);
   BOOST_TEST((st.st_mode & 0777) == 0700u);
-}
-
-BOOST_AUTO_TEST_CASE(second_apply_is_a_no_op) {
-  test::TempDir dir;
-  test::FakeClock clock;
-  auto storage = openSqliteStorage(settingsIn(dir), clock, twoMigrations());
-  BOOST_TEST(storage->migrator().apply().ok);
-  MigrationResult again = storage->migrator().apply();
-  BOOST_TEST(again.ok);
-  BOOST_TEST(again.applied.empty());
-  BOOST_TEST(again.schemaVersion == 2);
-  BOOST_TEST(test::queryScalar(settingsIn(dir).path, "SELECT count(*) FROM b") == "1");
-}
-
-BOOST_AUTO_TEST_CASE(status_lists_applied_and_pending) {
-  test::TempDir dir;
-  test::FakeClock clock;
-  auto first = openSqliteStorage(settingsIn(dir), clock, {twoMigrations()[0]});
-  BOOST_TEST(first->migrator().apply().ok);
-  auto both = openSqliteStorage(settingsIn(dir), clock, twoMigrations());
-  auto states = both->migrator().status();
-  BOOST_REQUIRE(states.size() == 2u);
-  BOOST_TEST(states[0].appliedAt.has_value());
-  BOOST_TEST(!states[1].appliedAt.has_value());
-  BOOST_TEST(!states[0].changed);
-  BOOST_TEST(both->migrator().apply().applied == std::vector<std::string>{"0002_b.sql"});
-}
-
-BOOST_AUTO_TEST_CASE(changed_checksum_of_an_applied_file_stops_with_its_name) {
-  test::TempDir dir;
-  test::FakeClock clock;
-  BOOST_TEST(openSqliteStorage(settingsIn(dir), clock, twoMigrations())->migrator().apply().ok);
-  auto changed = twoMigrations();
-  changed[0].sql += "\n-- edited";
-  auto storage = openSqliteStorage(settingsIn(dir), clock, changed);
-  MigrationResult r = storage->migrator().apply();
-  BOOST_TEST(!r.ok);
-  BOOST_TEST(r.error.find("0001_a.sql") != std::string::npos, r.error);
-  BOOST_TEST(storage->migrator().status()[0].changed);
-}
-
-BOOST_AUTO_TEST_CASE(failing_migration_is_rolled_back_whole) {
-  test::TempDir dir;
-  test::FakeClock clock;
-  std::vector<Migration> migrations = {
-      {1, "0001_ok.sql", "CREATE TABLE a(x);"},
-      {2, "0002_bad.sql", "CREATE TABLE c(x); INSERT INTO nowhere VALUES (1);"}};
-  auto storage = openSqliteStorage(settingsIn(dir), clock, migrations);
-  MigrationResult r = storage->migrator().apply();
-  BOOST_TEST(!r.ok);
-  BOOST_TEST(r.error.find("0002_bad.sql") != std::string::npos, r.error);
-  std::string db = settingsIn(dir).path;
-  BOOST_TEST(test::queryScalar(db, "SELECT max(version) FROM schema_migrations") == "1");
-  BOOST_TEST(test::queryScalar(db, "SELECT count(*) FROM sqlite_master WHERE name='c'") == "0");
 }
 
 BOOST_AUTO_TEST_CASE(database_newer_than_the_binary_is_refused) {

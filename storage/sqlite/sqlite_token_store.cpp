@@ -173,14 +173,18 @@ bool SqliteTokenStore::recordSuccess(const Claim& claim, const RefreshedTokens& 
     std::string access = fresh.accessToken, refresh = fresh.refreshToken, scope = fresh.scope;
     Nullable<Poco::Int64> expiresAt =
         fresh.expiresAt ? Nullable<Poco::Int64>(*fresh.expiresAt) : Nullable<Poco::Int64>();
-    session_ << "UPDATE tokens SET access_token = ?, refresh_token = ?, expires_at = ?, "
-                "refresh_token_at = ?, scope = COALESCE(NULLIF(?, ''), scope), "
+    // Empty strings keep the stored value (token_store.h), and a kept refresh token keeps the
+    // time it was obtained.
+    session_ << "UPDATE tokens SET access_token = COALESCE(NULLIF(?, ''), access_token), "
+                "refresh_token = COALESCE(NULLIF(?, ''), refresh_token), expires_at = ?, "
+                "refresh_token_at = CASE WHEN ? = '' THEN refresh_token_at ELSE ? END, "
+                "scope = COALESCE(NULLIF(?, ''), scope), "
                 "source = 'refresh', updated_at = ?, last_refresh_at = ?, "
                 "last_refresh_error = NULL, refresh_failures = 0, refresh_dead_at = NULL, "
                 "refresh_lease_until = NULL, refresh_lease_owner = NULL "
                 "WHERE member_id = ? AND user_id = ? AND refresh_token = ?",
-        use(access), use(refresh), use(expiresAt), use(at), use(scope), use(at), use(at), use(key),
-        use(user), use(spent), now;
+        use(access), use(refresh), use(expiresAt), use(refresh), use(at), use(scope), use(at),
+        use(at), use(key), use(user), use(spent), now;
     bool written = changes(session_) == 1;
     if (written) {
       auto client = nullableText(fresh.clientEndpoint), server = nullableText(fresh.serverEndpoint),
