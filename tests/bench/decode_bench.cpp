@@ -1,8 +1,10 @@
 // Times the decoders on adversarial bodies built in memory (not a test): decode, parseEvent
 // (which stringifies data) and the tree's own stringify, for SPEC §4 limit tuning. Run it
 // under `/usr/bin/time -v` for peak RSS:
-//   decode_bench form-nested[-max]|form-wide|json-nested[-max]|json-wide|FILE
-// A FILE is decoded as JSON when it starts with '{', as a form otherwise.
+//   decode_bench form-nested[-max]|form-wide|json-nested[-max]|json-wide|FILE [REPEAT]
+// A FILE is decoded as JSON when it starts with '{', as a form otherwise. With REPEAT, the body
+// is decoded and parsed that many times and the mean of one decode + parseEvent is printed
+// (for a typical small event, e.g. tests/data/03-ONCRMDEALADD.form, whose single run is µs).
 
 #include <chrono>
 #include <cstdio>
@@ -92,9 +94,9 @@ double millisSince(Clock::time_point start) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::cerr
-        << "usage: decode_bench form-nested[-max]|form-wide|json-nested[-max]|json-wide|FILE\n";
+  if (argc != 2 && argc != 3) {
+    std::cerr << "usage: decode_bench form-nested[-max]|form-wide|json-nested[-max]|json-wide|FILE"
+                 " [REPEAT]\n";
     return 2;
   }
   const std::string kind = argv[1];
@@ -124,6 +126,21 @@ int main(int argc, char** argv) {
   if (body.size() > kMiB) std::cerr << "warning: body exceeds 1 MiB\n";
 
   const bool json = !body.empty() && body[0] == '{';
+  if (argc == 3) {
+    const long repeat = std::stol(argv[2]);
+    std::size_t sink = 0;  // keeps the work from being optimized away
+    const auto begin = Clock::now();
+    for (long i = 0; i < repeat; ++i) {
+      b24es::DecodedBody d =
+          json ? b24es::decodeJsonBody(body, {}) : b24es::decodeFormBody(body, {});
+      if (!d.root) continue;
+      const auto parsed = b24es::parseEvent(*d.root, 0);
+      if (const auto* e = std::get_if<b24es::IncomingEvent>(&parsed)) sink += e->dataJson.size();
+    }
+    std::printf("body %zu bytes, %ld runs, decode + parseEvent %.2f us each (%zu)\n", body.size(),
+                repeat, millisSince(begin) * 1000.0 / static_cast<double>(repeat), sink);
+    return 0;
+  }
   auto start = Clock::now();
   const b24es::DecodedBody decoded =
       json ? b24es::decodeJsonBody(body, {}) : b24es::decodeFormBody(body, {});
