@@ -1,7 +1,7 @@
 // Times the decoders on adversarial bodies built in memory (not a test): decode, parseEvent
 // (which stringifies data) and the tree's own stringify, for SPEC §4 limit tuning. Run it
 // under `/usr/bin/time -v` for peak RSS:
-//   decode_bench form-nested[-max]|form-wide|json-nested[-max]|json-wide|FILE [REPEAT]
+//   decode_bench form-nested|form-wide|json-nested|json-wide|FILE [REPEAT]
 // A FILE is decoded as JSON when it starts with '{', as a form otherwise. With REPEAT, the body
 // is decoded and parsed that many times and the mean of one decode + parseEvent is printed
 // (for a typical small event, e.g. tests/data/03-ONCRMDEALADD.form, whose single run is µs).
@@ -37,19 +37,6 @@ std::string formNested() {
   return body;
 }
 
-// As many top-level names of 32 levels as the container limit accepts: the costliest nesting
-// that still decodes.
-std::string formNestedMax() {
-  std::string body = kAuth;
-  const std::size_t names = (b24es::DecodeLimits{}.maxContainers - 1) / 32;
-  for (std::size_t i = 0; i < names; ++i) {
-    body += "&n" + std::to_string(i);
-    for (int level = 1; level <= 32; ++level) body += "[b]";
-    body += "=v";
-  }
-  return body;
-}
-
 // 10,000 - 3 distinct keys in one map.
 std::string formWide() {
   std::string body = kAuth;
@@ -61,17 +48,6 @@ std::string formWide() {
 std::string jsonNested() {
   std::string body = "{" + std::string(kJsonAuth) + R"("data":[)";
   for (int i = 0; i < 9997; ++i) {
-    if (i > 0) body += ',';
-    body += std::string(31, '[') + std::string(31, ']');
-  }
-  return body + "]}";
-}
-
-// As many 32-level leaves under data as the container limit accepts.
-std::string jsonNestedMax() {
-  std::string body = "{" + std::string(kJsonAuth) + R"("data":[)";
-  const std::size_t leaves = (b24es::DecodeLimits{}.maxContainers - 2) / 31;
-  for (std::size_t i = 0; i < leaves; ++i) {
     if (i > 0) body += ',';
     body += std::string(31, '[') + std::string(31, ']');
   }
@@ -95,7 +71,7 @@ double millisSince(Clock::time_point start) {
 
 int main(int argc, char** argv) {
   if (argc != 2 && argc != 3) {
-    std::cerr << "usage: decode_bench form-nested[-max]|form-wide|json-nested[-max]|json-wide|FILE"
+    std::cerr << "usage: decode_bench form-nested|form-wide|json-nested|json-wide|FILE"
                  " [REPEAT]\n";
     return 2;
   }
@@ -103,10 +79,6 @@ int main(int argc, char** argv) {
   std::string body;
   if (kind == "form-nested") {
     body = formNested();
-  } else if (kind == "form-nested-max") {
-    body = formNestedMax();
-  } else if (kind == "json-nested-max") {
-    body = jsonNestedMax();
   } else if (kind == "form-wide") {
     body = formWide();
   } else if (kind == "json-nested") {
