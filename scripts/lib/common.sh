@@ -7,6 +7,10 @@ B24ES_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 B24ES_BUILD_PACKAGES=(cmake make g++ pkg-config libpoco-dev libboost-test-dev libsqlite3-dev
   sqlite3 ca-certificates curl procps)
 
+# What the tests need besides the build: php-cli for tests/php_differential_test.cpp, which
+# compares the form decoder with PHP's own $_POST (`php -S`).
+B24ES_TEST_PACKAGES=(php-cli)
+
 # Installs the named Debian packages that are not installed yet; does nothing when all are.
 b24es_install_packages() {
   local missing=() pkg
