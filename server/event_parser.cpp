@@ -45,14 +45,25 @@ const BodyValue* objectMember(const BodyValue* obj, std::string_view key) {
 // SPEC §4 (v2): token-bearing keys, matched in any ASCII letter case. "token" is
 // ONAPPMETHODCONFIRM's data.TOKEN (an access token); auth_id and refresh_id are the names
 // Bitrix24 gives the tokens in placement and widget requests; client_secret is the app's secret.
+// Every key of data passes here, so the length picks the one or two candidates first.
 bool isSecretKey(const std::string& key) {
-  static constexpr const char* kSecretKeys[] = {
-      "access_token", "refresh_token", "application_token", "token",
-      "auth_id",      "refresh_id",    "client_secret"};
-  for (const char* secret : kSecretKeys) {
-    if (Poco::icompare(key, secret) == 0) return true;
+  const auto is = [&key](const char* secret) { return Poco::icompare(key, secret) == 0; };
+  switch (key.size()) {
+    case 5:
+      return is("token");
+    case 7:
+      return is("auth_id");
+    case 10:
+      return is("refresh_id");
+    case 12:
+      return is("access_token");
+    case 13:
+      return is("refresh_token") || is("client_secret");
+    case 17:
+      return is("application_token");
+    default:
+      return false;
   }
-  return false;
 }
 
 void redact(BodyValue& node) {

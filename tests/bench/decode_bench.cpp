@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   auto start = Clock::now();
-  const b24es::DecodedBody decoded =
+  b24es::DecodedBody decoded =  // not const: the tree is moved into parseEvent below, not copied
       json ? b24es::decodeJsonBody(body, {}) : b24es::decodeFormBody(body, {});
   const double decodeMs = millisSince(start);
   std::printf("body %zu bytes (%s), decode %.1f ms", body.size(), json ? "json" : "form", decodeMs);
