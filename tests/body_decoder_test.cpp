@@ -143,6 +143,34 @@ BOOST_AUTO_TEST_CASE(space_inside_empty_brackets_still_appends) {
   BOOST_TEST(decodedForm("a[ b]=x") == R"({"a":{" b":"x"}})");
 }
 
+// Issue 12: PHP tests isspace() (C locale), not only ' ', before a closing ']'.
+BOOST_AUTO_TEST_CASE(regression_issue12_one_whitespace_character_before_a_closing_bracket_appends) {
+  BOOST_TEST(decodedForm("data[a][%09]=x&data[a][%0A]=y&data[a][%0B]=z&data[a][%0C]=w&"
+                         "data[a][%0D]=v&data[a][+]=u") ==
+             R"({"data":{"a":["x","y","z","w","v","u"]}})");
+}
+
+BOOST_AUTO_TEST_CASE(only_one_whitespace_character_is_skipped_and_an_index_keeps_its_own) {
+  BOOST_TEST(decodedForm("a[%09%09]=x&a[%09k]=y&a[%A0]=z") ==
+             "{\"a\":{\"\\t\\t\":\"x\",\"\\tk\":\"y\",\"\xEF\xBF\xBD\":\"z\"}}");
+}
+
+BOOST_AUTO_TEST_CASE(names_that_mangling_or_nesting_makes_look_like_host_cookies_are_dropped) {
+  // PHP 8.2 (CVE-2022-31629 fix): a level named __Host-* or __Secure-* is dropped unless the
+  // whole key starts so; the levels above it are still created.
+  BOOST_TEST(decodedForm("data[__Host-x]=1&data[ok]=2") == R"({"data":{"ok":"2"}})");
+  BOOST_TEST(decodedForm("data[b][__Secure-y]=2") == R"({"data":{"b":[]}})");
+  BOOST_TEST(decodedForm("data[a]=s&data[a][__Host-][c]=1") == R"({"data":{"a":[]}})");
+  BOOST_TEST(decodedForm("..Host-z=3&__Host-q=4&__Host-r[__Host-s]=5&data[_Host-]=6") ==
+             R"({"__Host-q":"4","__Host-r":{"__Host-s":"5"},"data":{"_Host-":"6"}})");
+  BOOST_TEST(decodedForm("data[__host-x]=1&data[][__Secure-]=2") ==
+             R"({"data":{"__host-x":"1","0":[]}})");
+}
+
+BOOST_AUTO_TEST_CASE(an_empty_nested_array_is_a_list_as_json_encode_writes_it) {
+  BOOST_TEST(decodedForm("data[__Host-x]=1") == R"({"data":[]})");
+}
+
 BOOST_AUTO_TEST_CASE(nested_append_creates_a_new_container_each_time) {
   BOOST_TEST(decodedForm("a[][b]=1&a[][b]=2") == R"({"a":[{"b":"1"},{"b":"2"}]})");
 }
@@ -551,81 +579,42 @@ std::string nestedJsonArrays(std::size_t leaves, std::size_t levels) {
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(regression_issue6_form_body_of_10000_names_32_levels_deep_is_rejected) {
-  // The review's body: 1 MiB that used to build 320,000 objects (~1 s, ~360 MB) is refused
-  // after at most 10,000 maps.
+// Issue 6 refused these bodies with a container limit; issue 12 (SPEC §4 v2) forbids that: both
+// are within 32 levels and 10,000 pairs, so they decode. The work stays bounded by
+// pairs × levels, the memory by the body size (see README "Fuzzing and sanitizers").
+BOOST_AUTO_TEST_CASE(regression_issue12_form_body_of_10000_names_32_levels_deep_decodes) {
   const std::string body = nestedFormNames(9997, 32);
   BOOST_REQUIRE_LE(body.size(), kMiB);
   const DecodedBody decoded = decodeFormBody(body, DecodeLimits{});
-  BOOST_REQUIRE(decoded.error);
-  BOOST_TEST(decoded.error->code == "too_many_fields");
-  BOOST_TEST(decoded.error->message.find("10000 nested objects and arrays") != std::string::npos);
-}
-
-BOOST_AUTO_TEST_CASE(form_creating_exactly_10000_nested_maps_is_accepted) {
-  // 312 * 32 + 16 = 10,000 maps below the top level.
-  const std::string body = nestedFormNames(312, 32) + "&last" + repeat("[b]", 16) + "=v";
-  const DecodedBody decoded = decodeFormBody(body, DecodeLimits{});
   BOOST_REQUIRE_MESSAGE(!decoded.error, "unexpected error " << decoded.error->code);
-  BOOST_TEST(decoded.root->members.size() == 313u);
-  BOOST_TEST(formErrorCode(body + "&one[more]=v") == "too_many_fields");
+  BOOST_TEST(decoded.root->members.size() == 9997u);
+  const b24es::BodyValue* leaf = decoded.root->find("n9996");
+  for (int level = 0; level < 32 && leaf; ++level) leaf = leaf->find("b");
+  BOOST_REQUIRE(leaf);
+  BOOST_TEST(leaf->text == "v");
 }
 
-BOOST_AUTO_TEST_CASE(form_maps_reused_by_later_keys_count_once) {
-  DecodeLimits limits;
-  limits.maxContainers = 2;
-  BOOST_TEST(decodedForm("data[FIELDS][ID]=1&data[FIELDS][X]=2&data[Y]=3", limits) ==
-             R"({"data":{"FIELDS":{"ID":"1","X":"2"},"Y":"3"}})");
-  BOOST_TEST(formErrorCode("data[FIELDS][ID]=1&auth[x]=2", limits) == "too_many_fields");
-}
-
-BOOST_AUTO_TEST_CASE(form_map_replaced_by_a_scalar_still_counts) {
-  DecodeLimits limits;
-  limits.maxContainers = 2;
-  BOOST_TEST(decodedForm("a[b]=1&a=2&a[c]=3", limits) == R"({"a":{"c":"3"}})");
-  BOOST_TEST(formErrorCode("a[b]=1&a=2&a[c]=3&a=4&a[d]=5", limits) == "too_many_fields");
-}
-
-BOOST_AUTO_TEST_CASE(form_lists_count_as_containers) {
-  DecodeLimits limits;
-  limits.maxContainers = 2;
-  BOOST_TEST(decodedForm("a[]=1&a[]=2&b[x]=3", limits) == R"({"a":["1","2"],"b":{"x":"3"}})");
-  BOOST_TEST(formErrorCode("a[]=1&b[x][]=2", limits) == "too_many_fields");
-}
-
-BOOST_AUTO_TEST_CASE(form_without_nesting_needs_no_containers) {
-  DecodeLimits limits;
-  limits.maxContainers = 0;
-  BOOST_TEST(decodedForm("a=1&b=2", limits) == R"({"a":"1","b":"2"})");
-  BOOST_TEST(formErrorCode("a=1&b[c]=2", limits) == "too_many_fields");
-}
-
-BOOST_AUTO_TEST_CASE(regression_issue6_json_body_of_nested_arrays_is_rejected_before_parsing) {
+BOOST_AUTO_TEST_CASE(regression_issue12_json_body_of_nested_arrays_decodes) {
   const std::string body = nestedJsonArrays(9999, 31);
   BOOST_REQUIRE_LE(body.size(), kMiB);
   const DecodedBody decoded = decodeJsonBody(body, DecodeLimits{});
-  BOOST_REQUIRE(decoded.error);
-  BOOST_TEST(decoded.error->code == "too_many_fields");
-  BOOST_TEST(decoded.error->message.find("10000 nested objects and arrays") != std::string::npos);
-}
-
-BOOST_AUTO_TEST_CASE(json_with_exactly_10000_containers_below_the_top_is_accepted) {
-  // "data" itself plus 333 * 30 + 9 nested arrays = 10,000.
-  const std::string body = nestedJsonArrays(333, 30);
-  const std::string exact =
-      body.substr(0, body.size() - 2) + "," + repeat("[", 9) + repeat("]", 9) + "]}";
-  const DecodedBody decoded = decodeJsonBody(exact, DecodeLimits{});
   BOOST_REQUIRE_MESSAGE(!decoded.error, "unexpected error " << decoded.error->code);
-  const std::string over =
-      body.substr(0, body.size() - 2) + "," + repeat("[", 10) + repeat("]", 10) + "]}";
-  BOOST_TEST(jsonErrorCode(over) == "too_many_fields");
+  BOOST_TEST(decoded.root->find("data")->members.size() == 9999u);
 }
 
-BOOST_AUTO_TEST_CASE(json_top_level_object_is_not_counted_and_strings_do_not_count) {
-  DecodeLimits limits;
-  limits.maxContainers = 1;
-  BOOST_TEST(decodedJson(R"({"a":{"s":"[[{{"}})", limits) == R"({"a":{"s":"[[{{"}})");
-  BOOST_TEST(jsonErrorCode(R"({"a":{"b":[]}})", limits) == "too_many_fields");
-  limits.maxContainers = 0;
-  BOOST_TEST(decodedJson(R"({"a":"[]"})", limits) == R"({"a":"[]"})");
+BOOST_AUTO_TEST_CASE(regression_issue12_maps_replaced_by_scalars_never_reject_a_body) {
+  // The issue's finding: an internal count that included maps later replaced by a scalar
+  // rejected this (10,000 pairs, each building 31 maps that the next pair throws away).
+  std::string body;
+  for (int i = 0; i < 5000; ++i) {
+    body += "data[a]" + repeat("[b]", 31) + "=1&data[a]=" + std::to_string(i) + "&";
+  }
+  const DecodedBody decoded = decodeFormBody(body, DecodeLimits{});
+  BOOST_REQUIRE_MESSAGE(!decoded.error, "unexpected error " << decoded.error->code);
+  BOOST_TEST(toJson(*decoded.root) == R"({"data":{"a":"4999"}})");
+}
+
+BOOST_AUTO_TEST_CASE(form_map_replaced_by_a_scalar_and_rebuilt_keeps_its_place) {
+  BOOST_TEST(decodedForm("a[b]=1&z=0&a=2&a[c]=3") == R"({"a":{"c":"3"},"z":"0"})");
+  BOOST_TEST(decodedForm("a=1&a[]=2&a[]=3") == R"({"a":["2","3"]})");
 }

@@ -171,14 +171,45 @@ BOOST_AUTO_TEST_CASE(json_data_that_is_null_is_stored_as_an_empty_object) {
   BOOST_TEST(std::get<IncomingEvent>(parsed).dataJson == "{}");
 }
 
-BOOST_AUTO_TEST_CASE(data_that_is_not_an_object_is_malformed) {
-  for (const char* body : {"event=ONX&auth[member_id]=m&data=text",
-                           "event=ONX&auth[member_id]=m&data[0]=a&data[1]=b"}) {
-    BOOST_TEST_CONTEXT(body) {
-      EventError error = parseFormError(body);
-      BOOST_TEST(error.code == "malformed_body");
-    }
+// Issue 12 (SPEC §4 v2, amended): data that PHP decodes as a list or a string is stored as it is.
+BOOST_AUTO_TEST_CASE(regression_issue12_data_that_is_a_list_or_a_string_is_stored_as_such) {
+  IncomingEvent text = parseForm("event=ONX&auth[member_id]=m&data=text");
+  BOOST_TEST(text.dataJson == R"("text")");
+  BOOST_TEST(!text.entityId);
+  IncomingEvent list = parseForm("event=ONX&auth[member_id]=m&data[0]=7&data[1][ID]=8");
+  BOOST_TEST(list.dataJson == R"(["7",{"ID":"8"}])");
+  BOOST_TEST(!list.entityId);
+  BOOST_TEST(!list.entityTypeId);
+  IncomingEvent appended = parseForm("event=ONX&auth[member_id]=m&data[][TOKEN]=secret");
+  BOOST_TEST(appended.dataJson == R"([{"TOKEN":"[redacted]"}])");
+  DecodedBody json = decodeJsonBody(
+      R"({"event":"ONX","auth":{"member_id":"m"},"data":[1,{"access_token":"A"}]})", {});
+  BOOST_REQUIRE(!json.error);
+  auto parsed = parseEvent(*json.root, kNow);
+  BOOST_REQUIRE(std::holds_alternative<IncomingEvent>(parsed));
+  BOOST_TEST(std::get<IncomingEvent>(parsed).dataJson == R"([1,{"access_token":"[redacted]"}])");
+}
+
+BOOST_AUTO_TEST_CASE(regression_issue12_onappmethodconfirm_token_is_redacted) {
+  IncomingEvent e = parseForm(
+      "event=ONAPPMETHODCONFIRM&auth[member_id]=m&data[TOKEN]=CONFIRMTOKEN&data[METHOD]=crm.deal."
+      "add&data[CONFIRMED]=1");
+  BOOST_TEST(e.dataJson.find("CONFIRMTOKEN") == std::string::npos);
+  BOOST_TEST(e.dataJson == R"({"TOKEN":"[redacted]","METHOD":"crm.deal.add","CONFIRMED":"1"})");
+}
+
+BOOST_AUTO_TEST_CASE(every_token_key_of_the_v2_list_is_redacted_in_any_letter_case) {
+  IncomingEvent e = parseForm(
+      "event=ONX&auth[member_id]=m&data[x][Token]=S1&data[AUTH_ID]=S2&data[y][0][refresh_ID]=S3&"
+      "data[Client_Secret]=S4&data[ACCESS_TOKEN]=S5&data[Refresh_Token][deep]=S6&"
+      "data[application_TOKEN]=S7&data[tokens]=keep1&data[my_token]=keep2&data[TOKEN_TYPE]=keep3");
+  for (const char* secret : {"S1", "S2", "S3", "S4", "S5", "S6", "S7"}) {
+    BOOST_TEST(e.dataJson.find(secret) == std::string::npos, secret);
   }
+  for (const char* kept : {"keep1", "keep2", "keep3"}) {
+    BOOST_TEST(e.dataJson.find(kept) != std::string::npos, kept);
+  }
+  BOOST_TEST(e.dataJson.find(R"("Refresh_Token":"[redacted]")") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(json_scalars_in_auth_read_as_their_text) {

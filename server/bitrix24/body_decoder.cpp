@@ -50,12 +50,6 @@ DecodedBody tooManyFields(const DecodeLimits& limits) {
                  "The body has more than " + std::to_string(limits.maxPairs) + " fields.");
 }
 
-DecodedBody tooManyContainers(const DecodeLimits& limits) {
-  return failure("too_many_fields", "The body has more than " +
-                                        std::to_string(limits.maxContainers) +
-                                        " nested objects and arrays.");
-}
-
 int hexDigitValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -173,13 +167,16 @@ class KeyIndex {
       }
       return size;
     }
-    for (std::size_t i = index_.size(); i < size; ++i) index_.emplace(keyAt(i), i);
-    const auto it = index_.find(std::string(key));
-    return it == index_.end() ? size : it->second;
+    if (!index_) index_ = std::make_unique<std::unordered_map<std::string, std::size_t>>();
+    for (std::size_t i = index_->size(); i < size; ++i) index_->emplace(keyAt(i), i);
+    const auto it = index_->find(std::string(key));
+    return it == index_->end() ? size : it->second;
   }
 
  private:
-  std::unordered_map<std::string, std::size_t> index_;  // key -> position
+  // key -> position; allocated only past kLinearKeys, because most maps never get there and a
+  // body may hold 320,000 of them (an empty unordered_map is 56 bytes, the pointer 8).
+  std::unique_ptr<std::unordered_map<std::string, std::size_t>> index_;
 };
 
 // An insertion-ordered map like a PHP array.
@@ -242,9 +239,40 @@ struct ParsedKey {
   enum class Outcome { kAssign, kSkip, kTooDeep };
   Outcome outcome = Outcome::kSkip;
   std::vector<std::optional<std::string_view>> path;
+  // kAssign: the level PHP refuses (a forbidden name, see forbiddenLevel) or path.size(). The
+  // levels above it are still created as arrays, as PHP creates them before it looks further.
+  std::size_t stopAt = 0;
 };
 
 bool isPhpNameMangled(char c) { return c == ' ' || c == '.'; }
+
+// isspace() in the "C" locale, which is what PHP's `isspace(*ip)` before a ']' tests: PHP never
+// sets LC_CTYPE from the environment, and the server must not depend on its own locale.
+bool isPhpSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+bool startsWith(std::string_view text, std::string_view prefix) {
+  return text.substr(0, prefix.size()) == prefix;
+}
+
+// PHP 8.2 (since 8.1.11 / 8.0.24, the fix for CVE-2022-31629 that keeps mangling from forging
+// "__Host-" cookies) drops a pair when a level's name starts with "__Host-" or "__Secure-" but
+// the whole key, before mangling, does not: "data[__Host-x]=1" sets nothing. Returns the first
+// such level, or path.size().
+std::size_t forbiddenLevel(const std::vector<std::optional<std::string_view>>& path, bool keyIsHost,
+                           bool keyIsSecure) {
+  static constexpr std::string_view kHost = "__Host-";
+  static constexpr std::string_view kSecure = "__Secure-";
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    if (!path[i] || path[i]->empty() || path[i]->front() != '_') continue;  // "[]" is no name
+    if ((!keyIsHost && startsWith(*path[i], kHost)) ||
+        (!keyIsSecure && startsWith(*path[i], kSecure))) {
+      return i;
+    }
+  }
+  return path.size();
+}
 
 // Splits the decoded key in `key` (edited in place: PHP's name mangling) into `out`.
 void parseFormKey(std::string& key, std::size_t maxDepth, ParsedKey& out) {
@@ -255,6 +283,10 @@ void parseFormKey(std::string& key, std::size_t maxDepth, ParsedKey& out) {
   const std::size_t start = key.find_first_not_of(' ');
   if (start == std::string::npos) return;
   key.erase(0, start);
+  const bool keyIsHost = startsWith(key, "__Host-");
+  const bool keyIsSecure = startsWith(key, "__Secure-");
+  // Every return below that assigns goes through here.
+  const auto finish = [&] { out.stopAt = forbiddenLevel(out.path, keyIsHost, keyIsSecure); };
 
   std::size_t open = 0;
   while (open < key.size() && key[open] != '[') {
@@ -265,13 +297,14 @@ void parseFormKey(std::string& key, std::size_t maxDepth, ParsedKey& out) {
   out.outcome = ParsedKey::Outcome::kAssign;
   const std::string_view whole(key);
   out.path.emplace_back(whole.substr(0, open));
-  if (open == key.size()) return;
+  if (open == key.size()) return finish();
 
   while (true) {
     const std::size_t indexStart = open + 1;
     std::size_t probe = indexStart;
-    // PHP skips one space before testing for "]", so "[ ]" appends like "[]".
-    if (probe < key.size() && key[probe] == ' ') ++probe;
+    // PHP skips one whitespace character before testing for "]", so "[ ]" and "[\t]" append
+    // like "[]" (while "[ x]" keeps its space: the index starts before the skipped character).
+    if (probe < key.size() && isPhpSpace(key[probe])) ++probe;
     std::size_t close = probe;
     std::optional<std::string_view> index;
     if (probe >= key.size() || key[probe] != ']') {
@@ -285,7 +318,7 @@ void parseFormKey(std::string& key, std::size_t maxDepth, ParsedKey& out) {
           }
           out.path[0] = whole;
         }
-        return;
+        return finish();
       }
       index = whole.substr(indexStart, close - indexStart);
     }
@@ -297,44 +330,41 @@ void parseFormKey(std::string& key, std::size_t maxDepth, ParsedKey& out) {
     }
     out.path.push_back(index);
     // Whatever follows "]" other than "[" is ignored, as in PHP ("a[b]c" is "a[b]").
-    if (close + 1 >= key.size() || key[close + 1] != '[') return;
+    if (close + 1 >= key.size() || key[close + 1] != '[') return finish();
     open = close + 1;
   }
 }
 
-// Returns false, leaving the tree partly assigned, when the assignment would create more nested
-// maps than `containersLeft` allows; decrements it by the maps created otherwise.
-bool assignFormValue(FormMap& root, const std::vector<std::optional<std::string_view>>& path,
-                     std::string value, std::size_t& containersLeft) {
+// $_POST[path...] = value as php_register_variable_ex does it, up to key.stopAt. At most
+// path.size() map steps, so a whole body costs at most maxPairs × (maxDepth + 1) of them.
+void assignFormValue(FormMap& root, const ParsedKey& key, std::string value) {
+  const auto& path = key.path;
   FormMap* current = &root;
-  for (std::size_t i = 0; i < path.size(); ++i) {
+  for (std::size_t i = 0; i < key.stopAt; ++i) {
     FormValue* slot = nullptr;
     if (path[i]) {
       slot = &current->findOrInsert(*path[i]);
     } else {
       slot = current->append();
-      if (slot == nullptr) return true;
+      if (slot == nullptr) return;
     }
     if (i + 1 == path.size()) {
       // Assigning a scalar over a nested array replaces it in place, as PHP does.
       slot->map.reset();
       slot->scalar = std::move(value);
-      return true;
+      return;
     }
     if (!slot->map) {
-      if (containersLeft == 0) return false;
-      --containersLeft;
       slot->scalar.clear();
       slot->map = std::make_unique<FormMap>();
     }
     current = slot->map.get();
   }
-  return true;
 }
 
+// PHP's zend_array_is_list, which json_encode follows: the empty array is a list ("[]").
 bool isList(const FormMap& map) {
   const auto& entries = map.entries();
-  if (entries.empty()) return false;
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const FormKey& key = entries[i].key;
     if (!key.isInteger || key.integer != static_cast<std::int64_t>(i)) return false;
@@ -354,6 +384,9 @@ BodyValue toBodyValue(FormMap& map, bool forceObject) {
     if (!list) member.key = std::move(entry.key.text);
     if (entry.value.map) {
       member.value = toBodyValue(*entry.value.map, false);
+      // Freed as soon as it is converted, so the two trees never both exist whole (a body of
+      // 10,000 keys 32 levels deep holds 320,000 maps).
+      entry.value.map.reset();
     } else {
       member.value = BodyValue::string(std::move(entry.value.scalar));
     }
@@ -475,9 +508,8 @@ bool isJsonWhitespace(char c) { return c == ' ' || c == '\t' || c == '\n' || c =
 // Enforces the limits with one linear pass before Poco parses anything, so that a hostile
 // document is refused before it costs a tree. Depth is the bracket nesting outside strings; for a
 // well-formed document the number of leaves (scalars and empty containers) is exactly commas + 1,
-// since every container with k children holds k - 1 commas, and the number of containers below the
-// root is the number of opening brackets less one. Returns the error, or nothing when within
-// limits.
+// since every container with k children holds k - 1 commas. Returns the error, or nothing when
+// within limits.
 std::optional<DecodedBody> checkJsonLimits(const std::string& text, std::size_t rootPos,
                                            const DecodeLimits& limits) {
   const std::size_t maxDepth = effectiveMaxDepth(limits);
@@ -487,7 +519,6 @@ std::optional<DecodedBody> checkJsonLimits(const std::string& text, std::size_t 
 
   std::size_t depth = 0;
   std::size_t commas = 0;
-  std::size_t containers = 0;  // opened so far, the root included
   bool inString = false;
   bool escaped = false;
   for (std::size_t i = rootPos; i < text.size(); ++i) {
@@ -510,7 +541,6 @@ std::optional<DecodedBody> checkJsonLimits(const std::string& text, std::size_t 
       case '[':
         ++depth;
         if (depth - 1 > maxDepth) return tooDeep(limits);
-        if (++containers - 1 > limits.maxContainers) return tooManyContainers(limits);
         break;
       case '}':
       case ']':
@@ -623,8 +653,6 @@ DecodedBody decodeFormBody(std::string_view body, const DecodeLimits& limits) {
     const std::size_t maxDepth = effectiveMaxDepth(limits);
     FormMap root;
     bool tooDeepKey = false;
-    bool tooManyMaps = false;
-    std::size_t containersLeft = limits.maxContainers;
     std::string keyText;  // reused by every pair, as is `key`
     ParsedKey key;
     forEachSegment(body, [&](std::string_view segment) {
@@ -638,14 +666,10 @@ DecodedBody decodeFormBody(std::string_view body, const DecodeLimits& limits) {
       if (key.outcome == ParsedKey::Outcome::kSkip) return true;
       std::string value;
       if (eq != std::string_view::npos) value = decodeText(segment.substr(eq + 1));
-      if (!assignFormValue(root, key.path, std::move(value), containersLeft)) {
-        tooManyMaps = true;
-        return false;
-      }
+      assignFormValue(root, key, std::move(value));
       return true;
     });
     if (tooDeepKey) return tooDeep(limits);
-    if (tooManyMaps) return tooManyContainers(limits);
 
     DecodedBody out;
     out.root = toBodyValue(root, true);

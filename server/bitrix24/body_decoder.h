@@ -15,10 +15,10 @@ namespace b24es {
 struct DecodeLimits {
   std::size_t maxDepth = 32;     // deepest bracket level allowed: data[FIELDS][ID] has 2
   std::size_t maxPairs = 10000;  // most key=value pairs (form) or scalar leaves (JSON)
-  // Most objects and arrays the body may create below the top level. Not in SPEC §4 (an
-  // extension of its 10,000-field rule): without it 10,000 pairs of 32 levels each would build
-  // 320,000 of them (~360 MB when they were Poco::JSON::Objects).
-  std::size_t maxContainers = 10000;
+  // There is deliberately no bound on the number of objects and arrays: SPEC §4 (v2) forbids
+  // rejecting a body whose tree is within the two limits above, and 10,000 pairs of 32 levels
+  // may build 320,000 of them. The work is bounded by maxPairs × maxDepth steps instead, and
+  // the memory by the body size (each container costs at least "[]" or "[" "]" of it).
 };
 
 // Why a body was rejected; code is a stable machine word, message a human sentence
@@ -34,15 +34,18 @@ struct DecodedBody {
   std::optional<DecodeError> error;
 };
 
-// application/x-www-form-urlencoded with PHP bracket keys, decoded as PHP's parse_str does.
-// Keys and values are sanitized to UTF-8; values always stay strings; key order is preserved.
+// application/x-www-form-urlencoded with PHP bracket keys, decoded as PHP 8.2 fills $_POST from
+// a POST body (main/php_variables.c: php_std_post_handler, php_register_variable_ex), checked
+// against the real PHP by tests/php_differential_test.cpp. Each decoded key is sanitized to
+// UTF-8 before its brackets are read (so two keys that differ only in invalid bytes are one key);
+// values always stay strings; key order is PHP's. A nested PHP array whose keys are 0..n-1 in
+// order (the empty one included) becomes an array, every other one an object; the top level is
+// always an object.
 // On failure returns `error` instead of `root`: too_many_fields when there are more than
-// limits.maxPairs non-empty '&' segments or the keys create more than limits.maxContainers
-// nested PHP arrays (JSON objects or arrays; one replaced by a scalar still counts),
-// nesting_too_deep when a key has more than limits.maxDepth bracket levels (a maxDepth above 1024
-// is treated as 1024 to bound recursion), malformed_body only if building the tree fails
-// unexpectedly (e.g. out of memory). Never throws. Thread-safe: a pure function of its arguments
-// with no shared state.
+// limits.maxPairs non-empty '&' segments, nesting_too_deep when a key has more than
+// limits.maxDepth bracket levels (a maxDepth above 1024 is treated as 1024 to bound recursion),
+// malformed_body only if building the tree fails unexpectedly (e.g. out of memory). Never
+// throws. Thread-safe: a pure function of its arguments with no shared state.
 DecodedBody decodeFormBody(std::string_view body, const DecodeLimits& limits);
 
 // application/json; the top level must be an object.
@@ -50,8 +53,7 @@ DecodedBody decodeFormBody(std::string_view body, const DecodeLimits& limits);
 // On failure returns `error` instead of `root`: malformed_body for a syntax error or a top level
 // that is not an object, nesting_too_deep when a container lies more than limits.maxDepth levels
 // below the top-level object (same clamp to 1024 as above), too_many_fields when the document has
-// more than limits.maxPairs scalar leaves plus empty containers or more than limits.maxContainers
-// objects and arrays below the top level. Never throws.
+// more than limits.maxPairs scalar leaves plus empty containers. Never throws.
 // Thread-safe: a pure function of its arguments with no shared state.
 DecodedBody decodeJsonBody(std::string_view body, const DecodeLimits& limits);
 

@@ -42,9 +42,28 @@ const BodyValue* objectMember(const BodyValue* obj, std::string_view key) {
   return v && v->isObject() ? v : nullptr;
 }
 
+// SPEC §4 (v2): token-bearing keys, matched in any ASCII letter case. "token" is
+// ONAPPMETHODCONFIRM's data.TOKEN (an access token); auth_id and refresh_id are the names
+// Bitrix24 gives the tokens in placement and widget requests; client_secret is the app's secret.
+// Every key of data passes here, so the length picks the one or two candidates first.
 bool isSecretKey(const std::string& key) {
-  return Poco::icompare(key, "access_token") == 0 || Poco::icompare(key, "refresh_token") == 0 ||
-         Poco::icompare(key, "application_token") == 0;
+  const auto is = [&key](const char* secret) { return Poco::icompare(key, secret) == 0; };
+  switch (key.size()) {
+    case 5:
+      return is("token");
+    case 7:
+      return is("auth_id");
+    case 10:
+      return is("refresh_id");
+    case 12:
+      return is("access_token");
+    case 13:
+      return is("refresh_token") || is("client_secret");
+    case 17:
+      return is("application_token");
+    default:
+      return false;
+  }
 }
 
 void redact(BodyValue& node) {
@@ -126,10 +145,9 @@ std::variant<IncomingEvent, EventError> parseEvent(BodyValue& root, std::int64_t
 
   BodyValue* data = root.find("data");
   if (data && data->isNull()) data = nullptr;
-  // SPEC §4: data is an object (or absent); a list or a bare value is not an event body.
-  if (data && !data->isObject()) {
-    return EventError{"malformed_body", "the data field is not an object"};
-  }
+  // SPEC §4 (v2, amended): data that PHP decodes as a list or a string (or a JSON body's
+  // number) is stored as it is; the lookups below find nothing in it, so the derived columns
+  // stay null.
   if (!data) {
     e.dataJson = "{}";
     return e;

@@ -13,7 +13,8 @@
 
 namespace b24es {
 
-// What replaces every access_token, refresh_token and application_token value inside data.
+// What replaces the value of every token-bearing key inside data (access_token, refresh_token,
+// application_token, token, auth_id, refresh_id, client_secret, in any letter case).
 inline constexpr const char* kRedacted = "[redacted]";
 
 // Why a body is not an event: a stable machine word and a sentence for people (no secrets). The
@@ -24,8 +25,9 @@ struct EventError {
 };
 
 // Parses `root` (an object) into an event, or an EventError: missing_field when `event` or
-// `auth.member_id` is absent or empty, malformed_body when `data` is present and neither an
-// object nor null. `nowSeconds` turns auth.expires_in into an expiry when auth.expires is absent.
+// `auth.member_id` is absent or empty. `data` may be any value: an object, a list or a string
+// is stored as it is (derived columns null unless it is an object), null or absent as {}.
+// `nowSeconds` turns auth.expires_in into an expiry when auth.expires is absent.
 // `root` is modified: token values inside data are redacted in place.
 std::variant<IncomingEvent, EventError> parseEvent(BodyValue& root, std::int64_t nowSeconds);
 

@@ -95,14 +95,18 @@ void appendOptionalString(std::string& out, const std::optional<std::string>& va
   }
 }
 
-// events.data is written only by the ingest path, from Poco's JSON stringifier, so a stored
-// object is spliced in as it is rather than parsed and stringified again for every row of
-// every page. Text that does not even look like an object (edited by hand in sqlite3) is
-// parsed; what still is no object is served as a JSON string, so the body stays valid JSON.
+// events.data is written only by the ingest path, as JSON (an object, or since issue 12 a list
+// or a string: SPEC §4 v2), so it is spliced in as it is rather than parsed and stringified
+// again for every row of every page. Text that does not even look like one of those (edited by
+// hand in sqlite3) is parsed; what still is no object is served as a JSON string, so the body
+// stays valid JSON.
 void appendData(std::string& out, const std::string& data) {
   std::size_t first = data.find_first_not_of(" \t\r\n");
   std::size_t last = data.find_last_not_of(" \t\r\n");
-  if (first != std::string::npos && data[first] == '{' && data[last] == '}') {
+  const auto encloses = [&](char open, char close) {
+    return first != std::string::npos && last > first && data[first] == open && data[last] == close;
+  };
+  if (encloses('{', '}') || encloses('[', ']') || encloses('"', '"')) {
     out.append(data, first, last - first + 1);
     return;
   }

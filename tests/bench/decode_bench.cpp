@@ -1,8 +1,10 @@
 // Times the decoders on adversarial bodies built in memory (not a test): decode, parseEvent
 // (which stringifies data) and the tree's own stringify, for SPEC §4 limit tuning. Run it
 // under `/usr/bin/time -v` for peak RSS:
-//   decode_bench form-nested[-max]|form-wide|json-nested[-max]|json-wide|FILE
-// A FILE is decoded as JSON when it starts with '{', as a form otherwise.
+//   decode_bench form-nested|form-wide|json-nested|json-wide|FILE [REPEAT]
+// A FILE is decoded as JSON when it starts with '{', as a form otherwise. With REPEAT, the body
+// is decoded and parsed that many times and the mean of one decode + parseEvent is printed
+// (for a typical small event, e.g. tests/data/03-ONCRMDEALADD.form, whose single run is µs).
 
 #include <chrono>
 #include <cstdio>
@@ -35,19 +37,6 @@ std::string formNested() {
   return body;
 }
 
-// As many top-level names of 32 levels as the container limit accepts: the costliest nesting
-// that still decodes.
-std::string formNestedMax() {
-  std::string body = kAuth;
-  const std::size_t names = (b24es::DecodeLimits{}.maxContainers - 1) / 32;
-  for (std::size_t i = 0; i < names; ++i) {
-    body += "&n" + std::to_string(i);
-    for (int level = 1; level <= 32; ++level) body += "[b]";
-    body += "=v";
-  }
-  return body;
-}
-
 // 10,000 - 3 distinct keys in one map.
 std::string formWide() {
   std::string body = kAuth;
@@ -59,17 +48,6 @@ std::string formWide() {
 std::string jsonNested() {
   std::string body = "{" + std::string(kJsonAuth) + R"("data":[)";
   for (int i = 0; i < 9997; ++i) {
-    if (i > 0) body += ',';
-    body += std::string(31, '[') + std::string(31, ']');
-  }
-  return body + "]}";
-}
-
-// As many 32-level leaves under data as the container limit accepts.
-std::string jsonNestedMax() {
-  std::string body = "{" + std::string(kJsonAuth) + R"("data":[)";
-  const std::size_t leaves = (b24es::DecodeLimits{}.maxContainers - 2) / 31;
-  for (std::size_t i = 0; i < leaves; ++i) {
     if (i > 0) body += ',';
     body += std::string(31, '[') + std::string(31, ']');
   }
@@ -92,19 +70,15 @@ double millisSince(Clock::time_point start) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::cerr
-        << "usage: decode_bench form-nested[-max]|form-wide|json-nested[-max]|json-wide|FILE\n";
+  if (argc != 2 && argc != 3) {
+    std::cerr << "usage: decode_bench form-nested|form-wide|json-nested|json-wide|FILE"
+                 " [REPEAT]\n";
     return 2;
   }
   const std::string kind = argv[1];
   std::string body;
   if (kind == "form-nested") {
     body = formNested();
-  } else if (kind == "form-nested-max") {
-    body = formNestedMax();
-  } else if (kind == "json-nested-max") {
-    body = jsonNestedMax();
   } else if (kind == "form-wide") {
     body = formWide();
   } else if (kind == "json-nested") {
@@ -124,8 +98,23 @@ int main(int argc, char** argv) {
   if (body.size() > kMiB) std::cerr << "warning: body exceeds 1 MiB\n";
 
   const bool json = !body.empty() && body[0] == '{';
+  if (argc == 3) {
+    const long repeat = std::stol(argv[2]);
+    std::size_t sink = 0;  // keeps the work from being optimized away
+    const auto begin = Clock::now();
+    for (long i = 0; i < repeat; ++i) {
+      b24es::DecodedBody d =
+          json ? b24es::decodeJsonBody(body, {}) : b24es::decodeFormBody(body, {});
+      if (!d.root) continue;
+      const auto parsed = b24es::parseEvent(*d.root, 0);
+      if (const auto* e = std::get_if<b24es::IncomingEvent>(&parsed)) sink += e->dataJson.size();
+    }
+    std::printf("body %zu bytes, %ld runs, decode + parseEvent %.2f us each (%zu)\n", body.size(),
+                repeat, millisSince(begin) * 1000.0 / static_cast<double>(repeat), sink);
+    return 0;
+  }
   auto start = Clock::now();
-  const b24es::DecodedBody decoded =
+  b24es::DecodedBody decoded =  // not const: the tree is moved into parseEvent below, not copied
       json ? b24es::decodeJsonBody(body, {}) : b24es::decodeFormBody(body, {});
   const double decodeMs = millisSince(start);
   std::printf("body %zu bytes (%s), decode %.1f ms", body.size(), json ? "json" : "form", decodeMs);
