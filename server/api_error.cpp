@@ -18,12 +18,6 @@ void sendJson(Poco::Net::HTTPServerResponse& response, Poco::Net::HTTPResponse::
 
 void sendError(Poco::Net::HTTPServerResponse& response, const ApiError& error, Poco::Logger& log,
                const std::string& context) {
-  Poco::JSON::Object body(Poco::JSON_PRESERVE_KEY_ORDER);
-  body.set("error", error.code);
-  body.set("message", error.message);
-  std::ostringstream out;
-  body.stringify(out);
-
   std::string line = std::to_string(error.status) + " " + error.code + ": " + error.message;
   if (!context.empty()) line += " (" + context + ")";
   if (error.status >= 500) {
@@ -31,6 +25,15 @@ void sendError(Poco::Net::HTTPServerResponse& response, const ApiError& error, P
   } else {
     log.warning(line);
   }
+  sendError(response, error);
+}
+
+void sendError(Poco::Net::HTTPServerResponse& response, const ApiError& error) {
+  Poco::JSON::Object body(Poco::JSON_PRESERVE_KEY_ORDER);
+  body.set("error", error.code);
+  body.set("message", error.message);
+  std::ostringstream out;
+  body.stringify(out);
   if (error.status == 503 && !response.has("Retry-After")) response.set("Retry-After", "1");
   if (error.status == 413) response.setKeepAlive(false);
   sendJson(response, static_cast<Poco::Net::HTTPResponse::HTTPStatus>(error.status), out.str());

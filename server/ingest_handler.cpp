@@ -114,10 +114,11 @@ class IngestHandler final : public AsyncRequestHandler {
         return sendError(response, {401, "verification_failed", outcome_.reason}, log, context());
       case IngestOutcome::Status::kUnavailable:
         record_.result = Metrics::IngestResult::kUnavailable;
-        return sendError(
-            response,
-            {503, "storage_unavailable", "the event could not be committed; it was not stored"},
-            log, context() + " cause=" + outcome_.reason);
+        // Not logged per request: the store logs each storage fault once, when it begins and
+        // when it ends (a full disk logged two lines per refused request before, issue 13).
+        if (log.debug()) log.debug("503 %s cause=%s", context(), outcome_.reason);
+        return sendError(response, {503, "storage_unavailable",
+                                    "the event could not be committed; it was not stored"});
     }
   }
 
@@ -201,7 +202,10 @@ std::string requestPath(const Poco::Net::HTTPServerRequest& request) {
 
 void HealthHandler::handleRequest(Poco::Net::HTTPServerRequest& request,
                                   Poco::Net::HTTPServerResponse& response) {
-  if (storage_.healthy()) {
+  // The writer's known state, never a query: /healthz must answer at once, also while the
+  // database folder is gone (issue 13: a query here waited 60 s in POCO's open loop).
+  StorageHealth health = storage_.health();
+  if (health.ok) {
     response.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_OK);
     response.setContentType("application/json");
     static const std::string ok = "{\"status\":\"ok\"}";
@@ -213,8 +217,8 @@ void HealthHandler::handleRequest(Poco::Net::HTTPServerRequest& request,
     }
     return;
   }
-  sendError(response, {503, "unhealthy", "the database is not usable"},
-            Poco::Logger::get("b24es.health"));
+  // Not logged: monitors poll this, and the store logged the fault when it began.
+  sendError(response, {503, "unhealthy", "the database is not usable: " + health.problem});
 }
 
 void ErrorHandler::handleRequest(Poco::Net::HTTPServerRequest& request,

@@ -5,6 +5,7 @@
 
 #include <mutex>
 
+#include "sqlite_event_sink.h"
 #include "sqlite_storage.h"
 #include "token_store.h"
 
@@ -15,8 +16,9 @@ namespace b24es::sqlite {
 // statement. Thread-safe.
 class SqliteTokenStore final : public TokenStore {
  public:
-  // Opens the connection. Throws StorageError. `settings` must outlive the store.
-  explicit SqliteTokenStore(const SqliteSettings& settings);
+  // Opens the connection. Throws StorageError. `settings` and `board` must outlive the store;
+  // the store reopens its connection when the writer moved to a new file (board.generation()).
+  SqliteTokenStore(const SqliteSettings& settings, const HealthBoard& board);
 
   std::vector<StoredToken> listTokens(const std::optional<std::string>& memberId) override;
   std::optional<StoredToken> findToken(const std::string& memberId,
@@ -31,8 +33,13 @@ class SqliteTokenStore final : public TokenStore {
  private:
   std::optional<StoredToken> selectRow(const std::string& memberId, std::int64_t userId);
   void releaseLease(const Claim& claim);
+  // Called first under mutex_ by each public method. Throws StorageError.
+  void reopenIfMoved();
 
+  const SqliteSettings& settings_;  // const after construction
+  const HealthBoard& board_;        // const after construction; thread-safe itself
   std::mutex mutex_;
+  std::uint64_t generation_;     // guarded by mutex_; the board's when session_ was opened
   Poco::Data::Session session_;  // guarded by mutex_
 };
 
