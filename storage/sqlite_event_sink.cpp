@@ -175,10 +175,28 @@ class SqliteEventSink::Writer {
     if (highestId > 0) raiseSequence_.bind(1, highestId).run();
   }
 
-  // The schema version the file is at. Throws StorageError.
+  // The largest event id the file's AUTOINCREMENT handed out; 0 before the first, or when the
+  // file has no sqlite_sequence (a schema before 0005).
+  std::int64_t sequence() {
+    try {
+      Statement seq(db_, "SELECT seq FROM sqlite_sequence WHERE name = 'events'");
+      std::int64_t v = seq.row() ? seq.optionalInteger(0).value_or(0) : 0;
+      seq.reset();
+      return v;
+    } catch (const StorageError&) {
+      return 0;
+    }
+  }
+
+  // The schema version the file is at; 0 before the first migration. Throws StorageError when
+  // the file cannot be read.
   int schemaVersion() {
+    Statement tables(db_, "SELECT count(*) FROM sqlite_master WHERE name = 'schema_migrations'");
+    bool migrated = tables.row() && tables.integer(0) > 0;
+    tables.reset();
+    if (!migrated) return 0;
     Statement version(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
-    int v = version.row() ? static_cast<int>(version.optionalInteger(0).value_or(0)) : 0;
+    int v = version.row() ? static_cast<int>(version.integer(0)) : 0;
     version.reset();
     return v;
   }
@@ -358,6 +376,8 @@ void SqliteEventSink::openWriter() {
   // The first read opens the -wal and -shm, so that the identities recorded are the ones used.
   int version = writer->schemaVersion();
   files_ = DatabaseFiles::record(settings_.path);
+  // What the probe raises another file's sequence to, should the writer ever move to one.
+  highestId_ = std::max(highestId_, writer->sequence());
   writer_ = std::move(writer);
   if (schemaVersion_ > 0 && version != schemaVersion_) {
     StorageHealth h = board_->get();
@@ -414,9 +434,7 @@ void SqliteEventSink::close() {
   }
   wake_.notify_one();
   if (thread_.joinable()) thread_.join();
-  // After the writer: the retired connections close last (see retired_).
   writer_.reset();
-  retired_.clear();
 }
 
 void SqliteEventSink::run() {
@@ -647,10 +665,10 @@ void SqliteEventSink::recover() {
         removeIfOurs(settings_.path + "-shm", files_.shm, false);
       }
       writer_->retire();
-      retired_.push_back(std::move(writer_));
+      // The board keeps it, also when reopening fails below.
+      board_->movedToNewFile(std::shared_ptr<Writer>(std::move(writer_)));
     }
     openWriter();
-    board_->movedToNewFile();
     lastRecoveryError_.clear();
   } catch (const std::exception& e) {
     // Once a second until it works; logged when the reason changes, not every time.

@@ -42,11 +42,20 @@ class HealthBoard {
   // Counts the times the writer moved to a new database file; other connections of the process
   // reopen when it changed (they would read and write the file that is gone).
   std::uint64_t generation() const { return generation_.load(); }
-  void movedToNewFile() { ++generation_; }
+  // Records a move to a new file, keeping `retired` (the connection to the old one) open until
+  // the board goes, after every other connection of the storage: while it is open no other
+  // connection to the old file can take the lock SQLite needs before it deletes the "-wal" and
+  // "-shm" by name on close, and those names now belong to the live database.
+  void movedToNewFile(std::shared_ptr<void> retired) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (retired) retired_.push_back(std::move(retired));
+    ++generation_;
+  }
 
  private:
   mutable std::mutex mutex_;
-  StorageHealth health_;  // guarded by mutex_
+  StorageHealth health_;                      // guarded by mutex_
+  std::vector<std::shared_ptr<void>> retired_;  // guarded by mutex_
   std::atomic<std::uint64_t> generation_{0};
 };
 
@@ -123,10 +132,6 @@ class SqliteEventSink final : public EventSink {
   // Used only by thread_ (and by the constructor before it starts):
   std::unique_ptr<Writer> writer_;  // null after a failed reopen, until the next one succeeds
   DatabaseFiles files_;             // what writer_ has open
-  // Connections to files no longer at the path, kept open until close(): while one is open no
-  // other connection to that file can take the lock SQLite needs before it deletes the "-wal"
-  // and "-shm" by name on close, which would delete the live database's.
-  std::vector<std::unique_ptr<Writer>> retired_;
   std::int64_t highestId_ = 0;  // the largest event id this sink committed
   Fault fault_ = Fault::kNone;
   std::string problem_;            // why, while fault_ != kNone

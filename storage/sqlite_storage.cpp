@@ -3,13 +3,13 @@
 #include <algorithm>
 
 #include <Poco/Data/Session.h>
-#include <Poco/Data/SessionPool.h>
 #include <Poco/Exception.h>
 
 #include "sqlite_connection.h"
 #include "sqlite_event_reader.h"
 #include "sqlite_event_sink.h"
 #include "sqlite_migrator.h"
+#include "sqlite_read_pool.h"
 #include "sqlite_token_store.h"
 
 using Poco::Data::Keywords::into;
@@ -36,8 +36,7 @@ class SqliteStorage final : public Storage {
     // Opening one connection here applies WAL mode and proves the file is a database.
     Poco::Data::Session probe = sqlite::openSession(settings_);
     sqlite::exec(probe, "SELECT count(*) FROM sqlite_master");
-    pool_ = std::make_unique<Poco::Data::SessionPool>("SQLite", settings_.path, 1,
-                                                      static_cast<int>(settings_.readPoolSize));
+    pool_ = std::make_unique<sqlite::ReadPool>(settings_.path, settings_.readPoolSize, *board_);
     tokenStore_ = std::make_unique<sqlite::SqliteTokenStore>(settings_, *board_);
     reader_ = std::make_unique<sqlite::SqliteEventReader>(*pool_);
   }
@@ -71,9 +70,10 @@ class SqliteStorage final : public Storage {
   const Clock& clock_;             // const after construction
   const int knownVersion_;         // const after construction
   sqlite::SqliteMigrator migrator_;
-  std::unique_ptr<Poco::Data::SessionPool> pool_;  // thread-safe itself
-  // Written by the sinks; thread-safe itself.
+  // Written by the sinks; thread-safe itself. Before every connection, so that it goes after
+  // them (it keeps retired connections open, see HealthBoard::movedToNewFile).
   const std::shared_ptr<sqlite::HealthBoard> board_ = std::make_shared<sqlite::HealthBoard>();
+  std::unique_ptr<sqlite::ReadPool> pool_;  // thread-safe itself
 
   std::unique_ptr<sqlite::SqliteTokenStore> tokenStore_;  // thread-safe itself
   // Reads through pool_; thread-safe.

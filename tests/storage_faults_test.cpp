@@ -252,6 +252,8 @@ BOOST_AUTO_TEST_CASE(database_folder_removed_under_load_loses_no_acknowledged_ev
   Server server(db);
   Load load(server.ingest, 4);
   BOOST_REQUIRE(eventually([&] { return load.acknowledged() >= 200; }));
+  // A pooled read connection now has the old file open.
+  BOOST_REQUIRE(test::httpGet(server.query, "/api/v1/events?limit=1").status == 200);
 
   // The folder goes, and a plain file takes its name, so that the store cannot put the
   // database back until the test lets it.
@@ -275,6 +277,11 @@ BOOST_AUTO_TEST_CASE(database_folder_removed_under_load_loses_no_acknowledged_ev
   BOOST_REQUIRE(eventually([&] { return healthz(server.ingest) == 200; }));
   std::size_t ackedBefore = load.acknowledged();
   BOOST_REQUIRE(eventually([&] { return load.acknowledged() >= ackedBefore + 200; }));
+  // The query API reads the saved file, not the removed one.
+  long long newest = 0;
+  for (const auto& [seq, id] : load.acked()) newest = std::max(newest, id);
+  BOOST_TEST(test::httpGet(server.query, "/api/v1/events/" + std::to_string(newest)).status ==
+             200);
   load.stop();
   BOOST_TEST(server.stop() == 0);
 
@@ -337,6 +344,54 @@ BOOST_AUTO_TEST_CASE(wal_removed_under_load_loses_no_event_and_reuses_no_id_afte
   std::size_t changed = 0;
   for (const auto& [seq, id] : before) changed += stored.count(seq) == 0 || stored[seq] != id;
   BOOST_TEST(changed == 0u);
+}
+
+// Another database file renamed over the path while serving (a restore done in place): the
+// store does not overwrite it; it keeps what it wrote in a copy beside it, continues on the file
+// at the path, and gives no id there that it already acknowledged.
+BOOST_AUTO_TEST_CASE(database_file_replaced_while_serving_is_kept_and_the_written_events_saved) {
+  test::TempDir dir;
+  const std::string db = dir.file("events.db");
+  const std::string other = dir.file("other.db");
+  {
+    test::FakeClock clock;
+    SqliteSettings settings;
+    settings.path = other;
+    BOOST_REQUIRE(openSqliteStorage(settings, clock, embeddedMigrations())->migrator().apply().ok);
+  }
+  Server server(db);
+  std::map<long long, long long> acked;
+  for (long long seq = 1; seq <= 20; ++seq) {
+    test::HttpResult r = test::postForm(server.ingest, kPath, deal(seq));
+    BOOST_REQUIRE(r.status == 200);
+    acked[seq] = r.json()->getValue<long long>("id");
+  }
+  BOOST_REQUIRE(::rename(other.c_str(), db.c_str()) == 0);
+  BOOST_REQUIRE(server.child.waitForStderr("storage recovered"));
+  // The install lives in the saved copy; on the new file the portal is unknown, so the deal
+  // goes through a fresh install.
+  BOOST_REQUIRE(test::postForm(server.ingest, kPath, test::sample("01-ONAPPINSTALL.form")).status ==
+                200);
+  test::HttpResult r = test::postForm(server.ingest, kPath, deal(21));
+  BOOST_REQUIRE(r.status == 200);
+  BOOST_TEST(r.json()->getValue<long long>("id") > acked.rbegin()->second);
+  BOOST_TEST(healthz(server.ingest) == 200);
+  BOOST_TEST(server.stop() == 0);
+
+  std::string log = server.child.readAllStderr();
+  BOOST_TEST(occurrences(log, "storage fault: the database file " + db + " was replaced") == 1u,
+             log);
+  std::size_t at = log.find("kept in ");
+  BOOST_REQUIRE(at != std::string::npos);
+  std::string saved = log.substr(at + 8, log.find(';', at) - at - 8);
+  BOOST_TEST(saved.rfind(db + ".recovered-", 0) == 0u, saved);
+  BOOST_TEST(storedDeals(saved) == acked);
+  std::map<long long, long long> now = storedDeals(db);
+  BOOST_TEST(now.size() == 1u);
+  BOOST_TEST(now.count(21) == 1u);
+  struct stat st {};
+  BOOST_REQUIRE(::stat(saved.c_str(), &st) == 0);
+  BOOST_TEST((st.st_mode & 0777) == 0600u);
 }
 
 // Finding of issue 13: on a full disk nothing was lost, but /healthz said 200 throughout and the
