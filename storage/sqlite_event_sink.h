@@ -54,7 +54,7 @@ class HealthBoard {
 
  private:
   mutable std::mutex mutex_;
-  StorageHealth health_;                      // guarded by mutex_
+  StorageHealth health_;                        // guarded by mutex_
   std::vector<std::shared_ptr<void>> retired_;  // guarded by mutex_
   std::atomic<std::uint64_t> generation_{0};
 };
@@ -132,7 +132,7 @@ class SqliteEventSink final : public EventSink {
   // Used only by thread_ (and by the constructor before it starts):
   std::unique_ptr<Writer> writer_;  // null after a failed reopen, until the next one succeeds
   DatabaseFiles files_;             // what writer_ has open
-  std::int64_t highestId_ = 0;  // the largest event id this sink committed
+  std::int64_t highestId_ = 0;      // the largest event id this sink committed
   Fault fault_ = Fault::kNone;
   std::string problem_;            // why, while fault_ != kNone
   std::string lastRecoveryError_;  // logged once until it changes

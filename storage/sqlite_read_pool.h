@@ -25,9 +25,9 @@ class ReadPool {
   Poco::Data::Session get();
 
  private:
-  const std::string path_;         // const after construction
-  const int maxSessions_;          // const after construction
-  const HealthBoard& board_;       // const after construction; thread-safe itself
+  const std::string path_;    // const after construction
+  const int maxSessions_;     // const after construction
+  const HealthBoard& board_;  // const after construction; thread-safe itself
   std::mutex mutex_;
   std::uint64_t generation_;                       // guarded by mutex_
   std::unique_ptr<Poco::Data::SessionPool> pool_;  // guarded by mutex_; thread-safe itself

@@ -280,8 +280,7 @@ BOOST_AUTO_TEST_CASE(database_folder_removed_under_load_loses_no_acknowledged_ev
   // The query API reads the saved file, not the removed one.
   long long newest = 0;
   for (const auto& [seq, id] : load.acked()) newest = std::max(newest, id);
-  BOOST_TEST(test::httpGet(server.query, "/api/v1/events/" + std::to_string(newest)).status ==
-             200);
+  BOOST_TEST(test::httpGet(server.query, "/api/v1/events/" + std::to_string(newest)).status == 200);
   load.stop();
   BOOST_TEST(server.stop() == 0);
 
