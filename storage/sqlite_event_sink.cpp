@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <unordered_map>
 #include <utility>
 
@@ -90,14 +91,7 @@ class SqliteEventSink::Writer {
         insertEvent_(db_,
                      "INSERT INTO events(member_id, domain, event, event_handler_id, event_id, "
                      "ts, received_at, user_id, entity_id, entity_type_id, data) "
-                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
-        probe_(db_, "INSERT OR REPLACE INTO writer_probe(id, probed_at) VALUES(1, ?1)"),
-        // sqlite_sequence is where AUTOINCREMENT keeps the largest id it handed out (0005).
-        raiseSequence_(db_,
-                       "INSERT OR REPLACE INTO sqlite_sequence(rowid, name, seq) "
-                       "SELECT (SELECT rowid FROM sqlite_sequence WHERE name = 'events'), "
-                       "'events', ?1 WHERE ?1 > COALESCE((SELECT seq FROM sqlite_sequence "
-                       "WHERE name = 'events'), 0)") {
+                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)") {
     // Replaces SQLite's autocheckpoint on this connection (see checkpointIfLarge).
     ::sqlite3_wal_hook(db_, &Writer::onWalCommit, this);
   }
@@ -171,8 +165,21 @@ class SqliteEventSink::Writer {
   // raised to `highestId` (a file that replaced the one this sink wrote must not hand out an id
   // this sink already acknowledged). Inside an open transaction. Throws StorageError.
   void probeWrite(std::int64_t nowMillis, std::int64_t highestId) {
-    probe_.bind(1, nowMillis).run();
-    if (highestId > 0) raiseSequence_.bind(1, highestId).run();
+    // Prepared on first use: a file of an older schema can still take events.
+    if (!probe_) {
+      probe_.emplace(db_, "INSERT OR REPLACE INTO writer_probe(id, probed_at) VALUES(1, ?1)");
+    }
+    probe_->bind(1, nowMillis).run();
+    if (highestId <= 0) return;
+    if (!raiseSequence_) {
+      // sqlite_sequence is where AUTOINCREMENT keeps the largest id it handed out (0005).
+      raiseSequence_.emplace(db_,
+                             "INSERT OR REPLACE INTO sqlite_sequence(rowid, name, seq) "
+                             "SELECT (SELECT rowid FROM sqlite_sequence WHERE name = 'events'), "
+                             "'events', ?1 WHERE ?1 > COALESCE((SELECT seq FROM sqlite_sequence "
+                             "WHERE name = 'events'), 0)");
+    }
+    raiseSequence_->bind(1, highestId).run();
   }
 
   // The largest event id the file's AUTOINCREMENT handed out; 0 before the first, or when the
@@ -311,8 +318,8 @@ class SqliteEventSink::Writer {
   Statement installToken_;
   Statement eventToken_;
   Statement insertEvent_;
-  Statement probe_;
-  Statement raiseSequence_;
+  std::optional<Statement> probe_;          // see probeWrite()
+  std::optional<Statement> raiseSequence_;  // see probeWrite()
   // What this transaction already read or wrote (see beginTransaction()).
   std::unordered_map<std::string, std::optional<PortalRecord>> portals_;  // by member_id
   std::map<std::pair<std::string, std::int64_t>, TokenGrant> grants_;     // by (member, user)
