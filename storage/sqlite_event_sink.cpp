@@ -527,6 +527,7 @@ void SqliteEventSink::commitGroup(Group& group) {
   Failure failure;
   if (commitRange(batch, 0, batch.size(), failure)) return leaveFault();
   failAll(failure.reason);
+  lastFailedBatch_ = std::chrono::steady_clock::now();
   if (!failure.filesChanged) {
     // After every failed commit: a removed folder or WAL often shows first as an I/O error.
     std::string change = files_.changed();
@@ -573,8 +574,11 @@ void SqliteEventSink::tick() {
   }
   if (fault_ == Fault::kFiles) {
     recover();
-  } else if (fault_ == Fault::kCommit) {
-    // Without traffic nothing else would find out that the disk has room again.
+  } else if (fault_ == Fault::kCommit &&
+             std::chrono::steady_clock::now() - lastFailedBatch_ >= kTickInterval) {
+    // Without traffic nothing else would find out that the disk has room again. With traffic
+    // the events' own commits decide: on a nearly full disk the probe's one row still fits
+    // while batches do not, and each probe would log a recovery that the next batch undoes.
     probe();
   }
 }

@@ -137,6 +137,7 @@ class SqliteEventSink final : public EventSink {
   std::string problem_;            // why, while fault_ != kNone
   std::string lastRecoveryError_;  // logged once until it changes
   std::chrono::steady_clock::time_point nextTick_;
+  std::chrono::steady_clock::time_point lastFailedBatch_;  // when a batch last failed
 
   std::mutex mutex_;
   std::condition_variable wake_;               // signals groups_ or closing_ changed
