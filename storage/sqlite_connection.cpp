@@ -1,7 +1,5 @@
 #include "sqlite_connection.h"
 
-#include "sqlite_files.h"
-
 #include <Poco/Data/SQLite/Connector.h>
 #include <Poco/Data/SQLite/Utility.h>
 #include <Poco/Exception.h>
@@ -14,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+
+#include "sqlite_files.h"
 
 namespace b24es::sqlite {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "sqlite_event_sink.h"
+#include "sqlite_health.h"
 
 namespace b24es::sqlite {
 

@@ -5,7 +5,7 @@
 
 #include <mutex>
 
-#include "sqlite_event_sink.h"
+#include "sqlite_health.h"
 #include "sqlite_storage.h"
 #include "token_store.h"
 
