@@ -90,6 +90,13 @@ struct SinkSettings {
   std::function<void(std::size_t)> onBatch;
 };
 
+// What the writer knows about the database, for /healthz (SPEC §5, §10). A plain value.
+struct StorageHealth {
+  bool ok = true;
+  std::string problem;           // empty when ok; one sentence otherwise, without secrets
+  std::int64_t sinceMillis = 0;  // when this state began (the storage's clock)
+};
+
 // Storage failures that are not part of an interface's normal results.
 class StorageError : public std::runtime_error {
  public:
@@ -106,12 +113,23 @@ class Storage {
                                                    const SinkSettings& settings) = 0;
   // Reads the portal record, or nullopt. Throws StorageError when the database fails.
   virtual std::optional<PortalRecord> findPortal(const std::string& memberId) = 0;
-  // True when the database answers a trivial query and the schema is current.
-  virtual bool healthy() = 0;
+  // The writer's last known state: not ok while the latest commit attempt failed, the database
+  // file, its WAL or its folder is no longer the one at the configured path, or the schema is
+  // not the one the binary knows. Never touches the database or waits for a lock ingest needs,
+  // so it answers at once from any thread (an event loop's included).
+  virtual StorageHealth health() = 0;
+  bool healthy() { return health().ok; }
   // The token rows as OAuth refresh uses them (token_store.h). Owned by the Storage.
   virtual TokenStore& tokenStore() = 0;
   // The read-only queries of the query API (event_query.h). Owned by the Storage; thread-safe.
   virtual EventReader& reader() = 0;
 };
+
+// What /healthz reports: nullopt while `storage` is healthy, else the problem sentence.
+inline std::optional<std::string> healthProblem(Storage& storage) {
+  StorageHealth health = storage.health();
+  if (health.ok) return std::nullopt;
+  return health.problem;
+}
 
 }  // namespace b24es

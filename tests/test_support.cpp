@@ -142,6 +142,20 @@ struct ChildProcess::Drain {
     changed_.wait_for(lock, std::chrono::seconds(60), [&] { return found() || eof_; });
     return found();
   }
+  // Waits until `text_` holds `needle` `count` times; false on EOF or timeout.
+  bool waitFor(const std::string& needle, std::size_t count) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    auto found = [&] {
+      std::size_t n = 0;
+      for (std::size_t at = text_.find(needle); at != std::string::npos;
+           at = text_.find(needle, at + needle.size())) {
+        ++n;
+      }
+      return n >= count;
+    };
+    changed_.wait_for(lock, std::chrono::seconds(60), [&] { return found() || eof_; });
+    return found();
+  }
   std::string all() {
     std::unique_lock<std::mutex> lock(mutex_);
     changed_.wait_for(lock, std::chrono::seconds(60), [&] { return eof_; });
@@ -185,6 +199,10 @@ bool ChildProcess::readListeningLine(std::string& ingestUrl, std::string& queryU
     if (word.rfind("query=", 0) == 0) queryUrl = word.substr(6);
   }
   return !ingestUrl.empty() && !queryUrl.empty();
+}
+
+bool ChildProcess::waitForStderr(const std::string& text, std::size_t count) {
+  return err_->waitFor(text, count);
 }
 
 void ChildProcess::signal(int sig) { ::kill(pid_, sig); }

@@ -76,6 +76,8 @@ class ChildProcess {
   ~ChildProcess();
   // Reads stdout until the listening line; returns false on EOF first.
   bool readListeningLine(std::string& ingestUrl, std::string& queryUrl);
+  // Waits (60 s at most) until stderr so far holds `text` `count` times; false on EOF first.
+  bool waitForStderr(const std::string& text, std::size_t count = 1);
   void signal(int sig);
   int wait();  // exit code
   std::string readAllStdout();

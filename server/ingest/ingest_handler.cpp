@@ -124,10 +124,11 @@ class IngestHandler final : public AsyncRequestHandler {
         return sendError(response, {401, "verification_failed", outcome_.reason}, log, context());
       case IngestOutcome::Status::kUnavailable:
         record_.result = Metrics::IngestResult::kUnavailable;
-        return sendError(
-            response,
-            {503, "storage_unavailable", "the event could not be committed; it was not stored"},
-            log, context() + " cause=" + outcome_.reason);
+        // Not logged per request: the store logs each storage fault once, when it begins and
+        // when it ends (a full disk logged two lines per refused request before, issue 13).
+        if (log.debug()) log.debug("503 %s cause=%s", context(), outcome_.reason);
+        return sendError(response, {503, "storage_unavailable",
+                                    "the event could not be committed; it was not stored"});
     }
   }
 
@@ -220,7 +221,7 @@ Poco::Net::HTTPRequestHandler* IngestHandlerFactory::createRequestHandler(
     if (method != Poco::Net::HTTPRequest::HTTP_GET && method != Poco::Net::HTTPRequest::HTTP_HEAD) {
       return new ErrorHandler({405, "method_not_allowed", "use GET"}, "GET, HEAD");
     }
-    return new HealthHandler([this] { return storage_.healthy(); });
+    return new HealthHandler([this] { return healthProblem(storage_); });
   }
   return new ErrorHandler({404, "not_found", "no such path"});
 }

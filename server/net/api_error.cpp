@@ -20,12 +20,6 @@ void sendJson(Poco::Net::HTTPServerResponse& response, Poco::Net::HTTPResponse::
 
 void sendError(Poco::Net::HTTPServerResponse& response, const ApiError& error, Poco::Logger& log,
                const std::string& context) {
-  Poco::JSON::Object body(Poco::JSON_PRESERVE_KEY_ORDER);
-  body.set("error", error.code);
-  body.set("message", error.message);
-  std::ostringstream out;
-  body.stringify(out);
-
   std::string line = std::to_string(error.status) + " " + error.code + ": " + error.message;
   if (!context.empty()) line += " (" + context + ")";
   // Every rejection names its client (SPEC §10); the loops put the address in the notes.
@@ -35,6 +29,15 @@ void sendError(Poco::Net::HTTPServerResponse& response, const ApiError& error, P
   }
   logWithFields(log, error.status >= 500 ? Poco::Message::PRIO_ERROR : Poco::Message::PRIO_WARNING,
                 line, fields);
+  sendError(response, error);
+}
+
+void sendError(Poco::Net::HTTPServerResponse& response, const ApiError& error) {
+  Poco::JSON::Object body(Poco::JSON_PRESERVE_KEY_ORDER);
+  body.set("error", error.code);
+  body.set("message", error.message);
+  std::ostringstream out;
+  body.stringify(out);
   if (error.status == 503 && !response.has("Retry-After")) response.set("Retry-After", "1");
   if (error.status == 413) response.setKeepAlive(false);
   sendJson(response, static_cast<Poco::Net::HTTPResponse::HTTPStatus>(error.status), out.str());

@@ -25,6 +25,9 @@ struct ApiError {
 // Closes the connection after 413 so the unread body is not parsed as the next request.
 void sendError(Poco::Net::HTTPServerResponse& response, const ApiError& error, Poco::Logger& log,
                const std::string& context = {});
+// The same answer without a log line, for a cause that is logged once elsewhere (a storage
+// fault: the writer logs when it begins and ends, not once per refused request).
+void sendError(Poco::Net::HTTPServerResponse& response, const ApiError& error);
 
 // Sets what every answer of the server carries: the protocol version, Date, the params'
 // Server header (when set) and whether the connection stays open.

@@ -16,7 +16,8 @@ std::string requestPath(const Poco::Net::HTTPServerRequest& request) {
 
 void HealthHandler::handleRequest(Poco::Net::HTTPServerRequest& request,
                                   Poco::Net::HTTPServerResponse& response) {
-  if (healthy_()) {
+  std::optional<std::string> problem = problem_();
+  if (!problem) {
     response.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_OK);
     response.setContentType("application/json");
     static const std::string ok = "{\"status\":\"ok\"}";
@@ -28,8 +29,7 @@ void HealthHandler::handleRequest(Poco::Net::HTTPServerRequest& request,
     }
     return;
   }
-  sendError(response, {503, "unhealthy", "the database is not usable"},
-            Poco::Logger::get("b24es.health"));
+  sendError(response, {503, "unhealthy", "the database is not usable: " + *problem});
 }
 
 void ErrorHandler::handleRequest(Poco::Net::HTTPServerRequest& request,

@@ -7,6 +7,7 @@
 #include <Poco/Net/HTTPServerResponse.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "api_error.h"
@@ -16,16 +17,19 @@ namespace b24es {
 // The path of the request's URI, or "" when the URI cannot be parsed (answered 404).
 std::string requestPath(const Poco::Net::HTTPServerRequest& request);
 
-// Answers GET /healthz: 200 {"status":"ok"} when `healthy()` says so, 503 otherwise. Shared by
-// both listeners. `healthy` must be cheap and thread-safe.
+// Answers GET /healthz: 200 {"status":"ok"} when `problem()` names none, otherwise 503 with the
+// problem in the message (not logged: monitors poll this, and the store logs a fault once when it
+// begins). Shared by both listeners. `problem` must answer at once (it may not open a database
+// session) and be thread-safe.
 class HealthHandler final : public Poco::Net::HTTPRequestHandler {
  public:
-  explicit HealthHandler(std::function<bool()> healthy) : healthy_(std::move(healthy)) {}
+  using Problem = std::function<std::optional<std::string>()>;
+  explicit HealthHandler(Problem problem) : problem_(std::move(problem)) {}
   void handleRequest(Poco::Net::HTTPServerRequest& request,
                      Poco::Net::HTTPServerResponse& response) override;
 
  private:
-  std::function<bool()> healthy_;
+  Problem problem_;
 };
 
 // Answers every request with the same ApiError (404 for unknown paths, 405, ...).

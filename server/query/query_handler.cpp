@@ -259,7 +259,7 @@ Poco::Net::HTTPRequestHandler* QueryHandlerFactory::createRequestHandler(
     }
   }
   if (found && found->route == Route::kHealth)
-    return new HealthHandler([this] { return storage_.healthy(); });
+    return new HealthHandler([this] { return healthProblem(storage_); });
   if (const EmbeddedAsset* asset = findAsset(path)) return new AssetHandler(*asset);
   // Checked before the 404, so that without the token nothing tells which paths exist.
   if (!authorized(request, settings_.token)) return new UnauthorizedHandler;

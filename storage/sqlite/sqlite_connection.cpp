@@ -3,9 +3,7 @@
 #include <Poco/Data/SQLite/Connector.h>
 #include <Poco/Data/SQLite/Utility.h>
 #include <Poco/Exception.h>
-#include <Poco/File.h>
 #include <Poco/Nullable.h>
-#include <Poco/Path.h>
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -15,6 +13,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "sqlite_files.h"
+
 namespace b24es::sqlite {
 
 void registerConnector() {
@@ -23,16 +23,11 @@ void registerConnector() {
 }
 
 void prepareFiles(const std::string& path) {
-  Poco::Path file(path);
-  Poco::Path parent = file.parent();
   try {
-    Poco::File dir(parent);
-    if (!parent.toString().empty() && !dir.exists()) {
-      dir.createDirectories();
-      ::chmod(parent.toString().c_str(), 0700);
-    }
-  } catch (const Poco::Exception& e) {
-    throw StorageError("cannot create database folder " + parent.toString() + ": " + e.message());
+    // Every missing level 0700, not only the last: the database holds tokens.
+    createFolders(folderOf(path));
+  } catch (const std::runtime_error& e) {
+    throw StorageError(std::string("cannot create database folder: ") + e.what());
   }
   // open(2) rather than Poco::File::createFile: the file must never exist with a wider mode,
   // and SQLite gives its -wal and -shm files the mode of the database file.
@@ -49,7 +44,9 @@ Poco::Data::Session openSession(const SqliteSettings& settings) {
     throw StorageError("db.synchronous must be full or normal, not '" + settings.synchronous + "'");
   }
   try {
-    Poco::Data::Session session("SQLite", settings.path);
+    // A short login timeout: POCO retries a failing open for this long (60 s by default), and
+    // the writer must not hang there while the folder is gone.
+    Poco::Data::Session session("SQLite", settings.path, 1);
     ::sqlite3_busy_timeout(Poco::Data::SQLite::Utility::dbHandle(session), settings.busyTimeoutMs);
     exec(session, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=" +
                       std::string(settings.synchronous == "full" ? "FULL" : "NORMAL") + ";");

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <Poco/Data/Session.h>
-#include <Poco/Data/SessionPool.h>
 
 #include <cstdint>
 #include <string>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "event_query.h"
+#include "sqlite_read_pool.h"
 
 namespace b24es::sqlite {
 
@@ -40,7 +40,7 @@ std::vector<std::string> explainQueryPlan(Poco::Data::Session& session, const Sq
 // (the pool is). Converts every Poco exception into StorageError.
 class SqliteEventReader final : public EventReader {
  public:
-  explicit SqliteEventReader(Poco::Data::SessionPool& pool) : pool_(pool) {}
+  explicit SqliteEventReader(ReadPool& pool) : pool_(pool) {}
   EventPage queryEvents(const EventFilter& filter) override;
   std::optional<EventRecord> findEvent(std::int64_t id) override;
   std::vector<PortalView> listPortals() override;
@@ -51,7 +51,7 @@ class SqliteEventReader final : public EventReader {
  private:
   std::vector<PortalView> portals(const std::optional<std::string>& memberId);
 
-  Poco::Data::SessionPool& pool_;
+  ReadPool& pool_;
 };
 
 }  // namespace b24es::sqlite

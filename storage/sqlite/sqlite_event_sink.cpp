@@ -5,10 +5,16 @@
 #include <Poco/Exception.h>
 #include <Poco/Logger.h>
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <map>
+#include <optional>
 #include <unordered_map>
 #include <utility>
 
@@ -101,10 +107,13 @@ class SqliteEventSink::Writer {
     int rc =
         ::sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &logFrames, &copied);
     walFrames_ = 0;
-    // BUSY: another process is checkpointing; the next batch tries again.
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-      Poco::Logger::get("b24es.storage")
-          .warning("WAL checkpoint failed: %s", std::string(::sqlite3_errmsg(db_)));
+    // BUSY: another process is checkpointing; the next batch tries again. Logged when the
+    // error changes, not after every batch (a full disk fails each one).
+    if (rc == SQLITE_OK) {
+      checkpointError_.clear();
+    } else if (rc != SQLITE_BUSY && checkpointError_ != ::sqlite3_errmsg(db_)) {
+      checkpointError_ = ::sqlite3_errmsg(db_);
+      Poco::Logger::get("b24es.storage").warning("WAL checkpoint failed: %s", checkpointError_);
     }
   }
 
@@ -151,6 +160,66 @@ class SqliteEventSink::Writer {
     insertEvent_.bind(10, e.entityTypeId).bind(11, e.dataJson).run();
     return IngestOutcome{IngestOutcome::Status::kStored, ::sqlite3_last_insert_rowid(db_), {}};
   }
+
+  // The probe of a faulted writer: a small write of its own, with the events' id sequence
+  // raised to `highestId` (a file that replaced the one this sink wrote must not hand out an id
+  // this sink already acknowledged). Inside an open transaction. Throws StorageError.
+  void probeWrite(std::int64_t nowMillis, std::int64_t highestId) {
+    // Prepared on first use: a file of an older schema can still take events.
+    if (!probe_) {
+      probe_.emplace(db_, "INSERT OR REPLACE INTO writer_probe(id, probed_at) VALUES(1, ?1)");
+    }
+    probe_->bind(1, nowMillis).run();
+    if (highestId <= 0) return;
+    if (!raiseSequence_) {
+      // sqlite_sequence is where AUTOINCREMENT keeps the largest id it handed out (0005).
+      raiseSequence_.emplace(db_,
+                             "INSERT OR REPLACE INTO sqlite_sequence(rowid, name, seq) "
+                             "SELECT (SELECT rowid FROM sqlite_sequence WHERE name = 'events'), "
+                             "'events', ?1 WHERE ?1 > COALESCE((SELECT seq FROM sqlite_sequence "
+                             "WHERE name = 'events'), 0)");
+    }
+    raiseSequence_->bind(1, highestId).run();
+  }
+
+  // The largest event id the file's AUTOINCREMENT handed out; 0 before the first, or when the
+  // file has no sqlite_sequence (a schema before 0005).
+  std::int64_t sequence() {
+    try {
+      Statement seq(db_, "SELECT seq FROM sqlite_sequence WHERE name = 'events'");
+      std::int64_t v = seq.row() ? seq.optionalInteger(0).value_or(0) : 0;
+      seq.reset();
+      return v;
+    } catch (const StorageError&) {
+      return 0;
+    }
+  }
+
+  // The schema version the file is at; 0 before the first migration. Throws StorageError when
+  // the file cannot be read.
+  int schemaVersion() {
+    Statement tables(db_, "SELECT count(*) FROM sqlite_master WHERE name = 'schema_migrations'");
+    bool migrated = tables.row() && tables.integer(0) > 0;
+    tables.reset();
+    if (!migrated) return 0;
+    Statement version(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    int v = version.row() ? static_cast<int>(version.integer(0)) : 0;
+    version.reset();
+    return v;
+  }
+
+  // Makes this connection harmless to the files now at the path, and keeps it so while open:
+  // SQLite deletes "-wal" and "-shm" by name when the last connection to a file closes, and
+  // those names now belong to another file. PERSIST_WAL stops this connection from deleting
+  // them; the read transaction holds the shared lock that stops every other connection of this
+  // process to the old file from taking the exclusive lock it deletes under.
+  void retire() {
+    int persist = 1;
+    ::sqlite3_file_control(db_, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+    ::sqlite3_exec(db_, "BEGIN; SELECT count(*) FROM sqlite_master;", nullptr, nullptr, nullptr);
+  }
+
+  sqlite3* db() const { return db_; }
 
   Poco::Data::Session session;
 
@@ -238,8 +307,9 @@ class SqliteEventSink::Writer {
   }
 
   const Clock& clock_;
-  sqlite3* const db_;  // owned by session
-  int walFrames_ = 0;  // frames in the WAL after the last commit (set by onWalCommit)
+  sqlite3* const db_;            // owned by session
+  int walFrames_ = 0;            // frames in the WAL after the last commit (set by onWalCommit)
+  std::string checkpointError_;  // the last checkpoint's error, logged once
   Statement selectPortal_;
   Statement installPortal_;
   Statement createPortal_;
@@ -248,23 +318,83 @@ class SqliteEventSink::Writer {
   Statement installToken_;
   Statement eventToken_;
   Statement insertEvent_;
+  std::optional<Statement> probe_;          // see probeWrite()
+  std::optional<Statement> raiseSequence_;  // see probeWrite()
   // What this transaction already read or wrote (see beginTransaction()).
   std::unordered_map<std::string, std::optional<PortalRecord>> portals_;  // by member_id
   std::map<std::pair<std::string, std::int64_t>, TokenGrant> grants_;     // by (member, user)
 };
 
+namespace {
+
+constexpr std::chrono::seconds kTickInterval{1};  // SPEC §10: the files checked once a second
+
+Poco::Logger& storageLog() { return Poco::Logger::get("b24es.storage"); }
+
+// Result codes that say the database cannot commit at all, rather than that one event cannot be
+// written: no point retrying the batch's events one by one.
+bool storageWide(int code) {
+  switch (code & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_NOMEM:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_PROTOCOL:
+    case SQLITE_PERM:
+      return true;
+    default:
+      return false;
+  }
+}
+
+IngestOutcome unavailable(const std::string& reason) {
+  return IngestOutcome{IngestOutcome::Status::kUnavailable, 0, reason};
+}
+
+}  // namespace
+
 SqliteEventSink::SqliteEventSink(const SqliteSettings& settings, const Clock& clock,
-                                 Verifier verifier, const SinkSettings& sinkSettings)
-    : verifier_(std::move(verifier)),
+                                 Verifier verifier, const SinkSettings& sinkSettings,
+                                 std::shared_ptr<HealthBoard> board, int schemaVersion)
+    : settings_(settings),
+      clock_(clock),
+      verifier_(std::move(verifier)),
       sinkSettings_(sinkSettings),
-      writer_(std::make_unique<Writer>(settings, clock)) {
-  // A 16 MiB page cache keeps the upper levels of the eight events indexes in memory (SQLite's
-  // default 2 MiB made each insert re-read them).
-  exec(writer_->session, "PRAGMA cache_size=-16384");
+      board_(std::move(board)),
+      schemaVersion_(schemaVersion) {
+  openWriter();
+  nextTick_ = std::chrono::steady_clock::now() + kTickInterval;
   thread_ = std::thread([this] { run(); });
 }
 
 SqliteEventSink::~SqliteEventSink() { close(); }
+
+void SqliteEventSink::openWriter() {
+  writer_.reset();
+  auto writer = std::make_unique<Writer>(settings_, clock_);
+  // A 16 MiB page cache keeps the upper levels of the eight events indexes in memory (SQLite's
+  // default 2 MiB made each insert re-read them).
+  exec(writer->session, "PRAGMA cache_size=-16384");
+  // The first read opens the -wal and -shm, so that the identities recorded are the ones used.
+  int version = writer->schemaVersion();
+  files_ = DatabaseFiles::record(settings_.path);
+  // What the probe raises another file's sequence to, should the writer ever move to one.
+  highestId_ = std::max(highestId_, writer->sequence());
+  writer_ = std::move(writer);
+  if (schemaVersion_ > 0 && version != schemaVersion_) {
+    StorageHealth h = board_->get();
+    h.ok = false;
+    h.problem = "the database schema is at version " + std::to_string(version) +
+                "; this binary expects " + std::to_string(schemaVersion_);
+    h.sinceMillis = clock_.nowMillis();
+    board_->set(h);
+  }
+}
 
 std::shared_ptr<SqliteEventSink::Group> SqliteEventSink::enqueue(Pending* pending,
                                                                  std::unique_ptr<Pending>& owned) {
@@ -311,6 +441,7 @@ void SqliteEventSink::close() {
   }
   wake_.notify_one();
   if (thread_.joinable()) thread_.join();
+  writer_.reset();
 }
 
 void SqliteEventSink::run() {
@@ -318,49 +449,26 @@ void SqliteEventSink::run() {
   // Shown by top -H, ps -L and perf, so that the thread every request waits for can be watched.
   ::pthread_setname_np(::pthread_self(), "b24es-writer");
 #endif
-  Poco::Logger& log = Poco::Logger::get("b24es.storage");
+  Poco::Logger& log = storageLog();
   for (;;) {
     std::shared_ptr<Group> group;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [this] { return closing_ || !groups_.empty(); });
-      if (groups_.empty()) return;  // closing and drained
-      // Once off the queue a group receives no more events: writers append to groups_.back().
-      group = groups_.front();
-      groups_.pop_front();
-    }
-    std::vector<Pending*>& batch = group->items;
-    // One transaction for the whole batch. When it fails, each event is retried alone so one
-    // event that cannot be written does not take its neighbours down with it.
-    auto commitAll = [&](std::size_t from, std::size_t to) {
-      sqlite::ImmediateTransaction tx(writer_->session);
-      writer_->beginTransaction();
-      for (std::size_t i = from; i < to; ++i) {
-        batch[i]->outcome = writer_->apply(*batch[i]->event, verifier_);
-      }
-      tx.commit();
-    };
-    try {
-      commitAll(0, batch.size());
-    } catch (const std::exception& batchError) {
-      std::string reason = batchError.what();
-      if (batch.size() == 1) {
-        batch[0]->outcome = IngestOutcome{IngestOutcome::Status::kUnavailable, 0, reason};
-        log.error("commit failed for 1 event: %s", reason);
-      } else {
-        log.warning("commit of %z events failed (%s); retrying one by one", batch.size(), reason);
-        for (std::size_t i = 0; i < batch.size(); ++i) {
-          try {
-            commitAll(i, i + 1);
-          } catch (const std::exception& e) {
-            batch[i]->outcome = IngestOutcome{IngestOutcome::Status::kUnavailable, 0, e.what()};
-            log.error("commit failed for one %s event: %s", batch[i]->event->event,
-                      std::string(e.what()));
-          }
-        }
+      wake_.wait_until(lock, nextTick_, [this] { return closing_ || !groups_.empty(); });
+      if (groups_.empty() && closing_) return;  // closing and drained
+      if (!groups_.empty()) {
+        // Once off the queue a group receives no more events: writers append to groups_.back().
+        group = groups_.front();
+        groups_.pop_front();
       }
     }
-    const std::size_t size = batch.size();  // `batch` may be gone once the waiters wake
+    if (std::chrono::steady_clock::now() >= nextTick_) {
+      tick();
+      nextTick_ = std::chrono::steady_clock::now() + kTickInterval;
+    }
+    if (!group) continue;
+    commitGroup(*group);
+    const std::size_t size = group->items.size();  // `items` may be gone once the waiters wake
     for (const std::unique_ptr<Pending>& submitted : group->submitted) {
       try {
         submitted->done(submitted->outcome);
@@ -371,8 +479,240 @@ void SqliteEventSink::run() {
     // One wake-up call for the whole batch, and only its own waiters wake.
     group->done.set();
     if (sinkSettings_.onBatch) sinkSettings_.onBatch(size);
-    writer_->checkpointIfLarge();
+    if (writer_) writer_->checkpointIfLarge();
   }
+}
+
+bool SqliteEventSink::commitRange(std::vector<Pending*>& batch, std::size_t from, std::size_t to,
+                                  Failure& failure) {
+  try {
+    sqlite::ImmediateTransaction tx(writer_->session);
+    writer_->beginTransaction();
+    try {
+      for (std::size_t i = from; i < to; ++i) {
+        batch[i]->outcome = writer_->apply(*batch[i]->event, verifier_);
+      }
+      // Last, right before COMMIT: a commit into a file no longer at the path would be
+      // acknowledged and then lost; rolled back, it is answered 503 and truly not stored.
+      failure.reason = files_.changed();
+      if (!failure.reason.empty()) {
+        failure.filesChanged = true;
+        return false;
+      }
+      tx.commit();
+    } catch (const std::exception& e) {
+      // Before the ROLLBACK of `tx` overwrites it.
+      failure.code = ::sqlite3_extended_errcode(writer_->db());
+      failure.reason = e.what();
+      return false;
+    }
+  } catch (const std::exception& e) {  // BEGIN IMMEDIATE failed
+    failure.code = ::sqlite3_extended_errcode(writer_->db());
+    failure.reason = e.what();
+    return false;
+  }
+  for (std::size_t i = from; i < to; ++i) highestId_ = std::max(highestId_, batch[i]->outcome.id);
+  return true;
+}
+
+void SqliteEventSink::commitGroup(Group& group) {
+  std::vector<Pending*>& batch = group.items;
+  auto failAll = [&](const std::string& reason) {
+    for (Pending* p : batch) p->outcome = unavailable(reason);
+  };
+  // Nothing is committed to files that are no longer the database at the path; tick() retries
+  // the recovery once a second (each try may copy the whole database).
+  if (fault_ == Fault::kFiles || !writer_) return failAll(problem_);
+
+  Failure failure;
+  if (commitRange(batch, 0, batch.size(), failure)) return leaveFault();
+  failAll(failure.reason);
+  lastFailedBatch_ = std::chrono::steady_clock::now();
+  if (!failure.filesChanged) {
+    // After every failed commit: a removed folder or WAL often shows first as an I/O error.
+    std::string change = files_.changed();
+    if (!change.empty()) {
+      failure.filesChanged = true;
+      failure.reason = change;
+    }
+  }
+  if (failure.filesChanged) {
+    enterFault(Fault::kFiles, failure.reason);
+    // Right away, so that the events queued behind this batch can commit on the saved file.
+    recover();
+    return;
+  }
+  if (batch.size() == 1 || storageWide(failure.code)) {
+    return enterFault(Fault::kCommit, "a commit failed: " + failure.reason);
+  }
+  // One event that cannot be written must not take its neighbours down with it: retry each
+  // alone. Only when none commits is it the storage's fault rather than those events'.
+  std::vector<std::size_t> failed;
+  std::string lastReason = failure.reason;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    Failure one;
+    if (!commitRange(batch, i, i + 1, one)) {
+      batch[i]->outcome = unavailable(one.reason);
+      failed.push_back(i);
+      lastReason = one.reason;
+    }
+  }
+  if (failed.size() == batch.size()) {
+    return enterFault(Fault::kCommit, "a commit failed: " + lastReason);
+  }
+  leaveFault();
+  for (std::size_t i : failed) {
+    storageLog().error("commit failed for one %s event: %s", batch[i]->event->event,
+                       batch[i]->outcome.reason);
+  }
+}
+
+void SqliteEventSink::tick() {
+  if (fault_ != Fault::kFiles && writer_) {
+    std::string change = files_.changed();
+    if (!change.empty()) enterFault(Fault::kFiles, change);
+  }
+  if (fault_ == Fault::kFiles) {
+    recover();
+  } else if (fault_ == Fault::kCommit &&
+             std::chrono::steady_clock::now() - lastFailedBatch_ >= kTickInterval) {
+    // Without traffic nothing else would find out that the disk has room again. With traffic
+    // the events' own commits decide: on a nearly full disk the probe's one row still fits
+    // while batches do not, and each probe would log a recovery that the next batch undoes.
+    probe();
+  }
+}
+
+bool SqliteEventSink::probe() {
+  if (!writer_) return false;
+  try {
+    sqlite::ImmediateTransaction tx(writer_->session);
+    writer_->probeWrite(clock_.nowMillis(), highestId_);
+    std::string change = files_.changed();
+    if (!change.empty()) {
+      enterFault(Fault::kFiles, change);
+      return false;
+    }
+    tx.commit();
+  } catch (const std::exception&) {
+    return false;  // still in the fault that made this probe run; logged when it began
+  }
+  leaveFault();
+  return true;
+}
+
+std::string SqliteEventSink::copyOpenDatabase() {
+  const std::string folder = folderOf(settings_.path);
+  createFolders(folder);
+  const std::string copy = settings_.path + ".recovered-" + std::to_string(clock_.nowMillis());
+  // The copy must never exist with a wider mode than the database (0600).
+  int fd = ::open(copy.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // Errors name the folder, not the copy: the recovery log line repeats only when they change.
+  if (fd < 0) {
+    throw StorageError("cannot create a copy of the database in " + folder + ": " +
+                       std::strerror(errno));
+  }
+  ::close(fd);
+  sqlite3* target = nullptr;
+  int rc = ::sqlite3_open_v2(copy.c_str(), &target, SQLITE_OPEN_READWRITE, nullptr);
+  std::string error;
+  if (rc == SQLITE_OK) {
+    // Rollback-journal mode with synchronous=FULL while copying: the copy is on disk when the
+    // backup finishes. The copied header says WAL, which the reopened writer then uses.
+    ::sqlite3_exec(target, "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
+    sqlite3_backup* backup = ::sqlite3_backup_init(target, "main", writer_->db(), "main");
+    if (backup) {
+      rc = ::sqlite3_backup_step(backup, -1);
+      ::sqlite3_backup_finish(backup);
+      if (rc != SQLITE_DONE) error = ::sqlite3_errstr(rc);
+    } else {
+      error = ::sqlite3_errmsg(target);
+    }
+  } else {
+    error = target ? ::sqlite3_errmsg(target) : ::sqlite3_errstr(rc);
+  }
+  ::sqlite3_close(target);
+  if (!error.empty()) {
+    ::unlink(copy.c_str());
+    throw StorageError("cannot copy the open database into " + folder + ": " + error);
+  }
+  return copy;
+}
+
+void SqliteEventSink::recover() {
+  Poco::Logger& log = storageLog();
+  try {
+    if (writer_) {
+      // The open connection is the only holder of what was acknowledged since the change; it
+      // is retired only after a copy is on disk.
+      const std::string copy = copyOpenDatabase();
+      std::optional<FileId> atPath = identify(settings_.path);
+      const bool foreign = atPath && (!files_.file || *atPath != *files_.file);
+      auto removeIfOurs = [](const std::string& name, const std::optional<FileId>& ours, bool any) {
+        std::optional<FileId> there = identify(name);
+        if (there && (any || (ours && *there == *ours))) ::unlink(name.c_str());
+      };
+      if (foreign) {
+        // Someone put another file at the path: keep ours beside it rather than overwrite it.
+        log.error(
+            "storage: %s holds another database file; the events this store wrote are "
+            "kept in %s; ingest continues on the file at the path",
+            settings_.path, copy);
+      } else {
+        // A "-wal" or "-shm" at the path would be read as the copy's own; none of them is
+        // (the copy has everything): its WAL is empty.
+        removeIfOurs(settings_.path + "-wal", files_.wal, true);
+        removeIfOurs(settings_.path + "-shm", files_.shm, true);
+        if (::rename(copy.c_str(), settings_.path.c_str()) != 0) {
+          throw StorageError("cannot move " + copy + " to " + settings_.path + ": " +
+                             std::strerror(errno));
+        }
+        syncFolder(folderOf(settings_.path));
+        log.warning("storage: wrote the open database to %s", settings_.path);
+      }
+      if (foreign) {
+        // Ours, left at the path by a rename of the database file alone, belong to no file there.
+        removeIfOurs(settings_.path + "-wal", files_.wal, false);
+        removeIfOurs(settings_.path + "-shm", files_.shm, false);
+      }
+      writer_->retire();
+      // The board keeps it, also when reopening fails below.
+      board_->movedToNewFile(std::shared_ptr<Writer>(std::move(writer_)));
+    }
+    openWriter();
+    lastRecoveryError_.clear();
+  } catch (const std::exception& e) {
+    // Once a second until it works; logged when the reason changes, not every time.
+    if (e.what() != lastRecoveryError_) {
+      lastRecoveryError_ = e.what();
+      log.error("storage: recovery failed, retrying every second: %s", lastRecoveryError_);
+    }
+    return;
+  }
+  // The files are fine again; a commit decides the rest (probe() now, or the next batch).
+  fault_ = Fault::kCommit;
+  problem_ = "reopened " + settings_.path + "; waiting for a commit to succeed";
+  board_->set(StorageHealth{false, problem_, clock_.nowMillis()});
+  probe();
+}
+
+void SqliteEventSink::enterFault(Fault kind, const std::string& problem) {
+  if (kind == fault_) return;  // once per change of state, not once per request
+  fault_ = kind;
+  problem_ = problem;
+  storageLog().error(
+      "storage fault: %s; ingest answers 503 storage_unavailable until a commit succeeds on %s",
+      problem, settings_.path);
+  board_->set(StorageHealth{false, problem, clock_.nowMillis()});
+}
+
+void SqliteEventSink::leaveFault() {
+  if (fault_ == Fault::kNone) return;
+  fault_ = Fault::kNone;
+  problem_.clear();
+  storageLog().information("storage recovered: a commit succeeded on %s; acknowledging again",
+                           settings_.path);
+  board_->set(StorageHealth{true, {}, clock_.nowMillis()});
 }
 
 }  // namespace b24es::sqlite

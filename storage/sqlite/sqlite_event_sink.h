@@ -2,8 +2,17 @@
 // connection; request threads queue their events and wait; the writer commits whatever queued
 // up together in one transaction, then wakes each request with its own outcome. With
 // synchronous=FULL every acknowledged event is on disk, and the fsync is shared by the batch.
+//
+// Storage faults (SPEC §10): before every COMMIT, and once a second when idle, the writer checks
+// that the folder, file, -wal and -shm it has open are still the ones at the configured path.
+// When they are not, or a commit fails, it answers kUnavailable (503) without committing, says
+// so once in the log and in Storage::health(), and recovers: a removed or replaced file is saved
+// by copying the open database (SQLite's backup API reads it, WAL included, through the open
+// connection) to the configured path, so nothing acknowledged is lost; then it reopens and
+// acknowledges again once a commit there succeeds. README "Storage faults" has the why.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -12,6 +21,8 @@
 #include <vector>
 
 #include "one_shot_signal.h"
+#include "sqlite_files.h"
+#include "sqlite_health.h"
 #include "sqlite_storage.h"
 
 namespace b24es::sqlite {
@@ -19,9 +30,11 @@ namespace b24es::sqlite {
 class SqliteEventSink final : public EventSink {
  public:
   // Opens the write connection and starts the writer thread. Throws StorageError.
-  // `settings` and `clock` must outlive the sink.
+  // `settings` and `clock` must outlive the sink. The sink reports its state to `board`, and a
+  // schema other than `schemaVersion` as a problem there.
   SqliteEventSink(const SqliteSettings& settings, const Clock& clock, Verifier verifier,
-                  const SinkSettings& sinkSettings);
+                  const SinkSettings& sinkSettings, std::shared_ptr<HealthBoard> board,
+                  int schemaVersion);
   ~SqliteEventSink() override;
   IngestOutcome write(const IncomingEvent& event) override;
   void submit(const IncomingEvent& event, Completion done) override;
@@ -49,11 +62,50 @@ class SqliteEventSink final : public EventSink {
   }
   class Writer;  // the connection, its prepared statements and the per-event write logic
 
-  void run();
+  // Why the writer does not acknowledge. kFiles also means "recover before committing".
+  enum class Fault { kNone, kCommit, kFiles };
+  struct Failure {
+    std::string reason;
+    int code = 0;               // SQLite's extended result code; 0 when not SQLite's
+    bool filesChanged = false;  // the check before COMMIT found the files changed
+  };
 
-  const Verifier verifier_;          // const after construction
-  const SinkSettings sinkSettings_;  // const after construction
-  std::unique_ptr<Writer> writer_;   // used only by thread_
+  void run();
+  // Commits one group, setting every item's outcome (each wait ends after this).
+  void commitGroup(Group& group);
+  // Applies batch[from, to) in one transaction; COMMITs only when the files are still the ones
+  // at the path. False, rolled back, with `failure` set otherwise.
+  bool commitRange(std::vector<Pending*>& batch, std::size_t from, std::size_t to,
+                   Failure& failure);
+  // Once a second: the file check, and the recovery or probe a fault calls for.
+  void tick();
+  // Runs one small write transaction; true when it committed on the files at the path.
+  bool probe();
+  // Saves the open database to the path when it is gone from there, then reopens (kFiles).
+  void recover();
+  // Writes a copy of the open database next to the path; returns the copy's name.
+  std::string copyOpenDatabase();
+  // (Re)opens writer_ on the path and records its files. Throws.
+  void openWriter();
+  void enterFault(Fault kind, const std::string& problem);
+  void leaveFault();
+
+  const SqliteSettings& settings_;            // const after construction
+  const Clock& clock_;                        // const after construction
+  const Verifier verifier_;                   // const after construction
+  const SinkSettings sinkSettings_;           // const after construction
+  const std::shared_ptr<HealthBoard> board_;  // const after construction; thread-safe itself
+  const int schemaVersion_;                   // const after construction
+
+  // Used only by thread_ (and by the constructor before it starts):
+  std::unique_ptr<Writer> writer_;  // null after a failed reopen, until the next one succeeds
+  DatabaseFiles files_;             // what writer_ has open
+  std::int64_t highestId_ = 0;      // the largest event id this sink committed
+  Fault fault_ = Fault::kNone;
+  std::string problem_;            // why, while fault_ != kNone
+  std::string lastRecoveryError_;  // logged once until it changes
+  std::chrono::steady_clock::time_point nextTick_;
+  std::chrono::steady_clock::time_point lastFailedBatch_;  // when a batch last failed
 
   std::mutex mutex_;
   std::condition_variable wake_;               // signals groups_ or closing_ changed

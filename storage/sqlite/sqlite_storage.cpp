@@ -3,13 +3,13 @@
 #include <algorithm>
 
 #include <Poco/Data/Session.h>
-#include <Poco/Data/SessionPool.h>
 #include <Poco/Exception.h>
 
 #include "sqlite_connection.h"
 #include "sqlite_event_reader.h"
 #include "sqlite_event_sink.h"
 #include "sqlite_migrator.h"
+#include "sqlite_read_pool.h"
 #include "sqlite_token_store.h"
 
 using Poco::Data::Keywords::into;
@@ -36,9 +36,8 @@ class SqliteStorage final : public Storage {
     // Opening one connection here applies WAL mode and proves the file is a database.
     Poco::Data::Session probe = sqlite::openSession(settings_);
     sqlite::exec(probe, "SELECT count(*) FROM sqlite_master");
-    pool_ = std::make_unique<Poco::Data::SessionPool>("SQLite", settings_.path, 1,
-                                                      static_cast<int>(settings_.readPoolSize));
-    tokenStore_ = std::make_unique<sqlite::SqliteTokenStore>(settings_);
+    pool_ = std::make_unique<sqlite::ReadPool>(settings_.path, settings_.readPoolSize, *board_);
+    tokenStore_ = std::make_unique<sqlite::SqliteTokenStore>(settings_, *board_);
     reader_ = std::make_unique<sqlite::SqliteEventReader>(*pool_);
   }
 
@@ -47,7 +46,7 @@ class SqliteStorage final : public Storage {
   std::unique_ptr<EventSink> openEventSink(Verifier verifier,
                                            const SinkSettings& settings) override {
     return std::make_unique<sqlite::SqliteEventSink>(settings_, clock_, std::move(verifier),
-                                                     settings);
+                                                     settings, board_, knownVersion_);
   }
 
   std::optional<PortalRecord> findPortal(const std::string& memberId) override {
@@ -59,18 +58,9 @@ class SqliteStorage final : public Storage {
     }
   }
 
-  bool healthy() override {
-    try {
-      Poco::Data::Session session = pool_->get();
-      int version = 0;
-      session << "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", into(version), now;
-      // Preparing a statement over the tables proves they exist and the file is readable.
-      session << "SELECT 1 FROM events, portals, tokens LIMIT 0", now;
-      return version == knownVersion_;
-    } catch (const Poco::Exception&) {
-      return false;
-    }
-  }
+  // What the writer last reported; no session, no lock ingest takes (finding of issue 13: a
+  // probe query here waited 60 s in POCO's open loop holding the pool's mutex).
+  StorageHealth health() override { return board_->get(); }
 
   TokenStore& tokenStore() override { return *tokenStore_; }
   EventReader& reader() override { return *reader_; }
@@ -80,7 +70,10 @@ class SqliteStorage final : public Storage {
   const Clock& clock_;             // const after construction
   const int knownVersion_;         // const after construction
   sqlite::SqliteMigrator migrator_;
-  std::unique_ptr<Poco::Data::SessionPool> pool_;  // thread-safe itself
+  // Written by the sinks; thread-safe itself. Before every connection, so that it goes after
+  // them (it keeps retired connections open, see HealthBoard::movedToNewFile).
+  const std::shared_ptr<sqlite::HealthBoard> board_ = std::make_shared<sqlite::HealthBoard>();
+  std::unique_ptr<sqlite::ReadPool> pool_;  // thread-safe itself
 
   std::unique_ptr<sqlite::SqliteTokenStore> tokenStore_;  // thread-safe itself
   // Reads through pool_; thread-safe.

@@ -81,12 +81,24 @@ auto guarded(F&& body) -> decltype(body()) {
 
 }  // namespace
 
-SqliteTokenStore::SqliteTokenStore(const SqliteSettings& settings)
-    : session_(openSession(settings)) {}
+SqliteTokenStore::SqliteTokenStore(const SqliteSettings& settings, const HealthBoard& board)
+    : settings_(settings),
+      board_(board),
+      generation_(board.generation()),
+      session_(openSession(settings)) {}
+
+void SqliteTokenStore::reopenIfMoved() {
+  std::uint64_t now = board_.generation();
+  if (now == generation_) return;
+  // Token writes on the old file would be lost with it, refresh tokens included.
+  session_ = openSession(settings_);
+  generation_ = now;
+}
 
 std::vector<StoredToken> SqliteTokenStore::listTokens(const std::optional<std::string>& memberId) {
   return guarded([&] {
     MutexLock lock(mutex_);
+    reopenIfMoved();
     Poco::Data::Statement select(session_);
     std::string key = memberId.value_or("");
     if (memberId) {
@@ -104,6 +116,7 @@ std::optional<StoredToken> SqliteTokenStore::findToken(const std::string& member
                                                        const std::optional<std::int64_t>& userId) {
   return guarded([&]() -> std::optional<StoredToken> {
     MutexLock lock(mutex_);
+    reopenIfMoved();
     if (userId) return selectRow(memberId, *userId);
     std::string key = memberId;
     Poco::Data::Statement select(session_);
@@ -131,6 +144,7 @@ std::optional<StoredToken> SqliteTokenStore::selectRow(const std::string& member
 Claim SqliteTokenStore::claim(const ClaimRequest& request, std::int64_t nowSeconds) {
   return guarded([&] {
     MutexLock lock(mutex_);
+    reopenIfMoved();
     ImmediateTransaction tx(session_);
     Claim claim;
     claim.token = selectRow(request.memberId, request.userId);
@@ -167,6 +181,7 @@ bool SqliteTokenStore::recordSuccess(const Claim& claim, const RefreshedTokens& 
                                      std::int64_t nowSeconds) {
   return guarded([&] {
     MutexLock lock(mutex_);
+    reopenIfMoved();
     ImmediateTransaction tx(session_);
     std::string key = claim.token->memberId, spent = claim.token->refreshToken.value_or("");
     Poco::Int64 user = claim.token->userId, at = nowSeconds;
@@ -205,6 +220,7 @@ bool SqliteTokenStore::recordFailure(const Claim& claim, const std::string& erro
                                      std::int64_t nowSeconds) {
   return guarded([&] {
     MutexLock lock(mutex_);
+    reopenIfMoved();
     ImmediateTransaction tx(session_);
     std::string key = claim.token->memberId, spent = claim.token->refreshToken.value_or("");
     std::string message = error;
@@ -226,6 +242,7 @@ bool SqliteTokenStore::recordFailure(const Claim& claim, const std::string& erro
 void SqliteTokenStore::release(const Claim& claim) {
   guarded([&] {
     MutexLock lock(mutex_);
+    reopenIfMoved();
     ImmediateTransaction tx(session_);
     releaseLease(claim);
     tx.commit();

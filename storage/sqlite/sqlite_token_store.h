@@ -4,6 +4,7 @@
 #include <Poco/Data/Session.h>
 
 #include "mutex.h"
+#include "sqlite_health.h"
 #include "sqlite_storage.h"
 #include "token_store.h"
 
@@ -14,8 +15,9 @@ namespace b24es::sqlite {
 // statement. Thread-safe.
 class SqliteTokenStore final : public TokenStore {
  public:
-  // Opens the connection. Throws StorageError. `settings` must outlive the store.
-  explicit SqliteTokenStore(const SqliteSettings& settings);
+  // Opens the connection. Throws StorageError. `settings` and `board` must outlive the store;
+  // the store reopens its connection when the writer moved to a new file (board.generation()).
+  SqliteTokenStore(const SqliteSettings& settings, const HealthBoard& board);
 
   std::vector<StoredToken> listTokens(const std::optional<std::string>& memberId) override;
   std::optional<StoredToken> findToken(const std::string& memberId,
@@ -31,8 +33,13 @@ class SqliteTokenStore final : public TokenStore {
   std::optional<StoredToken> selectRow(const std::string& memberId, std::int64_t userId)
       REQUIRES(mutex_);
   void releaseLease(const Claim& claim) REQUIRES(mutex_);
+  // Called first under mutex_ by each public method. Throws StorageError.
+  void reopenIfMoved() REQUIRES(mutex_);
 
+  const SqliteSettings& settings_;  // const after construction
+  const HealthBoard& board_;        // const after construction; thread-safe itself
   Mutex mutex_;
+  std::uint64_t generation_ GUARDED_BY(mutex_);  // the board's when session_ was opened
   Poco::Data::Session session_ GUARDED_BY(mutex_);
 };
 
