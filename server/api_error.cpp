@@ -6,6 +6,8 @@
 
 #include <sstream>
 
+#include "log_value.h"
+
 namespace b24es {
 
 void sendJson(Poco::Net::HTTPServerResponse& response, Poco::Net::HTTPResponse::HTTPStatus status,
@@ -26,6 +28,10 @@ void sendError(Poco::Net::HTTPServerResponse& response, const ApiError& error, P
 
   std::string line = std::to_string(error.status) + " " + error.code + ": " + error.message;
   if (!context.empty()) line += " (" + context + ")";
+  // Callers pass request values through logValue() (escaped and cut); this catches any that
+  // still holds a control character (an exception's text quoting a request, say) without
+  // changing the escaped ones.
+  line = logValue(line, std::string::npos);
   if (error.status >= 500) {
     log.error(line);
   } else {

@@ -14,6 +14,7 @@
 #include "api_error.h"
 #include "event_parser.h"
 #include "ingest_server.h"
+#include "log_value.h"
 
 namespace b24es {
 namespace {
@@ -99,7 +100,9 @@ class IngestHandler final : public AsyncRequestHandler {
     Poco::Logger& log = ingestLog();
     const IncomingEvent& event = *event_;
     // Built only when logged: Poco formats a message before it checks the log level.
-    auto context = [&event] { return "member_id=" + event.memberId + " event=" + event.event; };
+    auto context = [&event] {
+      return "member_id=" + logValue(event.memberId) + " event=" + logValue(event.event);
+    };
     switch (outcome_.status) {
       case IngestOutcome::Status::kStored:
         record_.result = Metrics::IngestResult::kStored;
@@ -112,6 +115,13 @@ class IngestHandler final : public AsyncRequestHandler {
       case IngestOutcome::Status::kRejected:
         record_.result = Metrics::IngestResult::kRejected;
         return sendError(response, {401, "verification_failed", outcome_.reason}, log, context());
+      case IngestOutcome::Status::kLimited:
+        record_.result = Metrics::IngestResult::kRejected;
+        response.set("Retry-After", std::to_string(outcome_.retryAfterSeconds));
+        return sendError(response,
+                         {429, "too_many_new_portals",
+                          "too many new portals were installed in the last hour; try again later"},
+                         log, context());
       case IngestOutcome::Status::kUnavailable:
         record_.result = Metrics::IngestResult::kUnavailable;
         return sendError(
@@ -221,7 +231,7 @@ void ErrorHandler::handleRequest(Poco::Net::HTTPServerRequest& request,
                                  Poco::Net::HTTPServerResponse& response) {
   if (!allow_.empty()) response.set("Allow", allow_);
   sendError(response, error_, Poco::Logger::get("b24es.http"),
-            request.getMethod() + " " + requestPath(request));
+            logValue(request.getMethod()) + " " + logValue(requestPath(request)));
 }
 
 IngestHandlerFactory::IngestHandlerFactory(const IngestSettings& settings, EventSink& sink,

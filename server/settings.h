@@ -21,6 +21,7 @@ struct IngestSettings {
   int requestTimeoutSeconds = 30;         // a whole request must arrive within this
   int threads = 2;                        // event-loop threads serving ingest connections
   std::vector<std::string> staticTokens;  // bitrix24.application_tokens (secrets)
+  std::size_t maxNewPortals = 1000;       // portals ONAPPINSTALL may register per hour
 };
 
 struct QuerySettings {
@@ -39,6 +40,7 @@ struct RefreshSettings {
   int intervalSeconds = 3600;  // keep-alive pass period in serve; 0 disables
   int maxAgeDays = 30;         // refresh tokens older than this are renewed
   double rate = 2;             // most token requests per second
+  int timeoutSeconds = 20;     // one token request, from connect to its last byte
 };
 
 struct Settings {

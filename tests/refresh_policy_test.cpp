@@ -285,7 +285,7 @@ BOOST_AUTO_TEST_CASE(unparsable_or_incomplete_success_answers_are_transient) {
                            R"({"refresh_token":"r"})", "{\"access_token\":"}) {
     OAuthAnswer a = classifyTokenAnswer(200, body);
     BOOST_CHECK_MESSAGE(a.kind == OAuthAnswer::Kind::kTransient, body);
-    BOOST_CHECK_EQUAL(a.error, "bad_answer");
+    BOOST_CHECK_EQUAL(a.error, "malformed_answer");
   }
 }
 

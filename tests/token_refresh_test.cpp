@@ -354,7 +354,7 @@ BOOST_AUTO_TEST_CASE(server_errors_are_transient_keep_the_refresh_token_and_coun
 
   h.fake.script({200, "<html>not json</html>", 0});
   BOOST_CHECK_EQUAL(forcedPass(r.refresher).transient, 1u);
-  BOOST_CHECK(h.column(p, "last_refresh_error").rfind("bad_answer: ", 0) == 0);
+  BOOST_CHECK(h.column(p, "last_refresh_error").rfind("malformed_answer: ", 0) == 0);
   BOOST_CHECK_EQUAL(h.column(p, "refresh_failures"), "2");
 
   // The kept refresh token still works, and success clears the failure record.
