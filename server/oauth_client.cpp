@@ -60,9 +60,6 @@ std::optional<std::string> stringMember(const Poco::JSON::Object::Ptr& o, const 
   return s;
 }
 
-// Whether a present member is a JSON number (POCO's parser gives integers and doubles).
-bool isNumber(const Poco::Dynamic::Var& v) { return v.isInteger() || v.isNumeric(); }
-
 std::string textMember(const Poco::JSON::Object::Ptr& o, const std::string& key) {
   if (!o->has(key)) return {};
   Poco::Dynamic::Var v = o->get(key);
@@ -75,6 +72,7 @@ std::optional<std::int64_t> integerMember(const Poco::JSON::Object::Ptr& o,
   if (!o->has(key)) return std::nullopt;
   Poco::Dynamic::Var v = o->get(key);
   try {
+    if (v.isBoolean()) return std::nullopt;  // POCO counts a bool as an integer
     if (v.isInteger() || v.isNumeric()) return v.convert<Poco::Int64>();
     if (v.isString()) {
       Poco::Int64 n = 0;
@@ -212,7 +210,9 @@ OAuthAnswer classifyTokenAnswer(int httpStatus, const std::string& body) {
   for (const char* key : {"expires", "expires_in"}) {
     if (!root->has(key)) continue;
     hasExpiry = true;
-    badExpiry = badExpiry || !isNumber(root->get(key));
+    // A number, or a string of digits (both occur in Bitrix24 answers); not an array, an
+    // object, a bool or words.
+    badExpiry = badExpiry || !integerMember(root, key);
   }
   if (!hasExpiry || badExpiry) {
     return transient("malformed_answer",
