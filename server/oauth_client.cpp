@@ -7,7 +7,6 @@
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
-#include <Poco/Net/HTTPSClientSession.h>
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/RejectCertificateHandler.h>
 #include <Poco/Net/SSLException.h>
@@ -356,8 +355,10 @@ OAuthAnswer HttpOAuthClient::refresh(const std::string& endpointUrl, const std::
     tcp.setReceiveTimeout(options_.ioTimeout);
     std::unique_ptr<Poco::Net::HTTPClientSession> session;
     if (uri.getScheme() == "https") {
-      // The handshake verifies the certificate and the host name before anything is sent.
-      session = std::make_unique<Poco::Net::HTTPSClientSession>(
+      // The handshake verifies the certificate and the host name before anything is sent. A
+      // plain HTTPClientSession over the TLS socket: POCO 1.11's HTTPSClientSession refuses an
+      // already connected socket (its constructor sets the port and throws).
+      session = std::make_unique<Poco::Net::HTTPClientSession>(
           Poco::Net::SecureStreamSocket::attach(tcp, uri.getHost(), context_));
     } else {
       session = std::make_unique<Poco::Net::HTTPClientSession>(tcp);

@@ -72,6 +72,11 @@ struct Harness {
     p.expires = clock.nowSeconds() + expiresIn;
     HttpResult r = postForm(service->ingestUrl(), settings.ingest.path, installForm(p));
     BOOST_REQUIRE_MESSAGE(r.status == 200, r.body);
+    // An ordinary event too: a portal that sent nothing but its install is refreshed on demand
+    // only (token_refresh_test covers that rule).
+    r = postForm(service->ingestUrl(), settings.ingest.path,
+                 dealAddForm(p, p.accessToken, "", p.expires));
+    BOOST_REQUIRE_MESSAGE(r.status == 200, r.body);
     fake.accept(p.refreshToken, p.memberId, p.userId);
     installed.push_back(p);
     return p;
