@@ -60,10 +60,10 @@ const char* kindName(OAuthAnswer::Kind kind);
 
 // Classifies an HTTP answer of a token endpoint: a 2xx JSON object whose access_token and
 // refresh_token are non-empty strings and whose expiry (expires and/or expires_in) is a number
-// (or a string of digits) is a success, any other 2xx answer is a transient malformed_answer (SPEC §6); an `error` of
-// invalid_grant, expired_token, invalid_client, wrong_client, PAYMENT_REQUIRED or NO_AUTH_FOUND is
-// dead whatever the status (Bitrix24 sends some with 200); anything else (5xx, other errors,
-// unparsable bodies) is transient. Pure; thread-safe.
+// (or a string of digits) is a success, and any other 2xx answer a transient malformed_answer
+// (SPEC §6); an `error` of invalid_grant, expired_token, invalid_client, wrong_client,
+// PAYMENT_REQUIRED or NO_AUTH_FOUND is dead whatever the status (Bitrix24 sends some with 200);
+// anything else (5xx, other errors, unparsable bodies) is transient. Pure; thread-safe.
 OAuthAnswer classifyTokenAnswer(int httpStatus, const std::string& body);
 
 // Asks a token endpoint for a new pair.
