@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,6 +55,14 @@ struct EventPage {
   std::optional<std::int64_t> nextAfterId;
 };
 
+// Which portals to list: a page in member_id order (SPEC §5).
+struct PortalFilter {
+  std::optional<std::string> after;  // keyset cursor: member_ids after it
+  std::size_t limit = 100;           // 1..kMaxLimit
+
+  static constexpr std::size_t kMaxLimit = 1000;
+};
+
 // Metadata of one token row. Deliberately has no field for a token value: the reader never
 // selects access_token, refresh_token or application_token.
 struct TokenInfo {
@@ -78,6 +87,12 @@ struct PortalView {
   std::int64_t eventCount = 0;
   std::optional<std::int64_t> lastEventTs;  // ts of the portal's most recently stored event
   std::vector<TokenInfo> tokens;            // by user_id
+};
+
+// A page of portals and the cursor of the next one (nullopt on the last page).
+struct PortalPage {
+  std::vector<PortalView> items;
+  std::optional<std::string> nextAfter;
 };
 
 // Totals over all stored events.
@@ -112,11 +127,30 @@ struct TokenStateCounts {
 class EventReader {
  public:
   virtual ~EventReader() = default;
-  // One page of events matching `filter`, ordered by id, via keyset pagination (never OFFSET).
-  virtual EventPage queryEvents(const EventFilter& filter) = 0;
+  // The events of one page matching `filter`, ordered by id, via keyset pagination (never
+  // OFFSET), handed to `each` one at a time as they are read: at most filter.limit + 1 of them
+  // (the extra one tells that a next page exists), until `each` returns false. So a caller that
+  // stops early (the page's JSON is big enough) never holds more than one row. `each` runs on
+  // the calling thread, with a read connection held; it must not call the reader.
+  virtual void scanEvents(const EventFilter& filter,
+                          const std::function<bool(EventRecord&)>& each) = 0;
+  // scanEvents() collected into a page of at most filter.limit events (for tools and tests;
+  // the query API streams).
+  EventPage queryEvents(const EventFilter& filter) {
+    EventPage page;
+    scanEvents(filter, [&](EventRecord& r) {
+      if (page.items.size() == filter.limit) {
+        page.nextAfterId = page.items.back().id;
+        return false;
+      }
+      page.items.push_back(std::move(r));
+      return true;
+    });
+    return page;
+  }
   virtual std::optional<EventRecord> findEvent(std::int64_t id) = 0;
-  // Every portal, ordered by member_id.
-  virtual std::vector<PortalView> listPortals() = 0;
+  // One page of portals, ordered by member_id.
+  virtual PortalPage listPortals(const PortalFilter& filter) = 0;
   virtual std::optional<PortalView> findPortalView(const std::string& memberId) = 0;
   virtual EventStats stats() = 0;
   // `nowSeconds` decides which access tokens count as expired.

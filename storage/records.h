@@ -76,10 +76,16 @@ struct Verdict {
 
 // The result of writing one event.
 struct IngestOutcome {
-  enum class Status { kStored, kRejected, kUnavailable };
+  enum class Status {
+    kStored,
+    kRejected,
+    kUnavailable,
+    kLimited,  // an install of a new portal over SinkSettings::maxNewPortalsPerHour
+  };
   Status status = Status::kUnavailable;
-  std::int64_t id = 0;  // events.id when stored
-  std::string reason;   // why rejected or unavailable; no secrets
+  std::int64_t id = 0;                 // events.id when stored
+  std::string reason;                  // why rejected or unavailable; no secrets
+  std::int64_t retryAfterSeconds = 0;  // kLimited: when the hour's window has room again
 };
 
 }  // namespace b24es

@@ -71,7 +71,8 @@ class EventSink {
 
   virtual ~EventSink() = default;
   // Blocks until the event is committed (kStored, with its id), rejected by the verifier
-  // (kRejected, nothing written) or could not be committed (kUnavailable, nothing written).
+  // (kRejected, nothing written), refused by the new-portal limit (kLimited, nothing written)
+  // or could not be committed (kUnavailable, nothing written).
   // Never throws for storage failures.
   virtual IngestOutcome write(const IncomingEvent& event) = 0;
   // write() without the wait: queues `event` and returns; `done` receives the same outcome
@@ -85,6 +86,12 @@ class EventSink {
 // Tunables of the write path.
 struct SinkSettings {
   std::size_t maxBatch = 256;  // most events committed in one transaction
+  // Most portals an ONAPPINSTALL may register in any hour (ingest.max_new_portals, SPEC §4):
+  // an install of a portal the store has no row for, when this many portals began an
+  // installation within the last 3600 s, is kLimited. Counted inside the write transaction,
+  // so the limit is exact across batches, restarts and processes. Installs of known portals are
+  // never limited (they count, though: a reinstall begins an installation too).
+  std::size_t maxNewPortalsPerHour = 1000;
   // Called by the writer thread after each batch with the number of events in it (for
   // metrics); must be thread-safe and quick. None when empty.
   std::function<void(std::size_t)> onBatch;

@@ -30,6 +30,10 @@ struct StoredToken {
   std::optional<std::int64_t> deadAt;      // Bitrix24 said the refresh token is dead
   std::optional<std::int64_t> leaseUntil;  // a refresher holds the row until then
   bool fromInstall = false;                // the authorization came from ONAPPINSTALL
+  // The portal proved real: Bitrix24 sent a token for this row with an event or a refresh (source
+  // is not 'install'), or the portal sent a verified event other than ONAPPINSTALL. A row that
+  // is not is refreshed only on demand (see keepAliveReason).
+  bool proven = true;
 };
 
 // What a successful refresh answer gives. Empty strings keep the stored value.
@@ -51,7 +55,7 @@ struct ClaimRequest {
   // an install or event replaced it) since: the claim answers kChanged and spends nothing.
   std::optional<std::string> expectedRefreshToken;
   bool includeDead = false;         // claim a row marked dead (an operator's --force)
-  std::int64_t leaseSeconds = 300;  // must outlast the HTTP request, timeouts included
+  std::int64_t leaseSeconds = 300;  // must outlast the HTTP request, its deadline included
   // Decides on the row as re-read inside the claim transaction whether it still needs a
   // refresh (another refresher may have renewed it). Called under the write lock: must be pure
   // and fast. Empty: always.

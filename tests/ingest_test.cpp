@@ -214,6 +214,97 @@ BOOST_AUTO_TEST_CASE(static_application_token_admits_a_portal_without_install) {
              "acme-test.bitrix24.com none");
 }
 
+// Issue 13: a static token uninstalled an installed portal, an attacker's ONAPPINSTALL then
+// registered the portal with the attacker's token, and the real portal's events got 401.
+BOOST_AUTO_TEST_CASE(static_token_cannot_uninstall_or_take_over_an_installed_portal) {
+  const std::string staticToken = "static-token-of-the-app-000000001";
+  Server s([&](Settings& settings) { settings.ingest.staticTokens = {staticToken}; });
+  BOOST_TEST(s.post("01-ONAPPINSTALL.form").status == 200);
+  const std::string realToken = "f4a8c2e61b9d7035e8c4a1f6d2b97e53";
+  auto withToken = [&](const std::string& sample, const std::string& token) {
+    std::string body = test::sample(sample);
+    body.replace(body.find(realToken), realToken.size(), token);
+    return body;
+  };
+  checkError(s.postForm(withToken("32-ONAPPUNINSTALL.form", staticToken)), 401,
+             "verification_failed");
+  checkError(s.postForm(withToken("03-ONCRMDEALADD.form", staticToken)), 401,
+             "verification_failed");
+  BOOST_TEST(s.q("SELECT uninstalled_at IS NULL FROM portals") == "1");
+  BOOST_TEST(s.q("SELECT count(*) FROM tokens") == "1");
+  checkError(s.postForm(withToken("01-ONAPPINSTALL.form", "FORGED-TOKEN-VALUE")), 401,
+             "verification_failed");
+  BOOST_TEST(s.q("SELECT application_token FROM portals") == realToken);
+  BOOST_TEST(s.post("03-ONCRMDEALADD.form").status == 200);
+  BOOST_TEST(s.events() == 2);
+  // After a real uninstall the portal's old row still says it was installed: the static token
+  // stays refused until a new install.
+  BOOST_TEST(s.post("32-ONAPPUNINSTALL.form").status == 200);
+  checkError(s.postForm(withToken("03-ONCRMDEALADD.form", staticToken)), 401,
+             "verification_failed");
+  BOOST_TEST(s.events() == 3);
+  checkNoSecrets("log", s.log->text());
+}
+
+// Issue 13: a member_id holding a newline and a timestamp forged a log line; ESC bytes passed.
+BOOST_AUTO_TEST_CASE(request_values_cannot_forge_or_colour_a_log_line) {
+  Server s;
+  std::string body = test::sample("03-ONCRMDEALADD.form");
+  const std::string member = "auth%5Bmember_id%5D=" + kMember;
+  body.replace(body.find(member), member.size(),
+               "auth%5Bmember_id%5D=x%0A2026-12-01T00%3A00%3A00.000Z%20Error%20b24es%3A%20FORGED%"
+               "20LINE%1B%5B2J" +
+                   std::string(400, 'm'));
+  checkError(s.postForm(body), 401, "verification_failed");
+  const std::string log = s.log->text();
+  const std::string escaped = "x\\n2026-12-01T00:00:00.000Z Error b24es: FORGED LINE\\x1b[2J";
+  BOOST_TEST(log.find("member_id=" + escaped + std::string(256 - 55, 'm') + "...") !=
+             std::string::npos);  // escaped, and cut after 256 characters of the value
+  BOOST_TEST(log.find(std::string(256 - 55 + 1, 'm')) == std::string::npos);
+  for (std::size_t at = log.find('\n'); at != std::string::npos; at = log.find('\n', at + 1)) {
+    BOOST_TEST(log.compare(at + 1, 4, "2026") != 0, "a log line starts with the forged time");
+  }
+  BOOST_TEST(log.find('\x1b') == std::string::npos);
+  // A path is a request value too.
+  test::httpRequest(s.url, "GET", "/x%1b%5b2Jy");
+  BOOST_TEST(s.log->text().find('\x1b') == std::string::npos);
+}
+
+// Issue 13: an unauthenticated client installed 20,000 random portals in 17 s.
+BOOST_AUTO_TEST_CASE(installs_of_new_portals_over_the_hourly_limit_get_429_even_after_a_restart) {
+  auto settingsOf = [](Settings& settings) { settings.ingest.maxNewPortals = 2; };
+  Server s(settingsOf);
+  auto install = [&](int n) {
+    std::string body = test::sample("01-ONAPPINSTALL.form");
+    body.replace(body.find(kMember), kMember.size(), "portal-" + std::to_string(n));
+    return s.postForm(body);
+  };
+  BOOST_TEST(install(1).status == 200);
+  s.clock.advanceSeconds(600);
+  BOOST_TEST(install(2).status == 200);
+  test::HttpResult limited = install(3);
+  checkError(limited, 429, "too_many_new_portals");
+  // The first install leaves the window 3000 s from now.
+  BOOST_TEST(limited.headers.at("Retry-After") == "3000");
+  BOOST_TEST(s.q("SELECT count(*) FROM portals WHERE member_id = 'portal-3'") == "0");
+  BOOST_TEST(s.events() == 2);
+  // Known portals are never limited: a repeated install, or a reinstall after an uninstall.
+  BOOST_TEST(install(1).status == 200);
+  BOOST_TEST(s.events() == 3);
+
+  // The count lives in the database: a restarted server keeps refusing.
+  s.service->stop();
+  s.service = std::make_unique<Service>(s.settings, s.clock);
+  s.service->start();
+  s.url = s.service->ingestUrl();
+  checkError(install(3), 429, "too_many_new_portals");
+  s.clock.advanceSeconds(3000);
+  BOOST_TEST(install(3).status == 200);
+  checkError(install(4), 429, "too_many_new_portals");
+  BOOST_TEST(s.q("SELECT count(*) FROM portals") == "3");
+  BOOST_TEST(s.log->text().find("429 too_many_new_portals") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(bot_tokens_go_to_the_tokens_table_not_to_events) {
   Server s;
   s.post("01-ONAPPINSTALL.form");

@@ -230,6 +230,28 @@ void FakeOAuthServer::handle(Poco::Net::HTTPServerRequest& request,
     scripted_.pop_front();
     changed_.wait_for(lock, std::chrono::milliseconds(next.delayMillis),
                       [this] { return stopping_; });
+    if (next.trickleMillis > 0) {
+      response.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(next.status));
+      response.setContentType("application/json");
+      response.setContentLength(static_cast<std::streamsize>(next.body.size()));
+      lock.unlock();
+      std::ostream& out = response.send();
+      out.flush();
+      lock.lock();
+      for (char c : next.body) {
+        if (changed_.wait_for(lock, std::chrono::milliseconds(next.trickleMillis),
+                              [this] { return stopping_; })) {
+          break;
+        }
+        lock.unlock();
+        out << c;
+        out.flush();
+        const bool gone = !out.good();  // the client hung up
+        lock.lock();
+        if (gone) break;
+      }
+      return;
+    }
     lock.unlock();
     return answer(response, next.status, next.body);
   }

@@ -38,6 +38,10 @@ class FakeOAuthServer {
     int status = 200;
     std::string body;
     int delayMillis = 0;  // before answering; cut short when the server stops
+    // When > 0: the status line and headers at once, then the body one byte every this many
+    // milliseconds (a server that trickles its answer), until done, the client goes or the
+    // server stops.
+    int trickleMillis = 0;
   };
 
   // Listens on host:0 (plain HTTP, or HTTPS with tests/data/tls when `tls`). `clock` gives the

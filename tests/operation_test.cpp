@@ -300,7 +300,7 @@ BOOST_AUTO_TEST_CASE(serve_tells_systemd_when_it_is_ready_and_when_it_stops) {
 
 BOOST_AUTO_TEST_CASE(log_values_from_requests_cannot_forge_lines) {
   BOOST_TEST(logValue("ok") == "ok");
-  BOOST_TEST(logValue("a\nb\r\tc\x01\x7f\\") == "a\\nb\\r\\tc\\x01\\x7f\\\\");
+  BOOST_TEST(logValue("a\nb\r\tc\x01\x7f") == "a\\nb\\r\\tc\\x01\\x7f");
   std::string longValue(300, 'x');
   BOOST_TEST(logValue(longValue) == std::string(256, 'x') + "...");
 }

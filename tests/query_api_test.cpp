@@ -535,6 +535,89 @@ BOOST_AUTO_TEST_CASE(portals_show_counts_last_event_and_token_metadata_only) {
   BOOST_CHECK_EQUAL(api.get("/api/v1/portals/" + std::string(32, '0')).status, 404);
 }
 
+// Issue 13: 20,000 portals made /api/v1/portals answer 9.2 MB in one page.
+BOOST_AUTO_TEST_CASE(portals_come_in_pages_in_member_id_order) {
+  Api api;
+  std::vector<std::string> members;
+  for (int i = 0; i < 7; ++i) {
+    Fields install = Api::installB();
+    const std::string member = "m" + std::to_string(7 - i) + "-portal";  // posted out of order
+    for (auto& [key, value] : install) {
+      if (key == "auth[member_id]") value = member;
+      if (key == "auth[application_token]") value = "app-token-" + member;
+    }
+    BOOST_REQUIRE_EQUAL(api.postForm(formOf(install), {}).status, 200);
+    members.push_back(member);
+  }
+  std::sort(members.begin(), members.end());
+  std::vector<std::string> seen;
+  std::string target = "/api/v1/portals?limit=3";
+  for (int page = 0; page < 10; ++page) {
+    HttpResult r = api.get(target);
+    BOOST_REQUIRE_EQUAL(r.status, 200);
+    Object::Ptr body = r.json();
+    Array::Ptr items = body->getArray("items");
+    BOOST_CHECK_LE(items->size(), 3u);
+    for (std::size_t i = 0; i < items->size(); ++i) {
+      seen.push_back(items->getObject(i)->getValue<std::string>("member_id"));
+    }
+    if (body->isNull("next_after")) break;
+    BOOST_CHECK_EQUAL(body->getValue<std::string>("next_after"), seen.back());
+    target = "/api/v1/portals?limit=3&after=" + seen.back();
+  }
+  BOOST_CHECK(seen == members);
+  // The default page holds 100; a cursor after the last portal gives an empty last page.
+  BOOST_CHECK_EQUAL(api.get("/api/v1/portals").json()->getArray("items")->size(), 7u);
+  BOOST_CHECK_EQUAL(api.get("/api/v1/portals?after=zzz").body, R"({"items":[],"next_after":null})");
+  HttpResult exact = api.get("/api/v1/portals?limit=7");
+  BOOST_CHECK(exact.json()->isNull("next_after"));
+}
+
+// Issue 13: limit=1000 over events of 1 MB built a 1 GB answer (2 GB peak RSS).
+BOOST_AUTO_TEST_CASE(a_page_of_events_ends_with_the_event_that_brings_it_to_8_mib) {
+  Api api;
+  BOOST_REQUIRE_EQUAL(api.postForm(formOf(Api::installB()), {}).status, 200);
+  const std::size_t kBig = 900 * 1024;  // within ingest.max_body_bytes
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 12; ++i) {
+    Fields f = Api::installB();
+    f[0].second = "ONCRMDEALADD";
+    f.emplace_back("data[FIELDS][TEXT]", std::string(kBig, static_cast<char>('a' + i)));
+    HttpResult r = api.postForm(formOf(f), {});
+    BOOST_REQUIRE_EQUAL(r.status, 200);
+    ids.push_back(r.json()->getValue<std::int64_t>("id"));
+  }
+  const std::size_t kPage = 8 * 1024 * 1024;
+  std::vector<std::int64_t> seen;
+  std::string target = "/api/v1/events?event=ONCRMDEALADD&limit=1000";
+  for (int page = 0; page < 10; ++page) {
+    HttpResult r = api.get(target);
+    BOOST_REQUIRE_EQUAL(r.status, 200);
+    Object::Ptr body = r.json();
+    Array::Ptr items = body->getArray("items");
+    BOOST_REQUIRE_GE(items->size(), 1u);
+    for (std::size_t i = 0; i < items->size(); ++i) {
+      seen.push_back(items->getObject(i)->getValue<std::int64_t>("id"));
+    }
+    if (body->isNull("next_after_id")) break;
+    BOOST_CHECK_EQUAL(body->getValue<std::int64_t>("next_after_id"), seen.back());
+    // Full: 8 MiB or more, and less without its last event.
+    BOOST_CHECK_GE(r.body.size(), kPage);
+    const std::size_t last = r.body.rfind(",{\"id\":" + std::to_string(seen.back()) + ",");
+    BOOST_REQUIRE(last != std::string::npos);
+    BOOST_CHECK_LT(last, kPage);
+    target = "/api/v1/events?event=ONCRMDEALADD&limit=1000&after_id=" + std::to_string(seen.back());
+  }
+  BOOST_CHECK(seen == ids);
+  BOOST_CHECK_LT(
+      api.get("/api/v1/events?event=ONCRMDEALADD&limit=1000").json()->getArray("items")->size(),
+      ids.size());
+  // Descending pages are cut the same way and start with the newest event.
+  HttpResult one = api.get("/api/v1/events?event=ONCRMDEALADD&limit=1000&order=desc");
+  BOOST_CHECK_EQUAL(one.json()->getArray("items")->getObject(0)->getValue<std::int64_t>("id"),
+                    ids.back());
+}
+
 BOOST_AUTO_TEST_CASE(an_uninstalled_portal_keeps_its_events_and_loses_its_tokens) {
   Api api;
   api.populate();
@@ -595,7 +678,7 @@ BOOST_AUTO_TEST_CASE(an_empty_store_answers_with_empty_lists_and_nulls) {
   Api api;
   HttpResult events = api.get("/api/v1/events");
   BOOST_CHECK_EQUAL(events.body, "{\"items\":[],\"next_after_id\":null}");
-  BOOST_CHECK_EQUAL(api.get("/api/v1/portals").body, "{\"items\":[]}");
+  BOOST_CHECK_EQUAL(api.get("/api/v1/portals").body, "{\"items\":[],\"next_after\":null}");
   BOOST_CHECK_EQUAL(
       api.get("/api/v1/stats").body,
       "{\"total\":0,\"by_event\":[],\"by_portal\":[],\"first_ts\":null,\"last_ts\":null}");
@@ -612,7 +695,11 @@ BOOST_AUTO_TEST_CASE(bad_parameters_get_400_with_the_json_error_body) {
         "/api/v1/events?order=sideways", "/api/v1/events?entity_id=7405abc",
         "/api/v1/events?user_id=", "/api/v1/events?member=abc", "/api/v1/events?event=A&event=B",
         "/api/v1/events/abc", "/api/v1/events/0", "/api/v1/events/-3",
-        "/api/v1/portals?member_id=x", "/api/v1/stats?total=1"}) {
+        "/api/v1/portals?member_id=x", "/api/v1/stats?total=1", "/api/v1/portals?limit=0",
+        "/api/v1/portals?limit=1001", "/api/v1/portals?limit=x",
+        "/api/v1/portals?after=", "/api/v1/portals?after=a&after=b",
+        // Issue 13: an offset of 99 hours 99 minutes was accepted.
+        "/api/v1/events?from=2026-01-01T10:00:00%2B99:99"}) {
     BOOST_TEST_CONTEXT(target) {
       HttpResult r = api.get(target);
       BOOST_CHECK_EQUAL(r.status, 400);

@@ -160,6 +160,22 @@ BOOST_AUTO_TEST_CASE(an_unencoded_plus_that_arrived_as_a_space_still_means_plus)
   BOOST_CHECK_EQUAL(*parseTime("2026-01-01T13:00:00 03:00"), 1767225600 + 36000);
 }
 
+// Issue 13: from=2026-01-01T10:00:00+99:99 was accepted (as an offset of 100 hours).
+BOOST_AUTO_TEST_CASE(offsets_and_times_outside_their_ranges_are_400) {
+  for (const char* bad : {"2026-01-01T10:00:00+99:99", "2026-01-01T10:00:00+24:00",
+                          "2026-01-01T10:00:00-03:60", "2026-01-01T10:00:00+0960",
+                          "2026-01-01T24:00:00Z", "2026-01-01T10:60:00Z", "2026-01-01T10:00:61Z"}) {
+    BOOST_TEST_CONTEXT(bad) {
+      BOOST_TEST(!parseTime(bad).has_value());
+      auto parsed = b24es::parseEventFilter({{"from", bad}});
+      const auto* error = std::get_if<b24es::InvalidParameter>(&parsed);
+      BOOST_TEST_REQUIRE(error != nullptr);
+      BOOST_TEST(!error->message.empty());
+    }
+  }
+  BOOST_CHECK_EQUAL(*parseTime("2026-01-01T23:59:00+23:59"), 1767225600);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(json_bodies)

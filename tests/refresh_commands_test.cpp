@@ -72,6 +72,11 @@ struct Harness {
     p.expires = clock.nowSeconds() + expiresIn;
     HttpResult r = postForm(service->ingestUrl(), settings.ingest.path, installForm(p));
     BOOST_REQUIRE_MESSAGE(r.status == 200, r.body);
+    // An ordinary event too: a portal that sent nothing but its install is refreshed on demand
+    // only (token_refresh_test covers that rule).
+    r = postForm(service->ingestUrl(), settings.ingest.path,
+                 dealAddForm(p, p.accessToken, "", p.expires));
+    BOOST_REQUIRE_MESSAGE(r.status == 200, r.body);
     fake.accept(p.refreshToken, p.memberId, p.userId);
     installed.push_back(p);
     return p;
@@ -345,6 +350,39 @@ BOOST_AUTO_TEST_CASE(refreshers_in_separate_processes_never_send_one_refresh_tok
     BOOST_CHECK(h.fake.isLive(h.column(p, "refresh_token")));
     BOOST_CHECK_EQUAL(h.column(p, "refresh_dead_at"), "NULL");
   }
+}
+
+// Issue 13: a trickling token endpoint kept one refresh waiting past its 300 s lease, and a
+// second refresher sent the same refresh token again. Now the request is cut at refresh.timeout
+// and the lease outlives it: a second process, started while the first waits, leaves the row
+// alone.
+BOOST_AUTO_TEST_CASE(a_second_process_never_resends_a_refresh_token_another_is_still_sending) {
+  Harness h("refresh.timeout = 5\n");
+  InstallSpec p = h.install();
+  FakeOAuthServer::Scripted trickle;
+  trickle.body = std::string(2000 - 60, ' ') +
+                 R"({"access_token":"slow-access","refresh_token":"slow-refresh","expires_in":60})";
+  trickle.trickleMillis = 50;  // 100 s for the whole answer
+  h.fake.script(trickle);
+  ChildProcess first(h.withConfig({"refresh-tokens", "--force"}));
+  BOOST_REQUIRE(h.fake.waitForRequests(1, 30000));
+  const std::int64_t leaseUntil = std::stoll(h.column(p, "refresh_lease_until"));
+  BOOST_CHECK_GT(leaseUntil, h.clock.nowSeconds() + 5);  // outlives the deadline
+
+  std::string out, err;
+  BOOST_CHECK_EQUAL(h.run({"refresh-tokens", "--force"}, out, err), 0);
+  BOOST_CHECK_MESSAGE(
+      out.find("due=1 success=0 dead=0 transient=0 refused=0 skipped=1") != std::string::npos, out);
+  BOOST_CHECK_EQUAL(h.fake.requestCount(), 1u);
+
+  // The first gives up at its deadline (not after the 100 s the answer would take).
+  BOOST_CHECK_EQUAL(first.wait(), 1);
+  const std::string firstOut = first.readAllStdout();
+  BOOST_CHECK_MESSAGE(firstOut.find("transient=1") != std::string::npos, firstOut);
+  BOOST_CHECK(h.column(p, "last_refresh_error").rfind("timeout: ", 0) == 0);
+  BOOST_CHECK_EQUAL(h.column(p, "refresh_token"), p.refreshToken);
+  std::vector<std::string> sent = h.fake.receivedRefreshTokens();
+  BOOST_CHECK(sent == std::vector<std::string>{p.refreshToken});
 }
 
 BOOST_AUTO_TEST_SUITE_END()

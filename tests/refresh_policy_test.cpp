@@ -285,8 +285,49 @@ BOOST_AUTO_TEST_CASE(unparsable_or_incomplete_success_answers_are_transient) {
                            R"({"refresh_token":"r"})", "{\"access_token\":"}) {
     OAuthAnswer a = classifyTokenAnswer(200, body);
     BOOST_CHECK_MESSAGE(a.kind == OAuthAnswer::Kind::kTransient, body);
-    BOOST_CHECK_EQUAL(a.error, "bad_answer");
+    BOOST_CHECK_EQUAL(a.error, "malformed_answer");
   }
+}
+
+// Issue 13: a 200 answer with "access_token":123, or an array, was stored as a success.
+BOOST_AUTO_TEST_CASE(success_answers_of_the_wrong_types_are_malformed_answers) {
+  for (const char* body : {
+           R"({"access_token":123,"refresh_token":"r","expires_in":3600})",
+           R"({"access_token":"a","refresh_token":["r"],"expires_in":3600})",
+           R"({"access_token":["a"],"refresh_token":"r","expires_in":3600})",
+           R"({"access_token":{"v":"a"},"refresh_token":"r","expires_in":3600})",
+           R"({"access_token":"","refresh_token":"r","expires_in":3600})",
+           R"({"access_token":"a","refresh_token":null,"expires_in":3600})",
+           R"({"access_token":"a","refresh_token":"r"})",
+           R"({"access_token":"a","refresh_token":"r","expires_in":"soon"})",
+           R"({"access_token":"a","refresh_token":"r","expires_in":[3600]})",
+           R"({"access_token":"a","refresh_token":"r","expires":true,"expires_in":3600})",
+           R"([{"access_token":"a","refresh_token":"r","expires_in":3600}])",
+       }) {
+    OAuthAnswer a = classifyTokenAnswer(200, body);
+    BOOST_CHECK_MESSAGE(a.kind == OAuthAnswer::Kind::kTransient, body);
+    BOOST_CHECK_EQUAL(a.error, "malformed_answer");
+  }
+  BOOST_CHECK(
+      classifyTokenAnswer(200, R"({"access_token":"a","refresh_token":"r","expires":1})").kind ==
+      OAuthAnswer::Kind::kSuccess);
+}
+
+// Issue 13: an error text that echoed the client secret minus its last character was stored.
+BOOST_AUTO_TEST_CASE(redaction_removes_every_run_of_eight_characters_of_a_secret) {
+  const std::string secret = "Zq7xW2pLm9Rt4Kv8";
+  const std::string almost = secret.substr(0, secret.size() - 1);
+  BOOST_CHECK_EQUAL(redactSecrets("bad client " + almost + " here", {secret}),
+                    "bad client [redacted] here");
+  // Any stretch of 8 from the middle, even glued to other text, and several of them.
+  BOOST_CHECK_EQUAL(redactSecrets("x" + secret.substr(3, 8) + "y" + secret.substr(5), {secret}),
+                    "x[redacted]y[redacted]");
+  // Seven characters are not a run (words of an ordinary sentence must survive).
+  BOOST_CHECK_EQUAL(redactSecrets("x" + secret.substr(0, 7) + "y", {secret}),
+                    "x" + secret.substr(0, 7) + "y");
+  // Two secrets whose runs overlap in the text become one redaction.
+  BOOST_CHECK_EQUAL(redactSecrets("<AAAAAAAABBBBBBBB>", {"AAAAAAAAB", "ABBBBBBBB"}),
+                    "<[redacted]>");
 }
 
 BOOST_AUTO_TEST_CASE(expires_may_come_as_a_string) {

@@ -95,6 +95,25 @@ BOOST_AUTO_TEST_CASE(flag_beats_environment_beats_file) {
   BOOST_TEST(withFlag.db.path == "from-flag");
 }
 
+// Issue 13: an empty B24ES_QUERY_TOKEN silently switched a configured query.token off.
+BOOST_AUTO_TEST_CASE(an_empty_environment_variable_counts_as_unset) {
+  test::TempDir dir;
+  std::string file = writeConfig(dir,
+                                 "db.path = from-file\nquery.token = file-token\n"
+                                 "bitrix24.client_secret = file-secret\n");
+  std::map<std::string, std::string> env = {{"B24ES_DB", ""},
+                                            {"B24ES_QUERY_TOKEN", ""},
+                                            {"B24_CLIENT_ID", ""},
+                                            {"B24_CLIENT_SECRET", ""}};
+  Settings s = loadSettings(*layerConfiguration(file, env, {}));
+  BOOST_TEST(s.query.token == "file-token");
+  BOOST_TEST(s.db.path == "from-file");
+  BOOST_TEST(s.oauth.clientSecret == "file-secret");
+  BOOST_TEST(s.oauth.clientId.empty());
+  // Without a file, the defaults stay.
+  BOOST_TEST(loadSettings(*layerConfiguration("", env, {})).db.path == Settings{}.db.path);
+}
+
 BOOST_AUTO_TEST_CASE(malformed_number_names_the_key_not_the_value) {
   test::TempDir dir;
   std::string file = writeConfig(dir, "ingest.max_body_bytes = lots\n");

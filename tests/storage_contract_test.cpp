@@ -1308,7 +1308,8 @@ CONTRACT_CASE(find_event_is_nullopt_for_a_missing_id) {
 CONTRACT_CASE(portal_views_count_events_and_show_token_metadata_only) {
   Db db(backend);
   EventReader& reader = db.storage->reader();
-  BOOST_TEST(reader.listPortals().empty());
+  BOOST_TEST(reader.listPortals({}).items.empty());
+  BOOST_TEST(!reader.listPortals({}).nextAfter.has_value());
   BOOST_TEST(!reader.findPortalView(kMemberA).has_value());
   db.stored(install(kMemberB));
   db.stored(install(kMemberA, 9));
@@ -1321,8 +1322,20 @@ CONTRACT_CASE(portal_views_count_events_and_show_token_metadata_only) {
   Claim c = db.claimed(db.request(kMemberA, 9));
   BOOST_REQUIRE(db.storage->tokenStore().recordFailure(c, "http_error: HTTP 503", false, kStart));
 
-  std::vector<PortalView> all = reader.listPortals();
+  std::vector<PortalView> all = reader.listPortals({}).items;
   BOOST_REQUIRE_EQUAL(all.size(), 2u);
+  // Keyset pages in member_id order: the cursor is the last member_id of the page.
+  PortalFilter first;
+  first.limit = 1;
+  PortalPage page1 = reader.listPortals(first);
+  BOOST_REQUIRE_EQUAL(page1.items.size(), 1u);
+  BOOST_TEST(page1.items[0].memberId == kMemberA);
+  BOOST_TEST((page1.nextAfter == std::optional<std::string>(kMemberA)));
+  first.after = page1.nextAfter;
+  PortalPage page2 = reader.listPortals(first);
+  BOOST_REQUIRE_EQUAL(page2.items.size(), 1u);
+  BOOST_TEST(page2.items[0].memberId == kMemberB);
+  BOOST_TEST(!page2.nextAfter.has_value());
   BOOST_TEST(all[0].memberId == kMemberA);  // by member_id, not by install order
   BOOST_TEST(all[1].memberId == kMemberB);
   const PortalView& a = all[0];

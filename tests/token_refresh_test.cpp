@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <future>
 #include <memory>
 #include <set>
 #include <thread>
@@ -91,10 +92,17 @@ struct Harness {
     return p;
   }
 
-  void install(const InstallSpec& p, FakeOAuthServer* at = nullptr) {
+  // The install, and then (when `proven`) an ordinary event of the portal carrying the same
+  // token: a portal that sent nothing but its install is refreshed on demand only.
+  void install(const InstallSpec& p, FakeOAuthServer* at = nullptr, bool proven = true) {
     HttpResult r = postForm(service->ingestUrl(), settings.ingest.path, installForm(p));
     BOOST_REQUIRE_MESSAGE(r.status == 200, r.body);
     (at ? at : &fake)->accept(p.refreshToken, p.memberId, p.userId);
+    if (proven) {
+      r = postForm(service->ingestUrl(), settings.ingest.path,
+                   dealAddForm(p, p.accessToken, "", p.expires));
+      BOOST_REQUIRE_MESSAGE(r.status == 200, r.body);
+    }
   }
 
   InstallSpec installNew(const std::string& endpoint = {}) {
@@ -129,6 +137,15 @@ PassReport forcedPass(TokenRefresher& r, const std::optional<std::string>& membe
   s.force = true;
   s.memberId = memberId;
   return r.runPass(s, false);
+}
+
+// A success answer that arrives one byte every 50 ms: 100 s for all of it.
+FakeOAuthServer::Scripted trickling() {
+  FakeOAuthServer::Scripted s;
+  s.body = std::string(2000 - 60, ' ') +
+           R"({"access_token":"slow-access","refresh_token":"slow-refresh","expires_in":3600})";
+  s.trickleMillis = 50;
+  return s;
 }
 
 std::string now(Harness& h, std::int64_t plus = 0) {
@@ -354,7 +371,7 @@ BOOST_AUTO_TEST_CASE(server_errors_are_transient_keep_the_refresh_token_and_coun
 
   h.fake.script({200, "<html>not json</html>", 0});
   BOOST_CHECK_EQUAL(forcedPass(r.refresher).transient, 1u);
-  BOOST_CHECK(h.column(p, "last_refresh_error").rfind("bad_answer: ", 0) == 0);
+  BOOST_CHECK(h.column(p, "last_refresh_error").rfind("malformed_answer: ", 0) == 0);
   BOOST_CHECK_EQUAL(h.column(p, "refresh_failures"), "2");
 
   // The kept refresh token still works, and success clears the failure record.
@@ -386,6 +403,71 @@ BOOST_AUTO_TEST_CASE(a_refused_connection_is_transient) {
   BOOST_CHECK_EQUAL(forcedPass(r.refresher).transient, 1u);
   BOOST_CHECK(h.column(p, "last_refresh_error").rfind("connection_failed: ", 0) == 0);
   BOOST_CHECK_EQUAL(h.column(p, "refresh_failures"), "1");
+}
+
+// Issue 13: an error text echoing the client secret minus its last character was stored and
+// shown (last_refresh_error, /api/v1/portals/{id}, the token_health view).
+BOOST_AUTO_TEST_CASE(most_of_a_secret_echoed_by_the_server_is_not_stored_or_shown) {
+  Harness h;
+  HttpOAuthClient client(h.settings.oauth);
+  Refresher r(h, client);
+  InstallSpec p = h.installNew();
+  const std::string almostSecret = kClientSecret.substr(0, kClientSecret.size() - 1);
+  const std::string almostRefresh = p.refreshToken.substr(1);
+  h.fake.script({400,
+                 R"({"error":"invalid_request )" + almostSecret +
+                     R"(","error_description":"client )" + almostSecret + " token " +
+                     almostRefresh + R"( is wrong"})",
+                 0});
+  forcedPass(r.refresher);
+  const std::string error = h.column(p, "last_refresh_error");
+  BOOST_CHECK(error.find("[redacted]") != std::string::npos);
+  BOOST_CHECK(error.find("is wrong") != std::string::npos);  // the server's words stay
+  const std::string portal = httpGet(h.service->queryUrl(), "/api/v1/portals/" + p.memberId).body;
+  const std::string view =
+      queryScalar(h.settings.db.path, "SELECT group_concat(last_refresh_error) FROM token_health");
+  for (const std::string& shown : {error, portal, view}) {
+    BOOST_CHECK(shown.find(almostSecret.substr(0, 8)) == std::string::npos);
+    BOOST_CHECK(shown.find(almostRefresh.substr(almostRefresh.size() - 8)) == std::string::npos);
+  }
+  BOOST_CHECK(portal.find("[redacted]") != std::string::npos);
+}
+
+// A portal that sent nothing but its install may be anyone's invention: issue 13 had 20,000.
+BOOST_AUTO_TEST_CASE(keep_alive_does_not_spend_the_secret_on_a_portal_that_sent_only_its_install) {
+  Harness h([](Settings& s) { s.refresh.maxAgeDays = 0; });
+  HttpOAuthClient client(h.settings.oauth);
+  Refresher r(h, client);
+  InstallSpec unproven = h.newPortal();
+  unproven.expires = h.clock.nowSeconds() - 60;
+  h.install(unproven, nullptr, false);
+  InstallSpec proven = h.installNew();
+  PassReport pass = r.refresher.runPass({}, false);
+  BOOST_CHECK_EQUAL(pass.checked, 2u);
+  BOOST_CHECK_EQUAL(pass.due, 1u);
+  BOOST_CHECK(h.fake.receivedRefreshTokens() == std::vector<std::string>{proven.refreshToken});
+  RefreshSelection expiring;
+  expiring.expiringWithinSeconds = 3600;
+  BOOST_CHECK_EQUAL(r.refresher.runPass(expiring, true).dueTokens.size(), 1u);
+  BOOST_CHECK(keepAliveReason(*h.store().findToken(unproven.memberId, 1), {}, 0,
+                              h.clock.nowSeconds()) == DueReason::kUnproven);
+
+  // On demand it is refreshed: something is using the token.
+  AccessTokenResult onDemand = r.refresher.accessToken(unproven.memberId, {}, false);
+  BOOST_CHECK(onDemand.refreshed);
+  // And a refresh Bitrix24 accepted proves it: keep-alive passes renew it from then on.
+  const std::size_t before = h.fake.requestCount();
+  BOOST_CHECK_EQUAL(r.refresher.runPass({}, false).success, 2u);
+  BOOST_CHECK_EQUAL(h.fake.requestCount(), before + 2);
+
+  // So does an ordinary event of the portal.
+  InstallSpec later = h.newPortal();
+  h.install(later, nullptr, false);
+  BOOST_CHECK_EQUAL(r.refresher.runPass({}, false).due, 2u);
+  HttpResult event = postForm(h.service->ingestUrl(), h.settings.ingest.path,
+                              dealAddForm(later, later.accessToken, "", later.expires));
+  BOOST_REQUIRE_EQUAL(event.status, 200);
+  BOOST_CHECK_EQUAL(r.refresher.runPass({}, false).due, 3u);
 }
 
 BOOST_AUTO_TEST_CASE(secrets_echoed_by_the_server_are_not_stored_or_returned) {
@@ -479,6 +561,61 @@ BOOST_AUTO_TEST_CASE(https_verifies_the_certificate_before_sending_anything) {
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(leases_and_concurrency)
+
+// Issue 13: a token endpoint that trickled its answer kept one refresh waiting 150 s, past its
+// lease; each byte came before the 20 s receive timeout.
+BOOST_AUTO_TEST_CASE(a_trickling_answer_is_cut_at_refresh_timeout) {
+  Harness h([](Settings& s) { s.refresh.timeoutSeconds = 1; });
+  HttpOAuthClient client(h.settings.oauth, httpOAuthOptions(h.settings.refresh));
+  Refresher r(h, client);
+  InstallSpec p = h.installNew();
+  h.fake.script(trickling());
+  BOOST_CHECK_EQUAL(forcedPass(r.refresher).transient, 1u);
+  BOOST_CHECK(h.column(p, "last_refresh_error").rfind("timeout: ", 0) == 0);
+  BOOST_CHECK_EQUAL(h.column(p, "refresh_token"), p.refreshToken);
+  BOOST_CHECK_EQUAL(h.column(p, "refresh_lease_until"), "NULL");
+  // The client still works for the next request.
+  BOOST_CHECK_EQUAL(forcedPass(r.refresher).success, 1u);
+}
+
+BOOST_AUTO_TEST_CASE(the_lease_outlives_the_deadline_of_the_request) {
+  RefreshSettings refresh;
+  refresh.timeoutSeconds = 20;
+  refresh.rate = 0.5;
+  BOOST_CHECK_GT(refreshLeaseSeconds(refresh), 20 + 2);
+  refresh.timeoutSeconds = 600;
+  BOOST_CHECK_GT(refreshLeaseSeconds(refresh), 600 + 2);
+  // And a refresher holds that lease while its request runs.
+  Harness h([](Settings& s) { s.refresh.timeoutSeconds = 3; });
+  InstallSpec p = h.installNew();
+  HttpOAuthClient client(h.settings.oauth, httpOAuthOptions(h.settings.refresh));
+  Refresher r(h, client);
+  h.fake.script(trickling());
+  std::thread pass([&] { forcedPass(r.refresher); });
+  BOOST_REQUIRE(h.fake.waitForRequests(1, 20000));
+  const std::int64_t leaseUntil = std::stoll(h.column(p, "refresh_lease_until"));
+  pass.join();
+  BOOST_CHECK_GE(leaseUntil, h.clock.nowSeconds() + refreshLeaseSeconds(h.settings.refresh));
+  BOOST_CHECK_EQUAL(h.column(p, "refresh_lease_until"), "NULL");  // released after the cut
+}
+
+// Issue 13: serve took 117 s to stop with its timer stuck in a trickling refresh.
+BOOST_AUTO_TEST_CASE(serve_stops_within_its_grace_period_with_a_refresh_in_flight) {
+  Harness h([](Settings& s) {
+    s.refresh.intervalSeconds = 1;
+    s.refresh.maxAgeDays = 0;
+    s.refresh.timeoutSeconds = 200;  // far beyond the grace period
+  });
+  h.fake.script(trickling());
+  InstallSpec p = h.installNew();
+  BOOST_REQUIRE(h.fake.waitForRequests(1, 20000));
+  auto stopped = std::async(std::launch::async, [&h] { h.service->stop(); });
+  BOOST_CHECK(stopped.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  stopped.get();
+  h.service.reset();
+  BOOST_CHECK(h.column(p, "last_refresh_error").rfind("stopped: ", 0) == 0);
+  BOOST_CHECK_EQUAL(h.column(p, "refresh_lease_until"), "NULL");
+}
 
 BOOST_AUTO_TEST_CASE(a_claimed_row_is_left_alone_until_its_lease_expires) {
   Harness h;

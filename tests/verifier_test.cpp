@@ -103,10 +103,26 @@ BOOST_AUTO_TEST_CASE(static_token_verifies_an_unknown_portal_and_creates_it) {
                   .action == Action::kStoreAndCreatePortal));
 }
 
-BOOST_AUTO_TEST_CASE(static_token_verifies_an_event_of_a_known_portal) {
+BOOST_AUTO_TEST_CASE(static_token_verifies_events_of_a_portal_it_created) {
+  PortalRecord p;
+  p.memberId = "m1";  // created by an earlier static-token event: no token, never installed
   BOOST_TEST(
-      (verifyEvent(event(EventKind::kOther, "static1"), installedPortal(), {"static1"}).action ==
-       Action::kStore));
+      (verifyEvent(event(EventKind::kOther, "static1"), p, {"static1"}).action == Action::kStore));
+  BOOST_TEST((verifyEvent(event(EventKind::kUninstall, "static1"), p, {"static1"}).action ==
+              Action::kUninstall));
+}
+
+// Issue 13: a static token uninstalled an installed portal, and an attacker's ONAPPINSTALL
+// then registered it with the attacker's token.
+BOOST_AUTO_TEST_CASE(static_token_verifies_nothing_of_a_portal_installed_through_onappinstall) {
+  for (EventKind kind : {EventKind::kOther, EventKind::kUninstall}) {
+    Verdict v = verifyEvent(event(kind, "static1"), installedPortal(), {"static1"});
+    BOOST_TEST((v.action == Action::kReject));
+    BOOST_TEST(v.reason == "wrong application token");
+    // Nor after an uninstall: the portal had a token of its own, only a new install revives it.
+    v = verifyEvent(event(kind, "static1"), uninstalledPortal(), {"static1"});
+    BOOST_TEST((v.action == Action::kReject));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(empty_static_token_entries_verify_nothing) {

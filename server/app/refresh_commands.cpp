@@ -120,7 +120,7 @@ int runRefreshTokens(const CommandLine& command, std::ostream& out, std::ostream
     return kExitUsage;
   }
   try {
-    HttpOAuthClient client(settings.oauth);
+    HttpOAuthClient client(settings.oauth, httpOAuthOptions(settings.refresh));
     TokenRefresher refresher(env.storage->tokenStore(), client, settings.oauth, settings.refresh,
                              env.clock);
     PassReport report = refresher.runPass(selection, dryRun);
@@ -164,7 +164,7 @@ int runToken(const CommandLine& command, std::ostream& out, std::ostream& err) {
   Environment env;
   if (int rc = prepare(command, env, err); rc != kExitOk) return rc;
   try {
-    HttpOAuthClient client(env.settings.oauth);
+    HttpOAuthClient client(env.settings.oauth, httpOAuthOptions(env.settings.refresh));
     TokenRefresher refresher(env.storage->tokenStore(), client, env.settings.oauth,
                              env.settings.refresh, env.clock);
     AccessTokenResult result = refresher.accessToken(command.args[1], userId, forceRefresh);

@@ -85,6 +85,7 @@ Service::Service(const Settings& settings, const Clock& clock) : settings_(setti
   const std::vector<std::string> staticTokens = settings_.ingest.staticTokens;
   SinkSettings sinkSettings;
   sinkSettings.onBatch = [this](std::size_t events) { metrics_.observeBatch(events); };
+  sinkSettings.maxNewPortalsPerHour = settings_.ingest.maxNewPortals;
   sink_ = storage_->openEventSink(
       [staticTokens](const IncomingEvent& e, const std::optional<PortalRecord>& p) {
         return verifyEvent(e, p, staticTokens);

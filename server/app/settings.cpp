@@ -95,6 +95,10 @@ Settings loadSettings(const Poco::Util::AbstractConfiguration& c) {
   if (c.has("ingest.trusted_proxies")) {
     s.ingest.trustedProxies = parseTrustedProxies(list(c.getString("ingest.trusted_proxies")));
   }
+  const int maxNewPortals =
+      intKey(c, "ingest.max_new_portals", static_cast<int>(s.ingest.maxNewPortals));
+  if (maxNewPortals < 0) throw Poco::SyntaxException("ingest.max_new_portals must be >= 0");
+  s.ingest.maxNewPortals = static_cast<std::size_t>(maxNewPortals);
   s.query.listen = c.getString("query.listen", s.query.listen);
   // Checked here so a bad address is a configuration error (exit 2), not a failure to serve.
   splitHostPort(s.ingest.listen);
@@ -115,6 +119,8 @@ Settings loadSettings(const Poco::Util::AbstractConfiguration& c) {
   } catch (const Poco::SyntaxException&) {
     throw Poco::SyntaxException("configuration key refresh.rate is not a number");
   }
+  s.refresh.timeoutSeconds = intKey(c, "refresh.timeout", s.refresh.timeoutSeconds);
+  if (s.refresh.timeoutSeconds <= 0) throw Poco::SyntaxException("refresh.timeout must be > 0");
   if (s.refresh.intervalSeconds < 0 || s.refresh.maxAgeDays < 0 || s.refresh.rate <= 0) {
     throw Poco::SyntaxException(
         "refresh.interval and refresh.max_age_days must be >= 0, refresh.rate > 0");
@@ -132,7 +138,9 @@ Poco::AutoPtr<Poco::Util::LayeredConfiguration> layerConfiguration(
   Poco::AutoPtr<Poco::Util::MapConfiguration> fromEnv(new Poco::Util::MapConfiguration);
   for (const auto& [var, key] : environmentKeys()) {
     auto it = environment.find(var);
-    if (it != environment.end()) fromEnv->setString(key, it->second);
+    // SPEC §2: set to the empty string counts as unset, so `B24ES_QUERY_TOKEN=` in a unit
+    // file cannot silently switch a configured query.token off.
+    if (it != environment.end() && !it->second.empty()) fromEnv->setString(key, it->second);
   }
   // Lower priority numbers win.
   layered->add(fromFlags, 0);

@@ -28,7 +28,12 @@ Verdict verifyEvent(const IncomingEvent& event, const std::optional<PortalRecord
     // No early exit: the time taken must not tell which static token matched.
     if (!token.empty() && constantTimeEquals(presented, token)) byStatic = true;
   }
-  if (!verified && !byStatic) {
+  // SPEC §4 (v2): a static token speaks only for portals that never had an application token
+  // of their own. A portal installed through ONAPPINSTALL keeps installed_at after an
+  // uninstall, so a static token can neither uninstall it (and clear the way for someone
+  // else's install) nor send events in its name afterwards.
+  const bool staticApplies = !portal || !portal->installedAt;
+  if (!verified && !(byStatic && staticApplies)) {
     if (!portal) return Verdict{Action::kReject, "unknown portal"};
     if (portal->uninstalledAt) return Verdict{Action::kReject, "the portal is uninstalled"};
     return Verdict{Action::kReject, "wrong application token"};

@@ -142,32 +142,4 @@ void logWithFields(Poco::Logger& logger, Poco::Message::Priority priority, const
   logger.log(message);
 }
 
-std::string logValue(const std::string& value) {
-  constexpr std::size_t kMaxBytes = 256;
-  static const char kHex[] = "0123456789abcdef";
-  std::string out;
-  const std::size_t n = std::min(value.size(), kMaxBytes);
-  out.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const unsigned char c = static_cast<unsigned char>(value[i]);
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c < 0x20 || c == 0x7f) {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (value.size() > kMaxBytes) out += "...";
-  return out;
-}
-
 }  // namespace b24es

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "log_value.h"
+
 namespace b24es {
 
 struct LogSettings {
@@ -39,10 +41,6 @@ bool reopenLogFile();
 // what came from a request with logValue() first.
 void logWithFields(Poco::Logger& logger, Poco::Message::Priority priority, const std::string& text,
                    const LogFields& fields);
-
-// A value that came from a request, safe to log: control characters and backslashes escaped
-// (\n, \x01, ...), cut to 256 bytes, so no request can forge a log line (SPEC §10).
-std::string logValue(const std::string& value);
 
 // The JSON line for one message, as the json format writes it (for tests and the formatter).
 std::string jsonLogLine(const Poco::Message& message);

@@ -16,6 +16,7 @@
 #include "common_handlers.h"
 #include "event_parser.h"
 #include "http_server.h"
+#include "log_value.h"
 
 namespace b24es {
 namespace {
@@ -122,6 +123,13 @@ class IngestHandler final : public AsyncRequestHandler {
       case IngestOutcome::Status::kRejected:
         record_.result = Metrics::IngestResult::kRejected;
         return sendError(response, {401, "verification_failed", outcome_.reason}, log, context());
+      case IngestOutcome::Status::kLimited:
+        record_.result = Metrics::IngestResult::kRejected;
+        response.set("Retry-After", std::to_string(outcome_.retryAfterSeconds));
+        return sendError(response,
+                         {429, "too_many_new_portals",
+                          "too many new portals were installed in the last hour; try again later"},
+                         log, context());
       case IngestOutcome::Status::kUnavailable:
         record_.result = Metrics::IngestResult::kUnavailable;
         // Not logged per request: the store logs each storage fault once, when it begins and

@@ -17,6 +17,7 @@ struct IngestSettings {
   int requestTimeoutSeconds = 30;         // a whole request must arrive within this
   int threads = 2;                        // event-loop threads serving ingest connections
   std::vector<std::string> staticTokens;  // bitrix24.application_tokens (secrets)
+  std::size_t maxNewPortals = 1000;       // portals ONAPPINSTALL may register per hour
   // Peers whose X-Forwarded-For / X-Real-IP name the client (SPEC §10); empty trusts none.
   std::vector<Poco::Net::IPAddress> trustedProxies{Poco::Net::IPAddress("127.0.0.1"),
                                                    Poco::Net::IPAddress("::1")};

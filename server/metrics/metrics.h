@@ -46,7 +46,7 @@ class Metrics {
   // What became of one POST to the ingest path.
   enum class IngestResult {
     kStored,       // 200
-    kRejected,     // 401: verification failed
+    kRejected,     // 401: verification failed; 429: ingest.max_new_portals
     kInvalid,      // 400, 413, 415: malformed, too large, wrong content type
     kUnavailable,  // 503: could not be committed
   };

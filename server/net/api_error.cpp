@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "access_log.h"
+#include "log_value.h"
 
 namespace b24es {
 
@@ -22,6 +23,10 @@ void sendError(Poco::Net::HTTPServerResponse& response, const ApiError& error, P
                const std::string& context) {
   std::string line = std::to_string(error.status) + " " + error.code + ": " + error.message;
   if (!context.empty()) line += " (" + context + ")";
+  // Callers pass request values through logValue() (escaped and cut); this catches any that
+  // still holds a control character (an exception's text quoting a request, say) without
+  // changing the escaped ones.
+  line = logValue(line, std::string::npos);
   // Every rejection names its client (SPEC §10); the loops put the address in the notes.
   LogFields fields;
   if (const RequestNotes* notes = notesOf(response); notes && !notes->client.empty()) {

@@ -1,5 +1,7 @@
 #include "common_handlers.h"
 
+#include "log_value.h"
+
 #include <Poco/Exception.h>
 #include <Poco/Logger.h>
 #include <Poco/URI.h>
@@ -36,7 +38,7 @@ void ErrorHandler::handleRequest(Poco::Net::HTTPServerRequest& request,
                                  Poco::Net::HTTPServerResponse& response) {
   if (!allow_.empty()) response.set("Allow", allow_);
   sendError(response, error_, Poco::Logger::get("b24es.http"),
-            request.getMethod() + " " + requestPath(request));
+            logValue(request.getMethod()) + " " + logValue(requestPath(request)));
 }
 
 }  // namespace b24es

@@ -11,6 +11,7 @@
 #include "common_handlers.h"
 #include "constant_time.h"
 #include "dashboard.h"
+#include "log_value.h"
 #include "openapi.h"
 #include "query_json.h"
 #include "query_params.h"
@@ -98,7 +99,7 @@ class UnauthorizedHandler final : public Poco::Net::HTTPRequestHandler {
     sendError(
         response,
         {401, "unauthorized", "this API needs the header Authorization: Bearer <query.token>"},
-        queryLog(), request.getMethod() + " " + requestPath(request));
+        queryLog(), logValue(request.getMethod()) + " " + logValue(requestPath(request)));
   }
 };
 
@@ -131,7 +132,7 @@ class QueryHandler final : public Poco::Net::HTTPRequestHandler {
 
   void handleRequest(Poco::Net::HTTPServerRequest& request,
                      Poco::Net::HTTPServerResponse& response) override {
-    const std::string context = request.getMethod() + " " + uri_.getPath();
+    const std::string context = logValue(request.getMethod()) + " " + logValue(uri_.getPath());
     QueryParameters params;
     try {
       params = uri_.getQueryParameters();
@@ -157,8 +158,19 @@ class QueryHandler final : public Poco::Net::HTTPRequestHandler {
       if (auto* error = std::get_if<InvalidParameter>(&parsed)) {
         return sendError(response, {400, "invalid_parameter", error->message}, log, context);
       }
-      EventPage page = storage_.reader().queryEvents(std::get<EventFilter>(parsed));
-      return sendOk(request, response, json, eventPageJson(page));
+      const EventFilter& filter = std::get<EventFilter>(parsed);
+      EventPageWriter page(filter.limit);
+      storage_.reader().scanEvents(filter, [&page](EventRecord& e) { return page.add(e); });
+      return sendOk(request, response, json, page.finish());
+    }
+    if (route_ == Route::kPortals) {
+      auto parsed = parsePortalFilter(params);
+      if (auto* error = std::get_if<InvalidParameter>(&parsed)) {
+        return sendError(response, {400, "invalid_parameter", error->message}, log, context);
+      }
+      return sendOk(request, response, json,
+                    portalPageJson(storage_.reader().listPortals(std::get<PortalFilter>(parsed)),
+                                   clock_.nowSeconds()));
     }
     // The other routes take no parameters; an unexpected one is more likely a mistake
     // (a filter meant for /api/v1/events) than something to ignore.
@@ -181,9 +193,6 @@ class QueryHandler final : public Poco::Net::HTTPRequestHandler {
         }
         return sendOk(request, response, json, eventJson(*event));
       }
-      case Route::kPortals:
-        return sendOk(request, response, json,
-                      portalListJson(storage_.reader().listPortals(), clock_.nowSeconds()));
       case Route::kPortal: {
         std::optional<PortalView> portal = storage_.reader().findPortalView(captured_);
         if (!portal) {
@@ -209,6 +218,7 @@ class QueryHandler final : public Poco::Net::HTTPRequestHandler {
       }
       case Route::kHealth:
       case Route::kEvents:
+      case Route::kPortals:
         break;  // answered elsewhere
     }
   }

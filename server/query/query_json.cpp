@@ -219,15 +219,39 @@ std::string eventPageJson(const EventPage& page) {
   return out;
 }
 
+EventPageWriter::EventPageWriter(std::size_t limit, std::size_t maxBytes)
+    : limit_(limit), maxBytes_(maxBytes), out_("{\"items\":[") {}
+
+bool EventPageWriter::add(const EventRecord& event) {
+  if (full_) {
+    more_ = true;
+    return false;
+  }
+  if (count_ > 0) out_ += ',';
+  out_ += eventJson(event);
+  ++count_;
+  lastId_ = event.id;
+  full_ = count_ >= limit_ || out_.size() >= maxBytes_;
+  return true;
+}
+
+std::string EventPageWriter::finish() {
+  out_ += "],\"next_after_id\":";
+  appendNumber(out_, more_ ? std::optional<std::int64_t>(lastId_) : std::nullopt);
+  out_ += '}';
+  return std::move(out_);
+}
+
 std::string portalJson(const PortalView& portal, std::int64_t nowSeconds) {
   return stringified(*portalObject(portal, nowSeconds));
 }
 
-std::string portalListJson(const std::vector<PortalView>& portals, std::int64_t nowSeconds) {
+std::string portalPageJson(const PortalPage& page, std::int64_t nowSeconds) {
   Object body(Poco::JSON_PRESERVE_KEY_ORDER);
   Array::Ptr items = new Array;
-  for (const PortalView& p : portals) items->add(portalObject(p, nowSeconds));
+  for (const PortalView& p : page.items) items->add(portalObject(p, nowSeconds));
   body.set("items", items);
+  body.set("next_after", varOf(page.nextAfter));
   return stringified(body);
 }
 

@@ -25,12 +25,14 @@ std::string shown(const std::string& name) {
 }
 
 // Poco::DateTimeParser skips junk before numbers ("x2026-01-01" parses), so the shape is
-// checked first. The offset sign may arrive as a space: an unencoded '+' in a query string
-// decodes to one.
+// checked first, with the ranges of RFC 3339 (hours 00-23, minutes 00-59, in the time and in
+// the offset): the parser itself takes "+99:99" as an offset of 100 hours. The offset sign may
+// arrive as a space: an unencoded '+' in a query string decodes to one.
 const Poco::RegularExpression& isoShape() {
   static const Poco::RegularExpression shape(
       "^[0-9]{4}-[0-9]{2}-[0-9]{2}"
-      "(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]{1,9})?)?(Z|[+ -][0-9]{2}(:?[0-9]{2})?)?)?$");
+      "(T([01][0-9]|2[0-3]):[0-5][0-9](:([0-5][0-9]|60)(\\.[0-9]{1,9})?)?"
+      "(Z|[+ -]([01][0-9]|2[0-3])(:?[0-5][0-9])?)?)?$");
   return shape;
 }
 
@@ -61,6 +63,30 @@ std::optional<std::int64_t> parseTime(const std::string& text) {
 std::optional<InvalidParameter> rejectParameters(const QueryParameters& params) {
   if (params.empty()) return std::nullopt;
   return invalid("unknown parameter '" + shown(params.front().first) + "'; this path takes none");
+}
+
+std::variant<PortalFilter, InvalidParameter> parsePortalFilter(const QueryParameters& params) {
+  PortalFilter filter;
+  std::set<std::string> seen;
+  for (const auto& [name, value] : params) {
+    if (!seen.insert(name).second) {
+      return invalid("parameter '" + shown(name) + "' is given twice");
+    }
+    if (value.empty()) return invalid("parameter '" + shown(name) + "' is empty");
+    if (name == "after") {
+      filter.after = value;
+    } else if (name == "limit") {
+      std::optional<std::int64_t> limit = parseInteger(value);
+      if (!limit || *limit < 1 || *limit > static_cast<std::int64_t>(PortalFilter::kMaxLimit)) {
+        return invalid("limit must be an integer from 1 to " +
+                       std::to_string(PortalFilter::kMaxLimit));
+      }
+      filter.limit = static_cast<std::size_t>(*limit);
+    } else {
+      return invalid("unknown parameter '" + shown(name) + "'");
+    }
+  }
+  return filter;
 }
 
 std::variant<EventFilter, InvalidParameter> parseEventFilter(const QueryParameters& params) {

@@ -7,18 +7,26 @@
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
-#include <Poco/Net/HTTPSClientSession.h>
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/RejectCertificateHandler.h>
 #include <Poco/Net/SSLException.h>
 #include <Poco/Net/SSLManager.h>
+#include <Poco/Net/SecureStreamSocket.h>
+#include <Poco/Net/SocketAddress.h>
+#include <Poco/Net/StreamSocket.h>
 #include <Poco/NumberParser.h>
 #include <Poco/String.h>
 #include <Poco/URI.h>
 
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <istream>
 #include <memory>
+#include <thread>
+#include <vector>
 
 #ifndef B24ES_VERSION
 #define B24ES_VERSION "0.0.0"
@@ -40,6 +48,17 @@ bool isDeadError(const std::string& error) {
   return false;
 }
 
+// A member that must be a non-empty JSON string; nullopt for anything else (a number, an array,
+// null, "").
+std::optional<std::string> stringMember(const Poco::JSON::Object::Ptr& o, const std::string& key) {
+  if (!o->has(key)) return std::nullopt;
+  Poco::Dynamic::Var v = o->get(key);
+  if (!v.isString()) return std::nullopt;
+  std::string s = v.extract<std::string>();
+  if (s.empty()) return std::nullopt;
+  return s;
+}
+
 std::string textMember(const Poco::JSON::Object::Ptr& o, const std::string& key) {
   if (!o->has(key)) return {};
   Poco::Dynamic::Var v = o->get(key);
@@ -52,7 +71,8 @@ std::optional<std::int64_t> integerMember(const Poco::JSON::Object::Ptr& o,
   if (!o->has(key)) return std::nullopt;
   Poco::Dynamic::Var v = o->get(key);
   try {
-    if (v.isInteger()) return v.convert<Poco::Int64>();
+    if (v.isBoolean()) return std::nullopt;  // POCO counts a bool as an integer
+    if (v.isInteger() || v.isNumeric()) return v.convert<Poco::Int64>();
     if (v.isString()) {
       Poco::Int64 n = 0;
       if (Poco::NumberParser::tryParse64(v.extract<std::string>(), n)) return n;
@@ -159,7 +179,7 @@ OAuthAnswer classifyTokenAnswer(int httpStatus, const std::string& body) {
   }
   if (!root) {
     if (httpStatus >= 200 && httpStatus < 300) {
-      return transient("bad_answer", "HTTP " + status + " without a JSON object");
+      return transient("malformed_answer", "HTTP " + status + " without a JSON object");
     }
     return transient("http_" + status, "HTTP " + status);
   }
@@ -176,12 +196,30 @@ OAuthAnswer classifyTokenAnswer(int httpStatus, const std::string& body) {
   if (httpStatus < 200 || httpStatus >= 300) {
     return transient("http_" + status, "HTTP " + status);
   }
-  OAuthAnswer a;
-  a.tokens.accessToken = textMember(root, "access_token");
-  a.tokens.refreshToken = textMember(root, "refresh_token");
-  if (a.tokens.accessToken.empty() || a.tokens.refreshToken.empty()) {
-    return transient("bad_answer", "HTTP " + status + " without access_token and refresh_token");
+  // Typed, not converted: "access_token":123 or an array would otherwise be stored as a token
+  // (issue 13), and the real pair would be lost with the spent refresh token.
+  std::optional<std::string> access = stringMember(root, "access_token");
+  std::optional<std::string> refresh = stringMember(root, "refresh_token");
+  if (!access || !refresh) {
+    return transient("malformed_answer", "HTTP " + status +
+                                             " without access_token and refresh_token as "
+                                             "non-empty strings");
   }
+  bool hasExpiry = false, badExpiry = false;
+  for (const char* key : {"expires", "expires_in"}) {
+    if (!root->has(key)) continue;
+    hasExpiry = true;
+    // A number, or a string of digits (both occur in Bitrix24 answers); not an array, an
+    // object, a bool or words.
+    badExpiry = badExpiry || !integerMember(root, key);
+  }
+  if (!hasExpiry || badExpiry) {
+    return transient("malformed_answer",
+                     "HTTP " + status + " without expires or expires_in as a number");
+  }
+  OAuthAnswer a;
+  a.tokens.accessToken = *access;
+  a.tokens.refreshToken = *refresh;
   a.kind = OAuthAnswer::Kind::kSuccess;
   a.tokens.expires = integerMember(root, "expires");
   a.tokens.expiresIn = integerMember(root, "expires_in");
@@ -190,6 +228,74 @@ OAuthAnswer classifyTokenAnswer(int httpStatus, const std::string& body) {
   a.tokens.serverEndpoint = textMember(root, "server_endpoint");
   a.tokens.status = textMember(root, "status");
   return a;
+}
+
+HttpOAuthOptions httpOAuthOptions(const RefreshSettings& refresh) {
+  HttpOAuthOptions options;
+  options.deadline = Poco::Timespan(refresh.timeoutSeconds, 0);
+  options.connectTimeout = std::min(options.connectTimeout, options.deadline);
+  options.ioTimeout = std::min(options.ioTimeout, options.deadline);
+  return options;
+}
+
+// Shuts one request's socket down when its deadline passes or the client aborts, from a thread of
+// its own: a shutdown socket makes the blocked connect, handshake, send or receive return at
+// once. Written by hand: POCO's timeouts bound each socket operation, never a whole request. Only
+// the file descriptor crosses threads (never the POCO socket object), and the thread is joined
+// before the socket is closed, so the descriptor cannot be reused under it.
+class HttpOAuthClient::Deadline {
+ public:
+  Deadline(HttpOAuthClient& client, int fd, Poco::Timespan after)
+      : client_(client),
+        fd_(fd),
+        until_(std::chrono::steady_clock::now() +
+               std::chrono::microseconds(after.totalMicroseconds())),
+        thread_([this] { watch(); }) {}
+  ~Deadline() {
+    {
+      std::lock_guard<std::mutex> lock(client_.mutex_);
+      done_ = true;
+    }
+    client_.aborted_.notify_all();
+    thread_.join();
+  }
+  Deadline(const Deadline&) = delete;
+  Deadline& operator=(const Deadline&) = delete;
+
+  // Why the socket was shut down: "" (it was not), "timeout" or "stopped".
+  std::string cause() {
+    std::lock_guard<std::mutex> lock(client_.mutex_);
+    return cause_;
+  }
+
+ private:
+  void watch() {
+    std::unique_lock<std::mutex> lock(client_.mutex_);
+    client_.aborted_.wait_until(lock, until_, [this] { return done_ || client_.aborting_; });
+    if (done_) return;
+    cause_ = client_.aborting_ ? "stopped" : "timeout";
+    // Again until the request ends: a shutdown that lands between the socket's creation and
+    // its connect() has nothing to shut down yet.
+    while (!done_) {
+      ::shutdown(fd_, SHUT_RDWR);
+      client_.aborted_.wait_for(lock, std::chrono::milliseconds(50), [this] { return done_; });
+    }
+  }
+
+  HttpOAuthClient& client_;
+  const int fd_;
+  const std::chrono::steady_clock::time_point until_;
+  bool done_ = false;  // guarded by client_.mutex_
+  std::string cause_;  // guarded by client_.mutex_
+  std::thread thread_;
+};
+
+void HttpOAuthClient::abort() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    aborting_ = true;
+  }
+  aborted_.notify_all();
 }
 
 HttpOAuthClient::HttpOAuthClient(const OAuthSettings& settings, const HttpOAuthOptions& options)
@@ -221,21 +327,49 @@ OAuthAnswer HttpOAuthClient::refresh(const std::string& endpointUrl, const std::
     return a;
   }
   const Poco::URI uri(endpoint.url);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (aborting_) return transient("stopped", "not sent: the refresher is stopping");
+  }
+  const std::string seconds = std::to_string(options_.deadline.totalSeconds());
+  std::unique_ptr<Deadline> deadline;
+  // Every failure while the deadline had cut the request short is that, whatever the socket
+  // made of it (an exception, or an answer that ends early).
+  auto cutShort = [&]() -> std::optional<OAuthAnswer> {
+    const std::string cause = deadline ? deadline->cause() : std::string();
+    if (cause == "timeout") {
+      return transient("timeout", "no complete answer from " + uri.getHost() + " within " +
+                                      seconds + " s (refresh.timeout)");
+    }
+    if (cause == "stopped") return transient("stopped", "the refresher stopped mid-request");
+    return std::nullopt;
+  };
   try {
+    const Poco::Net::SocketAddress address(uri.getHost(), uri.getPort());
+    // The socket exists before the connect, so the deadline covers the connect too.
+    Poco::Net::StreamSocket tcp(address.family());
+    deadline = std::make_unique<Deadline>(*this, static_cast<int>(tcp.impl()->sockfd()),
+                                          options_.deadline);
+    tcp.connect(address, options_.connectTimeout);
+    tcp.setSendTimeout(options_.ioTimeout);
+    tcp.setReceiveTimeout(options_.ioTimeout);
     std::unique_ptr<Poco::Net::HTTPClientSession> session;
     if (uri.getScheme() == "https") {
-      session =
-          std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), context_);
+      // The handshake verifies the certificate and the host name before anything is sent. A
+      // plain HTTPClientSession over the TLS socket: POCO 1.11's HTTPSClientSession refuses an
+      // already connected socket (its constructor sets the port and throws).
+      session = std::make_unique<Poco::Net::HTTPClientSession>(
+          Poco::Net::SecureStreamSocket::attach(tcp, uri.getHost(), context_));
     } else {
-      session = std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
+      session = std::make_unique<Poco::Net::HTTPClientSession>(tcp);
     }
-    session->setTimeout(options_.connectTimeout, options_.ioTimeout, options_.ioTimeout);
     session->setKeepAlive(false);
 
     // A POST form rather than the documentation's GET query: the secret stays out of URLs and
     // proxy logs.
     Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_POST, uri.getPathEtc(),
                                    Poco::Net::HTTPMessage::HTTP_1_1);
+    request.setHost(uri.getHost(), uri.getPort());
     request.set("User-Agent", "b24-event-store/" B24ES_VERSION);
     request.set("Accept", "application/json");
     Poco::Net::HTMLForm form(Poco::Net::HTMLForm::ENCODING_URL);
@@ -249,32 +383,60 @@ OAuthAnswer HttpOAuthClient::refresh(const std::string& endpointUrl, const std::
     Poco::Net::HTTPResponse response;
     std::istream& in = session->receiveResponse(response);
     std::string body = readBounded(in, options_.maxAnswerBytes);
+    if (auto cut = cutShort()) return *cut;
     OAuthAnswer answer = classifyTokenAnswer(response.getStatus(), body);
     answer.description = redactSecrets(answer.description, {clientSecret, refreshToken});
     return answer;
   } catch (const Poco::TimeoutException&) {
+    if (auto cut = cutShort()) return *cut;
     return transient("timeout", "no answer from " + uri.getHost() + " in time");
   } catch (const Poco::Net::ConnectionRefusedException&) {
+    if (auto cut = cutShort()) return *cut;
     return transient("connection_failed", "connection to " + uri.getHost() + " refused");
   } catch (const Poco::Net::SSLException& e) {
+    if (auto cut = cutShort()) return *cut;
     return transient("tls_error", "TLS with " + uri.getHost() + " failed: " + e.displayText());
   } catch (const Poco::Exception& e) {
+    if (auto cut = cutShort()) return *cut;
     return transient("network_error",
                      "request to " + uri.getHost() + " failed: " + e.displayText());
   } catch (const std::exception& e) {
+    if (auto cut = cutShort()) return *cut;
     return transient("network_error",
                      "request to " + uri.getHost() + " failed: " + std::string(e.what()));
   }
 }
 
 std::string redactSecrets(std::string text, std::initializer_list<std::string> secrets) {
+  // Marks every character of `text` inside a common substring of at least kSecretRunChars with
+  // a secret (the longest-common-substring table, one row at a time), then replaces each
+  // marked stretch. Written by hand: no library offers it. Texts and secrets are short (an
+  // error description is cut to 300 characters), so O(text x secret) is nothing.
+  std::vector<bool> covered(text.size(), false);
   for (const std::string& secret : secrets) {
     if (secret.empty()) continue;
-    for (std::size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at)) {
-      text.replace(at, secret.size(), "[redacted]");
+    const std::size_t run = std::min(kSecretRunChars, secret.size());
+    std::vector<std::size_t> previous(secret.size() + 1, 0), current(secret.size() + 1, 0);
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      for (std::size_t j = 0; j < secret.size(); ++j) {
+        current[j + 1] = text[i] == secret[j] ? previous[j] + 1 : 0;
+        // A secret shorter than a run counts only as a whole (current never exceeds it).
+        if (current[j + 1] >= run) {
+          for (std::size_t k = i + 1 - current[j + 1]; k <= i; ++k) covered[k] = true;
+        }
+      }
+      std::swap(previous, current);
     }
   }
-  return text;
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (!covered[i]) {
+      out += text[i];
+    } else if (i == 0 || !covered[i - 1]) {
+      out += "[redacted]";
+    }
+  }
+  return out;
 }
 
 }  // namespace b24es

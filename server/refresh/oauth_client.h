@@ -7,7 +7,9 @@
 #include <Poco/Net/Context.h>
 #include <Poco/Timespan.h>
 
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -56,11 +58,12 @@ struct OAuthAnswer {
 
 const char* kindName(OAuthAnswer::Kind kind);
 
-// Classifies an HTTP answer of a token endpoint: a JSON object with access_token and
-// refresh_token and a 2xx status is a success; an `error` of invalid_grant, expired_token,
-// invalid_client, wrong_client, PAYMENT_REQUIRED or NO_AUTH_FOUND is dead whatever the status
-// (Bitrix24 sends some with 200); anything else (5xx, other errors, unparsable bodies) is
-// transient. Pure; thread-safe.
+// Classifies an HTTP answer of a token endpoint: a 2xx JSON object whose access_token and
+// refresh_token are non-empty strings and whose expiry (expires and/or expires_in) is a number
+// (or a string of digits) is a success, and any other 2xx answer a transient malformed_answer
+// (SPEC §6); an `error` of invalid_grant, expired_token, invalid_client, wrong_client,
+// PAYMENT_REQUIRED or NO_AUTH_FOUND is dead whatever the status (Bitrix24 sends some with 200);
+// anything else (5xx, other errors, unparsable bodies) is transient. Pure; thread-safe.
 OAuthAnswer classifyTokenAnswer(int httpStatus, const std::string& body);
 
 // Asks a token endpoint for a new pair.
@@ -78,11 +81,19 @@ class OAuthClient {
 struct HttpOAuthOptions {
   Poco::Timespan connectTimeout{10, 0};
   Poco::Timespan ioTimeout{20, 0};  // each send and each receive
+  // The whole request, from connect to the answer's last byte (refresh.timeout): a server that
+  // trickles its answer a byte at a time never trips ioTimeout, so the socket is shut down when
+  // this passes.
+  Poco::Timespan deadline{20, 0};
   // Certificates (a file or a hashed folder) that HTTPS endpoints must chain to: the system
   // store of the ca-certificates package. Tests point it at their own CA.
   std::string caLocation = "/etc/ssl/certs";
   std::size_t maxAnswerBytes = 65536;  // longer answers are cut and then fail to parse
 };
+
+// The options of the real client for refresh.timeout: the deadline, and connect and I/O
+// timeouts no longer than it.
+HttpOAuthOptions httpOAuthOptions(const RefreshSettings& refresh);
 
 // The real client: POST application/x-www-form-urlencoded over HTTPS with certificate and host
 // name verification (VERIFY_STRICT), or plain HTTP only when settings.allowHttp. Checks
@@ -95,15 +106,29 @@ class HttpOAuthClient final : public OAuthClient {
   ~HttpOAuthClient() override;
   OAuthAnswer refresh(const std::string& endpointUrl, const std::string& clientId,
                       const std::string& clientSecret, const std::string& refreshToken) override;
+  // Ends every request in flight now (its socket is shut down; it answers transient
+  // `stopped`) and makes later ones answer so at once: for a serve that stops within its grace
+  // period. Thread-safe; irreversible.
+  void abort();
 
  private:
+  class Deadline;  // shuts one request's socket down at its deadline or on abort()
+
   const OAuthSettings settings_;     // const after construction
   const HttpOAuthOptions options_;   // const after construction
   Poco::Net::Context::Ptr context_;  // const after construction; thread-safe itself
+  std::mutex mutex_;
+  std::condition_variable aborted_;  // signals aborting_
+  bool aborting_ = false;            // guarded by mutex_
 };
 
-// `text` with every occurrence of each non-empty secret replaced by "[redacted]": answers are
-// quoted into logs and last_refresh_error, and a server must not be able to echo a secret there.
+// `text` with every run of 8 or more characters that also occurs in one of the secrets (and
+// every whole occurrence of a shorter non-empty secret) replaced by "[redacted]": answers are
+// quoted into logs and last_refresh_error, and a server must not be able to echo a secret, or
+// most of one, there. Pure; thread-safe.
 std::string redactSecrets(std::string text, std::initializer_list<std::string> secrets);
+
+// The shortest run of a secret's characters that redactSecrets() removes.
+inline constexpr std::size_t kSecretRunChars = 8;
 
 }  // namespace b24es

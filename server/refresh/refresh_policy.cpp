@@ -12,6 +12,8 @@ const char* dueReasonName(DueReason reason) {
       return "no refresh token";
     case DueReason::kDead:
       return "refresh token dead, reinstall needed";
+    case DueReason::kUnproven:
+      return "portal never proved real, refreshed on demand only";
     case DueReason::kOldRefreshToken:
       return "refresh token old";
     case DueReason::kAccessExpiring:
@@ -32,6 +34,10 @@ DueReason keepAliveReason(const StoredToken& token, const RefreshSelection& sele
   if (!token.refreshToken || token.refreshToken->empty()) return DueReason::kNoRefreshToken;
   if (selection.force) return DueReason::kForced;
   if (token.deadAt) return DueReason::kDead;
+  // Anyone can post an ONAPPINSTALL with a made-up refresh token; renewing it would send the
+  // client secret to the OAuth server once per fake portal and can get the application blocked.
+  // Such a row is renewed when something uses it (`token`, a REST call) or an operator forces it.
+  if (!token.proven) return DueReason::kUnproven;
   const std::int64_t maxAge = static_cast<std::int64_t>(maxAgeDays) * 86400;
   if (maxAgeDays == 0 || !token.refreshTokenAt || nowSeconds - *token.refreshTokenAt >= maxAge) {
     return DueReason::kOldRefreshToken;

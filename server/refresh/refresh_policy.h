@@ -26,6 +26,7 @@ enum class DueReason {
   kNotDue,           // fresh enough
   kNoRefreshToken,   // nothing to refresh with (tokens learned from ordinary events)
   kDead,             // Bitrix24 said the refresh token is dead; waits for a reinstall
+  kUnproven,         // the portal never proved real (StoredToken::proven): on demand only
   kOldRefreshToken,  // refresh token older than refresh.max_age_days (0: every token)
   kAccessExpiring,   // access token expires within --expiring-within (or its expiry is unknown)
   kForced,           // --force

@@ -18,6 +18,7 @@ struct RefreshSettings {
   int intervalSeconds = 3600;  // keep-alive pass period in serve; 0 disables
   int maxAgeDays = 30;         // refresh tokens older than this are renewed
   double rate = 2;             // most token requests per second
+  int timeoutSeconds = 20;     // one token request, from connect to its last byte
 };
 
 }  // namespace b24es

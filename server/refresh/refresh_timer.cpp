@@ -8,7 +8,7 @@ KeepAliveTimer::KeepAliveTimer(TokenStore& store, const OAuthSettings& oauth,
                                const RefreshSettings& refresh, const Clock& clock,
                                PassObserver observer)
     : refresh_(refresh),
-      client_(oauth),
+      client_(oauth, httpOAuthOptions(refresh)),
       refresher_(store, client_, oauth, refresh, clock),
       observer_(std::move(observer)) {}
 
@@ -24,6 +24,9 @@ void KeepAliveTimer::start() {
 void KeepAliveTimer::stop() {
   if (!timer_) return;
   refresher_.requestStop();
+  // A request in flight ends now rather than at refresh.timeout, so serve stops within its
+  // grace period.
+  client_.abort();
   timer_->cancel(true);
   timer_.reset();  // joins the timer thread after the running pass, if any
 }

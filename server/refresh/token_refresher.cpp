@@ -5,6 +5,9 @@
 #include <Poco/Logger.h>
 
 #include <chrono>
+#include <cmath>
+
+#include "log_value.h"
 
 namespace b24es {
 namespace {
@@ -12,8 +15,10 @@ namespace {
 Poco::Logger& refreshLog() { return Poco::Logger::get("b24es.refresh"); }
 
 // How log lines and errors name a row: the portal and the user, never a token.
+// member_id and domain came from a request once: escaped like every request value (SPEC §10).
 std::string nameOf(const StoredToken& t) {
-  return "portal " + t.memberId + (t.domain.empty() ? "" : " (" + t.domain + ")") + " user " +
+  return "portal " + logValue(t.memberId) +
+         (t.domain.empty() ? "" : " (" + logValue(t.domain) + ")") + " user " +
          std::to_string(t.userId);
 }
 
@@ -38,6 +43,11 @@ const char* claimStatusName(Claim::Status status) {
 }
 
 }  // namespace
+
+std::int64_t refreshLeaseSeconds(const RefreshSettings& refresh) {
+  const auto pacing = static_cast<std::int64_t>(std::ceil(1.0 / refresh.rate));
+  return static_cast<std::int64_t>(refresh.timeoutSeconds) + pacing + kLeaseMarginSeconds;
+}
 
 const char* resultName(RefreshResult result) {
   switch (result) {
@@ -77,7 +87,11 @@ TokenRefresher::TokenRefresher(TokenStore& store, OAuthClient& client, const OAu
       clock_(clock),
       sleep_(sleep ? std::move(sleep)
                    : [this](std::int64_t millis) { return this->sleep(millis); }),
-      options_(options) {}
+      options_([&] {
+        Options o = options;
+        if (o.leaseSeconds <= 0) o.leaseSeconds = refreshLeaseSeconds(refresh);
+        return o;
+      }()) {}
 
 void TokenRefresher::requestStop() {
   {
@@ -107,7 +121,7 @@ PassReport TokenRefresher::runPass(const RefreshSelection& selection, bool dryRu
     if (reason == DueReason::kDead) {
       ++report.needReinstall;
       refreshLog().warning("%s needs a reinstall: its refresh token is dead (%s)", nameOf(row),
-                           row.lastRefreshError.value_or("no error recorded"));
+                           logValue(row.lastRefreshError.value_or("no error recorded")));
       continue;
     }
     if (!isDue(reason)) continue;
@@ -219,19 +233,19 @@ TokenOutcome TokenRefresher::refreshClaimed(const Claim& claim, Pacer& pacer) {
     }
     outcome.result = RefreshResult::kSuccess;
   } else {
-    // The secrets are redacted again here: a fake or broken client must not leak them either.
-    const std::string error =
-        answer.error + ": " +
-        redactSecrets(answer.description, {oauth_.clientSecret, refreshToken, row.accessToken});
+    // The secrets are redacted again here, over the error code too (the server chose it): a
+    // fake or broken client must not leak them either. Cut, as it came from a remote server.
+    const std::string error = redactSecrets(answer.error.substr(0, 64) + ": " + answer.description,
+                                            {oauth_.clientSecret, refreshToken, row.accessToken});
     const bool dead = answer.kind == OAuthAnswer::Kind::kDead;
     bool written = store_.recordFailure(claim, error, dead, now);
     if (dead) {
       refreshLog().error("the refresh token of %s is dead (%s): the portal needs a reinstall%s",
-                         nameOf(row), error,
+                         nameOf(row), logValue(error),
                          std::string(written ? "" : "; the row changed meanwhile and was kept"));
       outcome.result = RefreshResult::kDead;
     } else {
-      refreshLog().warning("refresh of %s failed (%s)%s", nameOf(row), error,
+      refreshLog().warning("refresh of %s failed (%s)%s", nameOf(row), logValue(error),
                            std::string(written ? "" : "; the row changed meanwhile and was kept"));
       outcome.result = answer.kind == OAuthAnswer::Kind::kRefused ? RefreshResult::kRefused
                                                                   : RefreshResult::kTransient;

@@ -66,9 +66,17 @@ struct AccessTokenResult {
   bool configError = false;  // a refresh was needed and the client id or secret is not set
 };
 
+// How long a refresher holds a row it claimed (SPEC §6: the lease always outlives the request):
+// the pacing wait before the request (1 / refresh.rate), the request itself (refresh.timeout,
+// from connect to last byte, enforced by HttpOAuthClient) and a margin for the name lookup
+// before the connect and for storing the answer (busy timeouts, retries). Pure.
+std::int64_t refreshLeaseSeconds(const RefreshSettings& refresh);
+inline constexpr std::int64_t kLeaseMarginSeconds = 60;
+
 // Tunables of TokenRefresher.
 struct RefresherOptions {
-  std::int64_t leaseSeconds = 300;           // longer than one request with all its timeouts
+  // The lease a claim takes; 0: refreshLeaseSeconds(refresh). Tests set it to a small value.
+  std::int64_t leaseSeconds = 0;
   std::int64_t busyWaitMillis = 100;         // `token`: poll interval while another refreshes
   std::int64_t busyWaitLimitMillis = 60000;  // `token`: give up waiting after this
 };

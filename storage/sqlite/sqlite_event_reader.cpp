@@ -1,5 +1,6 @@
 #include "sqlite_event_reader.h"
 
+#include <Poco/Data/SQLite/Utility.h>
 #include <Poco/Data/Statement.h>
 #include <Poco/Data/Transaction.h>
 #include <Poco/Exception.h>
@@ -7,10 +8,10 @@
 
 #include <limits>
 
+#include "sqlite_statement.h"
 #include "storage.h"
 
 using Poco::Nullable;
-using Poco::Data::Statement;
 using Poco::Data::Keywords::bind;
 using Poco::Data::Keywords::into;
 
@@ -39,9 +40,15 @@ constexpr const char* kTokenColumns =
 constexpr const char* kEventByIdSql =
     "SELECT id, event, member_id, domain, event_handler_id, event_id, ts, received_at, user_id, "
     "entity_id, entity_type_id, data FROM events WHERE id = ?";
-const std::string kAllPortalsSql = std::string(kPortalColumns) + " ORDER BY p.member_id";
+// A page of portals after a cursor ('' before the first: member_ids are never empty), and the
+// tokens of exactly those portals.
+const std::string kPortalPageSql =
+    std::string(kPortalColumns) + " WHERE p.member_id > ? ORDER BY p.member_id LIMIT ?";
 const std::string kOnePortalSql = std::string(kPortalColumns) + " WHERE p.member_id = ?";
-const std::string kAllTokensSql = std::string(kTokenColumns) + " ORDER BY member_id, user_id";
+const std::string kPageTokensSql =
+    std::string(kTokenColumns) +
+    " WHERE member_id IN (SELECT member_id FROM portals WHERE member_id > ? "
+    "ORDER BY member_id LIMIT ?) ORDER BY member_id, user_id";
 const std::string kPortalTokensSql =
     std::string(kTokenColumns) + " WHERE member_id = ? ORDER BY user_id";
 // Each grouping reads one covering index (events_event, events_member_id), not the table.
@@ -92,7 +99,7 @@ Driver driverOf(const EventFilter& f) {
   return Driver::kId;
 }
 
-void bindParams(Statement& statement, const SqlQuery& query) {
+void bindParams(Poco::Data::Statement& statement, const SqlQuery& query) {
   for (const auto& param : query.params) {
     if (const auto* number = std::get_if<std::int64_t>(&param)) {
       statement, bind(static_cast<Poco::Int64>(*number));
@@ -107,34 +114,39 @@ std::optional<T> optionalOf(const Nullable<T>& value) {
   return value.isNull() ? std::nullopt : std::optional<T>(value.value());
 }
 
-std::vector<EventRecord> selectEvents(Poco::Data::Session& session, const SqlQuery& query) {
-  std::vector<Poco::Int64> id, receivedAt;
-  std::vector<std::string> event, memberId, data;
-  std::vector<Nullable<std::string>> domain, eventId;
-  std::vector<Nullable<Poco::Int64>> handlerId, ts, userId, entityId, entityTypeId;
-  Statement statement(session);
-  statement << query.sql;
-  bindParams(statement, query);
-  statement, into(id), into(event), into(memberId), into(domain), into(handlerId), into(eventId),
-      into(ts), into(receivedAt), into(userId), into(entityId), into(entityTypeId), into(data);
-  statement.execute();
-  std::vector<EventRecord> rows(id.size());
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    EventRecord& r = rows[i];
-    r.id = id[i];
-    r.event = std::move(event[i]);
-    r.memberId = std::move(memberId[i]);
-    r.domain = optionalOf(domain[i]);
-    r.eventHandlerId = optionalOf(handlerId[i]);
-    r.eventId = optionalOf(eventId[i]);
-    r.ts = optionalOf(ts[i]);
-    r.receivedAt = receivedAt[i];
-    r.userId = optionalOf(userId[i]);
-    r.entityId = optionalOf(entityId[i]);
-    r.entityTypeId = optionalOf(entityTypeId[i]);
-    r.dataJson = std::move(data[i]);
+// Steps through `query` one row at a time with SQLite's own API (Statement), handing each row to
+// `each` until it returns false: POCO Data's into() fills whole vectors first, and a page of
+// 1,000 events of 1 MB each held 1 GB (issue 13).
+void scanRows(Poco::Data::Session& session, const SqlQuery& query,
+              const std::function<bool(EventRecord&)>& each) {
+  Statement statement(Poco::Data::SQLite::Utility::dbHandle(session), query.sql.c_str());
+  for (std::size_t i = 0; i < query.params.size(); ++i) {
+    const int index = static_cast<int>(i) + 1;
+    if (const auto* number = std::get_if<std::int64_t>(&query.params[i])) {
+      statement.bind(index, *number);
+    } else {
+      statement.bind(index, std::get<std::string>(query.params[i]));
+    }
   }
-  return rows;
+  while (statement.row()) {
+    EventRecord r;
+    r.id = statement.integer(0);
+    r.event = statement.text(1);
+    r.memberId = statement.text(2);
+    r.domain = statement.optionalText(3);
+    r.eventHandlerId = statement.optionalInteger(4);
+    r.eventId = statement.optionalText(5);
+    r.ts = statement.optionalInteger(6);
+    r.receivedAt = statement.integer(7);
+    r.userId = statement.optionalInteger(8);
+    r.entityId = statement.optionalInteger(9);
+    r.entityTypeId = statement.optionalInteger(10);
+    r.dataJson = statement.text(11);
+    if (!each(r)) {
+      statement.reset();
+      return;
+    }
+  }
 }
 
 std::vector<std::pair<std::string, TokenInfo>> selectTokens(Poco::Data::Session& session,
@@ -144,7 +156,7 @@ std::vector<std::pair<std::string, TokenInfo>> selectTokens(Poco::Data::Session&
   std::vector<int> hasRefresh;
   std::vector<Nullable<Poco::Int64>> expiresAt, lastRefreshAt;
   std::vector<Nullable<std::string>> lastError;
-  Statement statement(session);
+  Poco::Data::Statement statement(session);
   statement << query.sql;
   bindParams(statement, query);
   statement, into(memberId), into(userId), into(expiresAt), into(hasRefresh), into(lastRefreshAt),
@@ -229,9 +241,9 @@ SqlQuery eventsQuery(const EventFilter& f) {
 std::vector<SqlQuery> fixedReaderQueries() {
   return {
       {kEventByIdSql, {std::int64_t{1}}},
-      {kAllPortalsSql, {}},
+      {kPortalPageSql, {std::string("member"), std::int64_t{101}}},
       {kOnePortalSql, {std::string("member")}},
-      {kAllTokensSql, {}},
+      {kPageTokensSql, {std::string("member"), std::int64_t{101}}},
       {kPortalTokensSql, {std::string("member")}},
       {kStatsByEventSql, {}},
       {kStatsByPortalSql, {}},
@@ -244,7 +256,7 @@ std::vector<SqlQuery> fixedReaderQueries() {
 std::vector<std::string> explainQueryPlan(Poco::Data::Session& session, const SqlQuery& query) {
   std::vector<int> id, parent, unused;
   std::vector<std::string> detail;
-  Statement statement(session);
+  Poco::Data::Statement statement(session);
   statement << "EXPLAIN QUERY PLAN " + query.sql;
   bindParams(statement, query);
   statement, into(id), into(parent), into(unused), into(detail);
@@ -252,39 +264,35 @@ std::vector<std::string> explainQueryPlan(Poco::Data::Session& session, const Sq
   return detail;
 }
 
-EventPage SqliteEventReader::queryEvents(const EventFilter& filter) {
-  EventPage page;
+void SqliteEventReader::scanEvents(const EventFilter& filter,
+                                   const std::function<bool(EventRecord&)>& each) {
   try {
     Poco::Data::Session session = pool_.get();
-    page.items = selectEvents(session, eventsQuery(filter));
+    // One read transaction, so the page is one snapshot even though it is read row by row.
+    Poco::Data::Transaction transaction(session, true);
+    scanRows(session, eventsQuery(filter), each);
+    transaction.commit();
   } catch (const Poco::Exception& e) {
     throw StorageError(e.displayText());
   }
-  if (page.items.size() > filter.limit) {
-    page.items.resize(filter.limit);
-    page.nextAfterId = page.items.back().id;
-  }
-  return page;
 }
 
 std::optional<EventRecord> SqliteEventReader::findEvent(std::int64_t id) {
   try {
     Poco::Data::Session session = pool_.get();
-    std::vector<EventRecord> rows = selectEvents(session, SqlQuery{kEventByIdSql, {id}});
-    if (rows.empty()) return std::nullopt;
-    return std::move(rows[0]);
+    std::optional<EventRecord> found;
+    scanRows(session, SqlQuery{kEventByIdSql, {id}}, [&found](EventRecord& r) {
+      found = std::move(r);
+      return false;
+    });
+    return found;
   } catch (const Poco::Exception& e) {
     throw StorageError(e.displayText());
   }
 }
 
-std::vector<PortalView> SqliteEventReader::portals(const std::optional<std::string>& memberId) {
-  SqlQuery portalQuery{memberId ? kOnePortalSql : kAllPortalsSql, {}};
-  SqlQuery tokenQuery{memberId ? kPortalTokensSql : kAllTokensSql, {}};
-  if (memberId) {
-    portalQuery.params.emplace_back(*memberId);
-    tokenQuery.params.emplace_back(*memberId);
-  }
+std::vector<PortalView> SqliteEventReader::portals(const SqlQuery& portalQuery,
+                                                   const SqlQuery& tokenQuery) {
   std::vector<std::string> member, domain;
   std::vector<Nullable<std::string>> client, server, status, scope;
   std::vector<Nullable<Poco::Int64>> installedAt, uninstalledAt, lastTs;
@@ -295,7 +303,7 @@ std::vector<PortalView> SqliteEventReader::portals(const std::optional<std::stri
     // One read transaction, so that the counts and the tokens describe the same moment; rolled
     // back on the way out if anything throws, before the session returns to the pool.
     Poco::Data::Transaction transaction(session, true);
-    Statement statement(session);
+    Poco::Data::Statement statement(session);
     statement << portalQuery.sql;
     bindParams(statement, portalQuery);
     statement, into(member), into(domain), into(client), into(server), into(status), into(scope),
@@ -329,10 +337,22 @@ std::vector<PortalView> SqliteEventReader::portals(const std::optional<std::stri
   return views;
 }
 
-std::vector<PortalView> SqliteEventReader::listPortals() { return portals(std::nullopt); }
+PortalPage SqliteEventReader::listPortals(const PortalFilter& filter) {
+  // One more than the page, to tell whether a next page exists.
+  const std::vector<std::variant<std::int64_t, std::string>> params = {
+      filter.after.value_or(""), static_cast<std::int64_t>(filter.limit) + 1};
+  PortalPage page;
+  page.items = portals(SqlQuery{kPortalPageSql, params}, SqlQuery{kPageTokensSql, params});
+  if (page.items.size() > filter.limit) {
+    page.items.resize(filter.limit);
+    page.nextAfter = page.items.back().memberId;
+  }
+  return page;
+}
 
 std::optional<PortalView> SqliteEventReader::findPortalView(const std::string& memberId) {
-  std::vector<PortalView> views = portals(memberId);
+  std::vector<PortalView> views =
+      portals(SqlQuery{kOnePortalSql, {memberId}}, SqlQuery{kPortalTokensSql, {memberId}});
   if (views.empty()) return std::nullopt;
   return std::move(views[0]);
 }

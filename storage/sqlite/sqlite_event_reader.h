@@ -41,15 +41,16 @@ std::vector<std::string> explainQueryPlan(Poco::Data::Session& session, const Sq
 class SqliteEventReader final : public EventReader {
  public:
   explicit SqliteEventReader(ReadPool& pool) : pool_(pool) {}
-  EventPage queryEvents(const EventFilter& filter) override;
+  void scanEvents(const EventFilter& filter,
+                  const std::function<bool(EventRecord&)>& each) override;
   std::optional<EventRecord> findEvent(std::int64_t id) override;
-  std::vector<PortalView> listPortals() override;
+  PortalPage listPortals(const PortalFilter& filter) override;
   std::optional<PortalView> findPortalView(const std::string& memberId) override;
   EventStats stats() override;
   TokenStateCounts tokenStates(std::int64_t nowSeconds) override;
 
  private:
-  std::vector<PortalView> portals(const std::optional<std::string>& memberId);
+  std::vector<PortalView> portals(const SqlQuery& portalQuery, const SqlQuery& tokenQuery);
 
   ReadPool& pool_;
 };

@@ -27,9 +27,10 @@ namespace b24es::sqlite {
 // writer thread, always inside an open ImmediateTransaction.
 class SqliteEventSink::Writer {
  public:
-  Writer(const SqliteSettings& settings, const Clock& clock)
+  Writer(const SqliteSettings& settings, const Clock& clock, std::size_t maxNewPortals)
       : session(openSession(settings)),
         clock_(clock),
+        maxNewPortals_(maxNewPortals),
         db_(Poco::Data::SQLite::Utility::dbHandle(session)),
         selectPortal_(db_,
                       "SELECT application_token, installed_at, uninstalled_at FROM portals "
@@ -88,6 +89,12 @@ class SqliteEventSink::Writer {
                     "refresh_dead_at = CASE WHEN excluded.refresh_token IS NULL "
                     "THEN tokens.refresh_dead_at ELSE NULL END "
                     "WHERE tokens.expires_at IS NULL OR excluded.expires_at > tokens.expires_at"),
+        // Installations begun in the window, read through portals_installed_at (0010).
+        countInstalls_(db_, "SELECT count(*) FROM portals WHERE installed_at > ?1"),
+        // The install whose leaving the window makes room for one more.
+        freeingInstall_(db_,
+                        "SELECT installed_at FROM portals WHERE installed_at > ?1 "
+                        "ORDER BY installed_at LIMIT 1 OFFSET ?2"),
         insertEvent_(db_,
                      "INSERT INTO events(member_id, domain, event, event_handler_id, event_id, "
                      "ts, received_at, user_id, entity_id, entity_type_id, data) "
@@ -125,12 +132,21 @@ class SqliteEventSink::Writer {
   }
 
   IngestOutcome apply(const IncomingEvent& e, const Verifier& verifier) {
-    Verdict verdict = verifier(e, loadPortal(e.memberId));
+    const std::optional<PortalRecord>& portal = loadPortal(e.memberId);
+    Verdict verdict = verifier(e, portal);
     std::int64_t nowSec = clock_.nowSeconds();
     switch (verdict.action) {
       case Verdict::Action::kReject:
         return IngestOutcome{IngestOutcome::Status::kRejected, 0, verdict.reason};
       case Verdict::Action::kInstall:
+        if (!portal) {
+          if (std::optional<std::int64_t> wait = newPortalWait(nowSec)) {
+            return IngestOutcome{IngestOutcome::Status::kLimited, 0,
+                                 "ingest.max_new_portals portals were registered in the last "
+                                 "hour",
+                                 *wait};
+          }
+        }
         forgetPortal(e.memberId);
         bindPortal(installPortal_, e)
             .bind(5, e.applicationToken)
@@ -224,6 +240,31 @@ class SqliteEventSink::Writer {
   Poco::Data::Session session;
 
  private:
+  static constexpr std::int64_t kNewPortalWindowSeconds = 3600;
+
+  // nullopt when one more portal may be registered now; otherwise the seconds until the window
+  // has room (at least 1). Reads this transaction's own installs too, so a batch of installs
+  // cannot overshoot the limit.
+  std::optional<std::int64_t> newPortalWait(std::int64_t nowSec) {
+    const std::int64_t since = nowSec - kNewPortalWindowSeconds;
+    countInstalls_.bind(1, since);
+    countInstalls_.row();
+    const std::int64_t count = countInstalls_.optionalInteger(0).value_or(0);
+    countInstalls_.reset();
+    const auto limit = static_cast<std::int64_t>(maxNewPortals_);
+    if (count < limit) return std::nullopt;
+    std::int64_t wait = kNewPortalWindowSeconds;
+    if (limit > 0) {
+      freeingInstall_.bind(1, since).bind(2, count - limit);
+      if (freeingInstall_.row()) {
+        wait =
+            freeingInstall_.optionalInteger(0).value_or(nowSec) + kNewPortalWindowSeconds - nowSec;
+      }
+      freeingInstall_.reset();
+    }
+    return std::max<std::int64_t>(1, wait);
+  }
+
   // Only what the verifier reads; the rest of the row is not needed on the write path. Read
   // once per transaction and portal: a batch is mostly events of a few portals, and inside the
   // transaction only this writer changes the row (forgetPortal() after each change).
@@ -307,9 +348,10 @@ class SqliteEventSink::Writer {
   }
 
   const Clock& clock_;
-  sqlite3* const db_;            // owned by session
-  int walFrames_ = 0;            // frames in the WAL after the last commit (set by onWalCommit)
-  std::string checkpointError_;  // the last checkpoint's error, logged once
+  const std::size_t maxNewPortals_;  // SinkSettings::maxNewPortalsPerHour
+  sqlite3* const db_;                // owned by session
+  int walFrames_ = 0;                // frames in the WAL after the last commit (set by onWalCommit)
+  std::string checkpointError_;      // the last checkpoint's error, logged once
   Statement selectPortal_;
   Statement installPortal_;
   Statement createPortal_;
@@ -317,6 +359,8 @@ class SqliteEventSink::Writer {
   Statement deleteTokens_;
   Statement installToken_;
   Statement eventToken_;
+  Statement countInstalls_;
+  Statement freeingInstall_;
   Statement insertEvent_;
   std::optional<Statement> probe_;          // see probeWrite()
   std::optional<Statement> raiseSequence_;  // see probeWrite()
@@ -376,7 +420,7 @@ SqliteEventSink::~SqliteEventSink() { close(); }
 
 void SqliteEventSink::openWriter() {
   writer_.reset();
-  auto writer = std::make_unique<Writer>(settings_, clock_);
+  auto writer = std::make_unique<Writer>(settings_, clock_, sinkSettings_.maxNewPortalsPerHour);
   // A 16 MiB page cache keeps the upper levels of the eight events indexes in memory (SQLite's
   // default 2 MiB made each insert re-read them).
   exec(writer->session, "PRAGMA cache_size=-16384");

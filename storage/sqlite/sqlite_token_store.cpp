@@ -20,7 +20,11 @@ const char* const kSelectColumns =
     "SELECT t.member_id, t.user_id, p.domain, p.server_endpoint, t.access_token, "
     "t.refresh_token, t.expires_at, t.refresh_token_at, t.source, t.last_refresh_at, "
     "t.last_refresh_error, t.refresh_failures, t.refresh_dead_at, t.refresh_lease_until, "
-    "t.from_install FROM tokens t JOIN portals p ON p.member_id = t.member_id ";
+    "t.from_install, "
+    // proven (StoredToken::proven); the EXISTS is one search of events_member_event.
+    "(t.source <> 'install' OR EXISTS (SELECT 1 FROM events e WHERE e.member_id = t.member_id "
+    "AND e.event <> 'ONAPPINSTALL')) "
+    "FROM tokens t JOIN portals p ON p.member_id = t.member_id ";
 
 std::optional<std::int64_t> optionalInt(const Poco::Dynamic::Var& v) {
   if (v.isEmpty()) return std::nullopt;
@@ -53,6 +57,7 @@ std::vector<StoredToken> rowsOf(Poco::Data::Statement& select) {
     t.deadAt = optionalInt(rs.value(12, r));
     t.leaseUntil = optionalInt(rs.value(13, r));
     t.fromInstall = optionalInt(rs.value(14, r)).value_or(0) != 0;
+    t.proven = optionalInt(rs.value(15, r)).value_or(0) != 0;
     rows.push_back(std::move(t));
   }
   return rows;
