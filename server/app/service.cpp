@@ -10,6 +10,7 @@
 #include "ingest_handler.h"
 #include "query_handler.h"
 #include "refresh_timer.h"
+#include "retention.h"
 #include "sqlite_storage.h"
 #include "token_refresher.h"
 #include "verifier.h"
@@ -90,6 +91,7 @@ Service::Service(const Settings& settings, const Clock& clock)
   const std::vector<std::string> staticTokens = settings_.ingest.staticTokens;
   SinkSettings sinkSettings;
   sinkSettings.onBatch = [this](std::size_t events) { metrics_.observeBatch(events); };
+  sinkSettings.purgeOnClean = settings_.retention.purgeOnClean;
   sink_ = storage_->openEventSink(
       [staticTokens](const IncomingEvent& e, const std::optional<PortalRecord>& p) {
         return verifyEvent(e, p, staticTokens);
@@ -112,6 +114,7 @@ Service::Service(const Settings& settings, const Clock& clock)
           new QueryHandlerFactory(settings_.query, *storage_, metrics_, clock), queryParams),
       queryPool_, querySocket, queryParams);
   queryWatchdog_.watch(query_.get());
+  retentionTimer_ = std::make_unique<RetentionTimer>(settings_.retention, *sink_, clock);
   if (std::string off = keepAliveDisabledReason(settings_.oauth, settings_.refresh); off.empty()) {
     try {
       // Counts this process's refresh attempts; refresh-tokens runs from cron count in their
@@ -139,13 +142,16 @@ Service::Service(const Settings& settings, const Clock& clock)
 
 Service::~Service() {
   if (running_) stop(Poco::Timespan(2, 0));
+  if (retentionTimer_) retentionTimer_->requestStop();
   if (sink_) sink_->close();
+  retentionTimer_.reset();
 }
 
 void Service::start() {
   ingest_->start();
   query_->start();
   if (refreshTimer_) refreshTimer_->start();
+  retentionTimer_->start();
   running_ = true;
 }
 
@@ -162,7 +168,9 @@ void Service::stop(Poco::Timespan grace) {
     Poco::Thread::sleep(10);
   }
   queryPool_.joinAll();
-  sink_->close();
+  retentionTimer_->requestStop();
+  sink_->close();  // ends a purge in progress after its current batch
+  retentionTimer_->stop();
 }
 
 std::string Service::ingestUrl() const { return urlOf(ingest_->port(), settings_.ingest.listen); }

@@ -13,6 +13,7 @@
 #include "ingest_settings.h"
 #include "query_settings.h"
 #include "refresh_settings.h"
+#include "retention.h"
 #include "sqlite_storage.h"
 
 namespace b24es {
@@ -23,6 +24,7 @@ struct Settings {
   QuerySettings query;
   OAuthSettings oauth;
   RefreshSettings refresh;
+  RetentionSettings retention;
 };
 
 // Reads every key of SPEC §3 from `config`, defaults for the missing ones. Throws

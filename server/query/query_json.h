@@ -28,5 +28,7 @@ std::string portalListJson(const std::vector<PortalView>& portals, std::int64_t 
 // {"total","by_event":[{"event","count"}],"by_portal":[{"member_id","domain","count"}],
 //  "first_ts","last_ts"}
 std::string statsJson(const EventStats& stats);
+// GET /api/v1/stats/timeline: {"bucket","series":[{"event","points":[[start,count]...]}]}.
+std::string timelineJson(std::int64_t width, const Timeline& timeline);
 
 }  // namespace b24es

@@ -46,6 +46,7 @@ class SqliteEventReader final : public EventReader {
   std::vector<PortalView> listPortals() override;
   std::optional<PortalView> findPortalView(const std::string& memberId) override;
   EventStats stats() override;
+  Timeline timeline(const TimelineQuery& query) override;
   TokenStateCounts tokenStates(std::int64_t nowSeconds) override;
 
  private:

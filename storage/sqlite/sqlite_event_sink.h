@@ -12,6 +12,10 @@
 #include <vector>
 
 #include "one_shot_signal.h"
+
+namespace Poco {
+class Logger;
+}
 #include "sqlite_storage.h"
 
 namespace b24es::sqlite {
@@ -25,7 +29,18 @@ class SqliteEventSink final : public EventSink {
   ~SqliteEventSink() override;
   IngestOutcome write(const IncomingEvent& event) override;
   void submit(const IncomingEvent& event, Completion done) override;
+  std::int64_t purge(const PurgeRequest& request) override;
   void close() override;
+
+  // A purge in progress: where it is and what it did. Changed only by the writer thread until
+  // `done` is set.
+  struct PurgeJob {
+    PurgeRequest request;
+    std::int64_t cursor = 0;   // the last id seen
+    std::int64_t deleted = 0;  // or counted, for a dry run
+    std::string error;         // set when a batch failed; the job ends
+    OneShotSignal done;
+  };
 
  private:
   // One event waiting to be committed: a write() call's, on the caller's stack, or a submit()
@@ -50,15 +65,20 @@ class SqliteEventSink final : public EventSink {
   class Writer;  // the connection, its prepared statements and the per-event write logic
 
   void run();
+  // One purge transaction of the oldest queued job, if any; false when none was queued.
+  bool runPurgeTurn(Poco::Logger& log);
+  // Queues the purges the batch just committed asked for (purge_on_clean).
+  void queueCleanups();
 
   const Verifier verifier_;          // const after construction
   const SinkSettings sinkSettings_;  // const after construction
   std::unique_ptr<Writer> writer_;   // used only by thread_
 
   std::mutex mutex_;
-  std::condition_variable wake_;               // signals groups_ or closing_ changed
-  std::deque<std::shared_ptr<Group>> groups_;  // guarded by mutex_; oldest first
-  bool closing_ = false;                       // guarded by mutex_
+  std::condition_variable wake_;                  // signals groups_ or closing_ changed
+  std::deque<std::shared_ptr<Group>> groups_;     // guarded by mutex_; oldest first
+  std::deque<std::shared_ptr<PurgeJob>> purges_;  // guarded by mutex_; oldest first
+  bool closing_ = false;                          // guarded by mutex_
   std::thread thread_;
 };
 
