@@ -104,6 +104,9 @@ struct SinkSettings {
   // bitrix24.purge_on_clean: an ONAPPUNINSTALL with CLEAN=1 also deletes the portal's bindings
   // and, in purge batches after it commits, its earlier events (SPEC §9).
   bool purgeOnClean = false;
+  // Called by the writer thread after each purge transaction with the rows it deleted (or
+  // counted); thread-safe and quick. None when empty.
+  std::function<void(std::int64_t)> onPurgeBatch;
   // Called by the writer thread after each batch with the number of events in it (for
   // metrics); must be thread-safe and quick. None when empty.
   std::function<void(std::size_t)> onBatch;

@@ -18,6 +18,23 @@
 #include "sqlite_statement.h"
 
 namespace b24es::sqlite {
+namespace {
+
+// A purge batch: one portal's events after the cursor (events_member_id), or the oldest
+// events after the cursor (the rowid). Listed by purgeQueries() for query_plan_test.
+constexpr const char* kSelectPortalBatchSql =
+    "SELECT id, member_id, event, received_at FROM events "
+    "WHERE member_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4";
+constexpr const char* kSelectOldestBatchSql =
+    "SELECT id, member_id, event, received_at FROM events WHERE id > ?1 ORDER BY id LIMIT ?2";
+
+}  // namespace
+
+std::vector<SqlQuery> purgeQueries() {
+  return {{kSelectPortalBatchSql,
+           {std::string("member"), std::int64_t{0}, std::int64_t{100}, std::int64_t{1000}}},
+          {kSelectOldestBatchSql, {std::int64_t{0}, std::int64_t{1000}}}};
+}
 
 // The write connection, its prepared statements and what one event writes. Used only by the
 // writer thread, always inside an open ImmediateTransaction.
@@ -29,12 +46,8 @@ class SqliteEventSink::Writer {
         purgeOnClean_(purgeOnClean),
         db_(Poco::Data::SQLite::Utility::dbHandle(session)),
         counters_(db_),
-        selectPortalBatch_(db_,
-                           "SELECT id, member_id, event, received_at FROM events "
-                           "WHERE member_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4"),
-        selectOldestBatch_(db_,
-                           "SELECT id, member_id, event, received_at FROM events "
-                           "WHERE id > ?1 ORDER BY id LIMIT ?2"),
+        selectPortalBatch_(db_, kSelectPortalBatchSql),
+        selectOldestBatch_(db_, kSelectOldestBatchSql),
         deleteEvent_(db_, "DELETE FROM events WHERE id = ?1"),
         selectPortal_(db_,
                       "SELECT application_token, installed_at, uninstalled_at FROM portals "
@@ -421,8 +434,10 @@ bool SqliteEventSink::runPurgeTurn(Poco::Logger& log) {
     job = purges_.front();
   }
   bool finished = true;
+  const std::int64_t before = job->deleted;
   try {
     finished = writer_->purgeBatch(*job, sinkSettings_.purgeBatch);
+    if (sinkSettings_.onPurgeBatch) sinkSettings_.onPurgeBatch(job->deleted - before);
   } catch (const std::exception& e) {
     job->error = e.what();
     log.error("purge failed after %Ld events: %s", static_cast<long long>(job->deleted),

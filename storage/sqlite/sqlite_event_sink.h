@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "one_shot_signal.h"
+#include "sqlite_event_reader.h"
 
 namespace Poco {
 class Logger;
@@ -19,6 +20,9 @@ class Logger;
 #include "sqlite_storage.h"
 
 namespace b24es::sqlite {
+
+// The statements that select a purge batch, with sample parameters (for query_plan_test).
+std::vector<SqlQuery> purgeQueries();
 
 class SqliteEventSink final : public EventSink {
  public:
