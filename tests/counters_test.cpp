@@ -14,6 +14,7 @@
 
 #include "embedded_migrations.h"
 #include "retention.h"
+#include "service.h"
 #include "sqlite_storage.h"
 #include "test_support.h"
 
@@ -345,4 +346,36 @@ BOOST_AUTO_TEST_CASE(migration_0006_backfills_counters_from_existing_events) {
                       "member_id = ''"),
                     "3000");
   BOOST_CHECK_EQUAL(storage->reader().stats().total, 3000);
+}
+
+BOOST_AUTO_TEST_CASE(serve_runs_retention_passes_that_delete_old_events) {
+  test::TempDir dir;
+  test::FakeClock clock;
+  Settings settings = test::testSettings(dir);
+  settings.db.synchronous = "normal";
+  settings.retention.days = 1;
+  settings.retention.firstPassSeconds = 0;
+  settings.retention.intervalSeconds = 1;
+  Service service(settings, clock);
+  service.start();
+  for (const char* name : {"01-ONAPPINSTALL.form", "03-ONCRMDEALADD.form"}) {
+    BOOST_REQUIRE_EQUAL(
+        test::postForm(service.ingestUrl(), settings.ingest.path, test::sample(name)).status, 200);
+  }
+  clock.advanceSeconds(2 * 86400);
+  BOOST_REQUIRE_EQUAL(test::postForm(service.ingestUrl(), settings.ingest.path,
+                                     test::sample("03-ONCRMDEALADD.form"))
+                          .status,
+                      200);
+  // The passes run once a second on the timer's thread; wait for one that saw the new time.
+  std::string left;
+  for (int i = 0; i < 600 && left != "1"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    left = test::queryScalar(settings.db.path, "SELECT count(*) FROM events");
+  }
+  BOOST_CHECK_EQUAL(left, "1");
+  BOOST_CHECK_EQUAL(test::queryScalar(settings.db.path, "SELECT sum(count) FROM event_counts"),
+                    "1");
+  BOOST_CHECK_EQUAL(test::queryScalar(settings.db.path, kBucketsMismatchSql), "0");
+  service.stop();
 }
