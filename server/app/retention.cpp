@@ -47,7 +47,7 @@ void RetentionTimer::run() {
       // A deadline, so that spurious wake-ups do not start a pass early.
       const auto deadline = std::chrono::steady_clock::now() + wait;
       while (!stopping_ && std::chrono::steady_clock::now() < deadline) {
-        wake_.waitFor(deadline - std::chrono::steady_clock::now());
+        waitLocked(deadline - std::chrono::steady_clock::now());
       }
       if (stopping_) return;
     }
