@@ -8,6 +8,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace b24es {
@@ -113,6 +114,25 @@ struct EventStats {
   std::optional<std::int64_t> lastTs;
 };
 
+// Which timeline GET /api/v1/stats/timeline asks for: the buckets of `width` seconds whose
+// start lies in [from, to] (unix seconds of received time; from a multiple of width).
+struct TimelineQuery {
+  std::int64_t width = 60;  // 60, 3600 or 86400
+  std::int64_t from = 0;
+  std::int64_t to = 0;
+  std::optional<std::string> memberId;
+  std::optional<std::string> event;  // upper-cased
+};
+
+// Stored events per bucket and event code; buckets without events are left out.
+struct Timeline {
+  struct Series {
+    std::string event;
+    std::vector<std::pair<std::int64_t, std::int64_t>> points;  // (bucket start, count), by start
+  };
+  std::vector<Series> series;  // by event code
+};
+
 // Token rows by state, each row counted once in the first state that applies, in this order.
 struct TokenStateCounts {
   std::int64_t refreshFailed = 0;   // the last refresh attempt recorded an error
@@ -153,6 +173,7 @@ class EventReader {
   virtual PortalPage listPortals(const PortalFilter& filter) = 0;
   virtual std::optional<PortalView> findPortalView(const std::string& memberId) = 0;
   virtual EventStats stats() = 0;
+  virtual Timeline timeline(const TimelineQuery& query) = 0;
   // `nowSeconds` decides which access tokens count as expired.
   virtual TokenStateCounts tokenStates(std::int64_t nowSeconds) = 0;
 };

@@ -58,6 +58,7 @@ struct IncomingEvent {
   std::optional<std::int64_t> entityTypeId;
   std::string dataJson = "{}";
   std::vector<TokenGrant> tokens;  // auth tokens first, then bot tokens
+  bool clean = false;              // an ONAPPUNINSTALL with data.CLEAN = 1 (delete the data)
 };
 
 // The verifier's decision for one event, taken inside the write transaction so that an install

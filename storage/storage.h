@@ -60,6 +60,16 @@ class Migrator {
 // EventSink inside its write transaction; must be pure and thread-safe.
 using Verifier = std::function<Verdict(const IncomingEvent&, const std::optional<PortalRecord>&)>;
 
+// Which stored events a purge deletes (SPEC §9). Events are selected only by memberId or
+// receivedBefore; a request with neither deletes none (it may still prune the timeline).
+struct PurgeRequest {
+  std::optional<std::string> memberId;          // this portal's events,
+  std::optional<std::int64_t> beforeId;         // with memberId: only ids below this one
+  std::optional<std::int64_t> receivedBefore;   // events received before this (unix ms)
+  std::optional<std::int64_t> pruneTimelineAt;  // also drop expired timeline buckets (unix s)
+  bool dryRun = false;                          // count what would go, delete nothing
+};
+
 // Verifies and durably writes events. Thread-safe: any number of threads call write() or
 // submit() at once; implementations commit the events that arrive together in one transaction.
 class EventSink {
@@ -79,6 +89,11 @@ class EventSink {
   // write() would have returned. `event` must stay alive and unchanged until then. This default
   // runs write() and `done` on the calling thread.
   virtual void submit(const IncomingEvent& event, Completion done) { done(write(event)); }
+  // Deletes (or with dryRun counts) the events `request` selects, keeping the counters exact,
+  // in transactions of at most SinkSettings::purgeBatch rows that take turns with the batches
+  // of ingest; blocks until done and returns how many. Throws StorageError when a batch fails
+  // (the batches before it stay deleted) or the sink is closing.
+  virtual std::int64_t purge(const PurgeRequest& request) = 0;
   // Finishes the events already submitted, then refuses new ones with kUnavailable.
   virtual void close() = 0;
 };
@@ -92,6 +107,13 @@ struct SinkSettings {
   // so the limit is exact across batches, restarts and processes. Installs of known portals are
   // never limited (they count, though: a reinstall begins an installation too).
   std::size_t maxNewPortalsPerHour = 1000;
+  int purgeBatch = 1000;  // most rows one purge transaction deletes (SPEC §9)
+  // bitrix24.purge_on_clean: an ONAPPUNINSTALL with CLEAN=1 also deletes the portal's bindings
+  // and, in purge batches after it commits, its earlier events (SPEC §9).
+  bool purgeOnClean = false;
+  // Called by the writer thread after each purge transaction with the rows it deleted (or
+  // counted); thread-safe and quick. None when empty.
+  std::function<void(std::int64_t)> onPurgeBatch;
   // Called by the writer thread after each batch with the number of events in it (for
   // metrics); must be thread-safe and quick. None when empty.
   std::function<void(std::size_t)> onBatch;

@@ -228,3 +228,12 @@ BOOST_AUTO_TEST_CASE(json_scalars_in_auth_read_as_their_text) {
   // A real expires is not an integer: expires_in decides.
   BOOST_TEST(*e.tokens[0].expiresAt == kNow + 3600);
 }
+
+BOOST_AUTO_TEST_CASE(uninstall_with_clean_1_asks_to_delete_the_data) {
+  const std::string uninstall = "event=ONAPPUNINSTALL&auth%5Bmember_id%5D=m&data%5BCLEAN%5D=";
+  BOOST_CHECK(parseForm(test::sample("32-ONAPPUNINSTALL.form")).clean);
+  BOOST_CHECK(!parseForm(uninstall + "0").clean);
+  BOOST_CHECK(!parseForm("event=ONAPPUNINSTALL&auth%5Bmember_id%5D=m").clean);
+  // Only an uninstall asks for it.
+  BOOST_CHECK(!parseForm("event=ONCRMDEALADD&auth%5Bmember_id%5D=m&data%5BCLEAN%5D=1").clean);
+}

@@ -246,6 +246,7 @@ class Api {
   }
 
   b24es::Service& service() { return *service_; }
+  b24es::test::FakeClock& clock() { return clock_; }
   const b24es::Settings& settings() const { return settings_; }
 
   std::vector<Posted> posted;        // acknowledged events, in posting order
@@ -674,6 +675,98 @@ BOOST_AUTO_TEST_CASE(stats_count_events_by_code_and_portal) {
   BOOST_CHECK_EQUAL(s->getValue<std::int64_t>("last_ts"), last);
 }
 
+// The timeline counts events by the time they were received (the writer's clock), per bucket
+// and event code; filters narrow it; the default is the 60 buckets that end with now.
+BOOST_AUTO_TEST_CASE(timeline_counts_received_events_per_bucket_and_code) {
+  Api api;
+  api.populate();  // 67 events, all received at kNow
+  auto post = [&](bool b, const std::string& code) {
+    Fields f{{"event", code},
+             {"ts", "1767300000"},
+             {"auth[domain]", b ? kDomainB : kDomainA},
+             {"auth[member_id]", b ? kMemberB : kMemberA},
+             {"auth[application_token]", b ? kAppTokenB : kAppTokenA}};
+    BOOST_REQUIRE_EQUAL(
+        api.postForm(formOf(f), {0, b ? kMemberB : kMemberA, "", code, {}, {}, {}, 1767300000})
+            .status,
+        200);
+  };
+  api.clock().setSeconds(kNow + 90);  // the next minute, same hour
+  post(false, "ONCRMDEALADD");
+  post(false, "ONCRMDEALADD");
+  post(true, "ONCRMDEALADD");
+  api.clock().setSeconds(kNow + 3600 + 30);  // the next hour
+  post(true, "ONCRMCONTACTADD");
+  post(false, "ONCRMCONTACTADD");
+
+  auto series = [&](const std::string& target) {
+    HttpResult r = api.get(target);
+    BOOST_REQUIRE_EQUAL(r.status, 200);
+    std::map<std::string, std::vector<std::pair<std::int64_t, std::int64_t>>> out;
+    Array::Ptr list = r.json()->getArray("series");
+    for (unsigned i = 0; i < list->size(); ++i) {
+      Object::Ptr s = list->getObject(i);
+      Array::Ptr points = s->getArray("points");
+      auto& into = out[s->getValue<std::string>("event")];
+      for (unsigned j = 0; j < points->size(); ++j) {
+        Array::Ptr p = points->getArray(j);
+        into.emplace_back(p->getElement<std::int64_t>(0), p->getElement<std::int64_t>(1));
+      }
+    }
+    return out;
+  };
+  using Points = std::vector<std::pair<std::int64_t, std::int64_t>>;
+  // Default: minute buckets, the 60 ending with the one that holds now (kNow+3630).
+  HttpResult plain = api.get("/api/v1/stats/timeline");
+  BOOST_CHECK_EQUAL(plain.json()->getValue<std::string>("bucket"), "minute");
+  // That is kNow+60 .. kNow+3600: the populated minute (kNow) is out.
+  auto minutes = series("/api/v1/stats/timeline");
+  BOOST_CHECK_EQUAL(minutes.size(), 2u);
+  BOOST_CHECK(minutes["ONCRMDEALADD"] == (Points{{kNow + 60, 3}}));
+  BOOST_CHECK(minutes["ONCRMCONTACTADD"] == (Points{{kNow + 3600, 2}}));
+
+  std::map<std::string, std::int64_t> populated;
+  for (const Posted& p : api.posted) ++populated[p.event];
+  populated["ONCRMDEALADD"] -= 3;
+  populated["ONCRMCONTACTADD"] -= 2;
+  auto hours = series("/api/v1/stats/timeline?bucket=hour&from=" + std::to_string(kNow - 7200));
+  BOOST_CHECK_EQUAL(hours.size(), populated.size());
+  for (const auto& [event, count] : populated) {
+    Points expected{{kNow, count + (event == "ONCRMDEALADD" ? 3 : 0)}};
+    if (event == "ONCRMCONTACTADD") expected.emplace_back(kNow + 3600, 2);
+    BOOST_CHECK_MESSAGE(hours[event] == expected, event);
+  }
+  // One portal, one code, minute buckets over the first two minutes (ISO 8601 times).
+  auto deals = series("/api/v1/stats/timeline?member_id=" + kMemberA +
+                      "&event=oncrmdealadd&from=" + iso(kNow) + "&to=" + iso(kNow + 119));
+  std::int64_t dealsA = 0;
+  for (const Posted& p : api.posted) dealsA += p.member == kMemberA && p.event == "ONCRMDEALADD";
+  BOOST_CHECK(deals["ONCRMDEALADD"] == (Points{{kNow, dealsA - 2}, {kNow + 60, 2}}));
+  BOOST_CHECK_EQUAL(deals.size(), 1u);
+  // Day buckets start at midnight UTC.
+  auto days =
+      series("/api/v1/stats/timeline?bucket=day&member_id=" + kMemberB + "&event=ONCRMCONTACTADD");
+  BOOST_CHECK(days["ONCRMCONTACTADD"] ==
+              (Points{{kNow - 36000, static_cast<std::int64_t>(api.ids([](const Posted& p) {
+                                                                    return p.member == kMemberB &&
+                                                                           p.event ==
+                                                                               "ONCRMCONTACTADD";
+                                                                  })
+                                                                   .size())}}));
+  for (const char* target :
+       {"/api/v1/stats/timeline?bucket=week", "/api/v1/stats/timeline?from=yesterday",
+        "/api/v1/stats/timeline?from=200&to=100",
+        "/api/v1/stats/timeline?member_id=", "/api/v1/stats/timeline?bucket=minute&from=0",
+        "/api/v1/stats/timeline?limit=3", "/api/v1/stats/timeline?event=A&event=B"}) {
+    BOOST_TEST_CONTEXT(target) {
+      HttpResult r = api.get(target);
+      BOOST_CHECK_EQUAL(r.status, 400);
+      BOOST_CHECK_EQUAL(errorCode(r), "invalid_parameter");
+      BOOST_CHECK_EQUAL(r.json()->size(), 2u);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(an_empty_store_answers_with_empty_lists_and_nulls) {
   Api api;
   HttpResult events = api.get("/api/v1/events");
@@ -683,6 +776,8 @@ BOOST_AUTO_TEST_CASE(an_empty_store_answers_with_empty_lists_and_nulls) {
       api.get("/api/v1/stats").body,
       "{\"total\":0,\"by_event\":[],\"by_portal\":[],\"first_ts\":null,\"last_ts\":null}");
   BOOST_CHECK_EQUAL(api.get("/api/v1/events/1").status, 404);
+  BOOST_CHECK_EQUAL(api.get("/api/v1/stats/timeline").body,
+                    "{\"bucket\":\"minute\",\"series\":[]}");
 }
 
 BOOST_AUTO_TEST_CASE(bad_parameters_get_400_with_the_json_error_body) {
@@ -896,7 +991,7 @@ BOOST_AUTO_TEST_CASE(every_route_answers_and_is_in_the_openapi_document) {
       answered.insert(route);
     }
   }
-  BOOST_CHECK_EQUAL(answered.size(), 8u);
+  BOOST_CHECK_EQUAL(answered.size(), 9u);
   for (const std::string& path : documented) {
     BOOST_CHECK_MESSAGE(answered.count(path), path << " is documented but not served");
   }

@@ -269,4 +269,54 @@ BOOST_AUTO_TEST_CASE(portal_json_reports_token_expiry_without_token_values) {
   BOOST_CHECK(!tokens->getObject(0)->has("access_token"));
 }
 
+BOOST_AUTO_TEST_CASE(timeline_defaults_to_the_60_minutes_ending_with_now) {
+  const std::int64_t now = 1767261690;  // 10:01:30
+  auto parsed = b24es::parseTimelineQuery({}, now);
+  BOOST_REQUIRE(std::holds_alternative<b24es::TimelineQuery>(parsed));
+  auto q = std::get<b24es::TimelineQuery>(parsed);
+  BOOST_CHECK_EQUAL(q.width, 60);
+  BOOST_CHECK_EQUAL(q.to, now);
+  BOOST_CHECK_EQUAL(q.from, 1767261660 - 59 * 60);  // the bucket of now and 59 before it
+  BOOST_CHECK(!q.memberId && !q.event);
+}
+
+BOOST_AUTO_TEST_CASE(timeline_bucket_from_to_member_and_event) {
+  auto parsed = b24es::parseTimelineQuery({{"bucket", "day"},
+                                           {"from", "2026-01-01T10:00:00Z"},
+                                           {"to", "2026-01-31"},
+                                           {"member_id", "m"},
+                                           {"event", "onCrmDealAdd"}},
+                                          0);
+  BOOST_REQUIRE(std::holds_alternative<b24es::TimelineQuery>(parsed));
+  auto q = std::get<b24es::TimelineQuery>(parsed);
+  BOOST_CHECK_EQUAL(q.width, 86400);
+  BOOST_CHECK_EQUAL(q.from, 1767225600);  // rounded down to its day
+  BOOST_CHECK_EQUAL(q.to, 1769817600);
+  BOOST_CHECK_EQUAL(*q.memberId, "m");
+  BOOST_CHECK_EQUAL(*q.event, "ONCRMDEALADD");
+  // Without from, the 60 hours ending with the one that holds to; before 1970 rounds down.
+  q = std::get<b24es::TimelineQuery>(
+      b24es::parseTimelineQuery({{"bucket", "hour"}, {"to", "-1"}}, 0));
+  BOOST_CHECK_EQUAL(q.from, -3600 - 59 * 3600);
+}
+
+BOOST_AUTO_TEST_CASE(timeline_refuses_bad_parameters) {
+  for (const b24es::QueryParameters& params : std::vector<b24es::QueryParameters>{
+           {{"bucket", "week"}},
+           {{"bucket", ""}},
+           {{"from", "yesterday"}},
+           {{"to", "2026-02-30"}},
+           {{"from", "200"}, {"to", "100"}},
+           {{"bucket", "minute"}, {"from", "0"}, {"to", "600000"}},  // 10,001 buckets
+           {{"event", "A"}, {"event", "B"}},
+           {{"limit", "5"}}}) {
+    auto parsed = b24es::parseTimelineQuery(params, 1767261600);
+    BOOST_CHECK(std::holds_alternative<b24es::InvalidParameter>(parsed));
+  }
+  // 10,000 buckets are allowed.
+  auto parsed =
+      b24es::parseTimelineQuery({{"bucket", "minute"}, {"from", "0"}, {"to", "599999"}}, 0);
+  BOOST_CHECK(std::holds_alternative<b24es::TimelineQuery>(parsed));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

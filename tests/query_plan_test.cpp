@@ -10,6 +10,7 @@
 #include "embedded_migrations.h"
 #include "sqlite_connection.h"
 #include "sqlite_event_reader.h"
+#include "sqlite_event_sink.h"
 #include "sqlite_storage.h"
 #include "test_support.h"
 
@@ -144,6 +145,56 @@ BOOST_AUTO_TEST_CASE(portal_token_and_statistics_statements_never_read_the_event
       BOOST_CHECK_MESSAGE(!tableScan, query.sql << joined(plan));
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(counter_statements_never_scan_events_even_through_an_index) {
+  // /api/v1/stats, the timeline and the portal views must not grow with the events table: the
+  // events table may be reached only by a search (a seek), never a scan, covering or not.
+  Database db;
+  int counterReads = 0;
+  for (const SqlQuery& query : b24es::sqlite::fixedReaderQueries()) {
+    std::vector<std::string> plan = db.plan(query);
+    for (const std::string& line : plan) {
+      BOOST_CHECK_MESSAGE(!scansEvents(line), query.sql << joined(plan));
+    }
+    if (query.sql.find("FROM event_counts c WHERE c.member_id") != std::string::npos) {
+      // A portal's count: its own rows of event_counts, one seek.
+      BOOST_CHECK_MESSAGE(
+          joined(plan).find("SEARCH c USING PRIMARY KEY (member_id=?)") != std::string::npos,
+          query.sql << joined(plan));
+    }
+    if (query.sql.find("event_counts") != std::string::npos ||
+        query.sql.find("event_buckets") != std::string::npos) {
+      ++counterReads;
+    }
+  }
+  // by_event, by_portal, two portal views and two timelines read the counters.
+  BOOST_CHECK_EQUAL(counterReads, 6);
+}
+
+BOOST_AUTO_TEST_CASE(timeline_reads_one_range_of_the_bucket_key) {
+  Database db;
+  for (const SqlQuery& query : b24es::sqlite::fixedReaderQueries()) {
+    if (query.sql.find("event_buckets") == std::string::npos) continue;
+    std::string plan = joined(db.plan(query));
+    BOOST_CHECK_MESSAGE(plan.find("SEARCH event_buckets USING PRIMARY KEY (width=? AND "
+                                  "member_id=? AND start>? AND start<?)") != std::string::npos,
+                        query.sql << plan);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(purge_batches_seek_never_scan) {
+  Database db;
+  std::vector<SqlQuery> queries = b24es::sqlite::purgeQueries();
+  BOOST_REQUIRE_EQUAL(queries.size(), 2u);
+  std::string byPortal = joined(db.plan(queries[0]));
+  BOOST_CHECK_MESSAGE(byPortal.find("SEARCH events USING INDEX events_member_id (member_id=? "
+                                    "AND id>? AND id<?)") != std::string::npos,
+                      byPortal);
+  std::string oldest = joined(db.plan(queries[1]));
+  BOOST_CHECK_MESSAGE(
+      oldest.find("SEARCH events USING INTEGER PRIMARY KEY (rowid>?)") != std::string::npos,
+      oldest);
 }
 
 BOOST_AUTO_TEST_CASE(filter_values_are_bound_never_spliced_into_the_sql) {

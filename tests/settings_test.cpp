@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <Poco/Exception.h>
+#include <Poco/Util/MapConfiguration.h>
 
 #include <fstream>
 
@@ -166,4 +167,21 @@ BOOST_AUTO_TEST_CASE(bad_listen_address_is_a_configuration_error) {
   BOOST_CHECK_THROW(
       loadSettings(*layerConfiguration("", {}, {{"query.listen", "127.0.0.1:99999"}})),
       Poco::Exception);
+}
+
+BOOST_AUTO_TEST_CASE(retention_days_and_purge_on_clean) {
+  Poco::AutoPtr<Poco::Util::MapConfiguration> c(new Poco::Util::MapConfiguration);
+  b24es::Settings defaults = b24es::loadSettings(*c);
+  BOOST_CHECK_EQUAL(defaults.retention.days, 0);
+  BOOST_CHECK(!defaults.retention.purgeOnClean);
+  c->setString("retention.days", "30");
+  c->setString("bitrix24.purge_on_clean", "true");
+  b24es::Settings s = b24es::loadSettings(*c);
+  BOOST_CHECK_EQUAL(s.retention.days, 30);
+  BOOST_CHECK(s.retention.purgeOnClean);
+  c->setString("retention.days", "-1");
+  BOOST_CHECK_THROW(b24es::loadSettings(*c), Poco::SyntaxException);
+  c->setString("retention.days", "30");
+  c->setString("bitrix24.purge_on_clean", "sometimes");
+  BOOST_CHECK_THROW(b24es::loadSettings(*c), Poco::SyntaxException);
 }

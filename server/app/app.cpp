@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "embedded_migrations.h"
 #include "logging.h"
+#include "purge_command.h"
 #include "refresh_commands.h"
 #include "service.h"
 #include "settings.h"
@@ -105,9 +106,14 @@ void App::defineOptions(Poco::Util::OptionSet& options) {
   options.addOption(
       Option("expiring-within", "", "refresh-tokens: also access tokens expiring that soon")
           .argument("SECONDS"));
-  options.addOption(Option("member-id", "", "refresh-tokens: only this portal").argument("ID"));
+  options.addOption(
+      Option("member-id", "", "refresh-tokens, purge: only this portal").argument("ID"));
+  options.addOption(
+      Option("before", "", "purge: events received before TIME (unix seconds or ISO 8601)")
+          .argument("TIME"));
   options.addOption(Option("force", "", "refresh-tokens: every selected token regardless of age"));
-  options.addOption(Option("dry-run", "", "refresh-tokens: list what would be refreshed"));
+  options.addOption(
+      Option("dry-run", "", "refresh-tokens, purge: say what would be done, do nothing"));
   options.addOption(Option("user-id", "", "token: this user's token").argument("N"));
   options.addOption(Option("refresh", "", "token: refresh first (after expired_token)"));
 }
@@ -144,7 +150,8 @@ void App::printHelp(const std::string& command) {
   help.setCommand("b24-event-store");
   help.setUsage(
       "serve | migrate [--status] | refresh-tokens [--expiring-within SECONDS] [--member-id ID] "
-      "[--force] [--dry-run] | token MEMBER_ID [--user-id N] [--refresh] [options]");
+      "[--force] [--dry-run] | token MEMBER_ID [--user-id N] [--refresh] | "
+      "purge (--member-id ID | --before TIME) [--dry-run] [options]");
   help.setHeader("Receives, verifies and stores Bitrix24 REST events (see README.md).");
   help.format(std::cout);
 }
@@ -173,6 +180,8 @@ int App::main(const std::vector<std::string>& args) {
   }
   if (command == "serve") return serve();
   if (command == "migrate") return migrate();
+  if (command == "purge")
+    return runPurge({configFile_, flags_, params_, args}, std::cout, std::cerr);
   if (command == "refresh-tokens") {
     return runRefreshTokens({configFile_, flags_, params_, args}, std::cout, std::cerr);
   }

@@ -11,6 +11,7 @@
 #include "ingest_handler.h"
 #include "query_handler.h"
 #include "refresh_timer.h"
+#include "retention.h"
 #include "sqlite_storage.h"
 #include "token_refresher.h"
 #include "verifier.h"
@@ -86,6 +87,7 @@ Service::Service(const Settings& settings, const Clock& clock) : settings_(setti
   SinkSettings sinkSettings;
   sinkSettings.onBatch = [this](std::size_t events) { metrics_.observeBatch(events); };
   sinkSettings.maxNewPortalsPerHour = settings_.ingest.maxNewPortals;
+  sinkSettings.purgeOnClean = settings_.retention.purgeOnClean;
   sink_ = storage_->openEventSink(
       [staticTokens](const IncomingEvent& e, const std::optional<PortalRecord>& p) {
         return verifyEvent(e, p, staticTokens);
@@ -113,6 +115,7 @@ Service::Service(const Settings& settings, const Clock& clock) : settings_(setti
   query_ = std::make_unique<HttpServer>(
       querySocket, new QueryHandlerFactory(settings_.query, *storage_, metrics_, clock),
       serverParams(), querySettings);
+  retentionTimer_ = std::make_unique<RetentionTimer>(settings_.retention, *sink_, clock);
   if (std::string off = keepAliveDisabledReason(settings_.oauth, settings_.refresh); off.empty()) {
     try {
       // Counts this process's refresh attempts; refresh-tokens runs from cron count in their
@@ -140,13 +143,16 @@ Service::Service(const Settings& settings, const Clock& clock) : settings_(setti
 
 Service::~Service() {
   if (running_) stop(Poco::Timespan(2, 0));
+  if (retentionTimer_) retentionTimer_->requestStop();
   if (sink_) sink_->close();
+  retentionTimer_.reset();
 }
 
 void Service::start() {
   ingest_->start();
   query_->start();
   if (refreshTimer_) refreshTimer_->start();
+  retentionTimer_->start();
   running_ = true;
 }
 
@@ -159,7 +165,9 @@ void Service::stop(Poco::Timespan grace) {
   std::thread queryStop([this, grace] { query_->stop(grace); });
   ingest_->stop(grace);
   queryStop.join();
-  sink_->close();
+  retentionTimer_->requestStop();
+  sink_->close();  // ends a purge in progress after its current batch
+  retentionTimer_->stop();
 }
 
 std::string Service::ingestUrl() const { return urlOf(ingest_->port(), settings_.ingest.listen); }

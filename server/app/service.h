@@ -15,6 +15,7 @@
 namespace b24es {
 
 class KeepAliveTimer;
+class RetentionTimer;
 
 // A start-up failure: bad configuration, database or migration error, port in use.
 class ServiceError : public std::runtime_error {
@@ -49,7 +50,8 @@ class Service {
   std::unique_ptr<HttpServer> ingest_;
   std::unique_ptr<HttpServer> query_;
   bool running_ = false;
-  std::unique_ptr<KeepAliveTimer> refreshTimer_;  // token keep-alive; null when off
+  std::unique_ptr<KeepAliveTimer> refreshTimer_;    // token keep-alive; null when off
+  std::unique_ptr<RetentionTimer> retentionTimer_;  // retention and timeline pruning
 };
 
 // True for 127.0.0.0/8, ::1 and "localhost".

@@ -126,6 +126,13 @@ Settings loadSettings(const Poco::Util::AbstractConfiguration& c) {
         "refresh.interval and refresh.max_age_days must be >= 0, refresh.rate > 0");
   }
   s.log = loadLogSettings(c);
+  s.retention.days = intKey(c, "retention.days", s.retention.days);
+  if (s.retention.days < 0) throw Poco::SyntaxException("retention.days must be >= 0");
+  try {
+    s.retention.purgeOnClean = c.getBool("bitrix24.purge_on_clean", false);
+  } catch (const Poco::SyntaxException&) {
+    throw Poco::SyntaxException("configuration key bitrix24.purge_on_clean is not true or false");
+  }
   return s;
 }
 

@@ -14,6 +14,7 @@
 #include "logging.h"
 #include "query_settings.h"
 #include "refresh_settings.h"
+#include "retention.h"
 #include "sqlite_storage.h"
 
 namespace b24es {
@@ -25,6 +26,7 @@ struct Settings {
   OAuthSettings oauth;
   RefreshSettings refresh;
   LogSettings log;
+  RetentionSettings retention;
 };
 
 // Reads every key of SPEC §3 from `config`, defaults for the missing ones. Throws

@@ -170,6 +170,7 @@ std::variant<IncomingEvent, EventError> parseEvent(BodyValue& root, std::int64_t
     }
   }
   e.entityTypeId = integerMember(fields, "ENTITY_TYPE_ID");
+  e.clean = e.kind == EventKind::kUninstall && integerMember(data, "CLEAN") == 1;
 
   redact(*data);
   e.dataJson = toJson(*data);

@@ -25,7 +25,17 @@ Poco::Logger& queryLog() {
   return log;
 }
 
-enum class Route { kHealth, kMetrics, kOpenApi, kEvents, kEvent, kPortals, kPortal, kStats };
+enum class Route {
+  kHealth,
+  kMetrics,
+  kOpenApi,
+  kEvents,
+  kEvent,
+  kPortals,
+  kPortal,
+  kStats,
+  kTimeline
+};
 
 struct RouteSpec {
   const char* pattern;  // "{name}" matches one non-empty path segment
@@ -41,6 +51,7 @@ const RouteSpec kRoutes[] = {
     {"/api/v1/portals", Route::kPortals},
     {"/api/v1/portals/{member_id}", Route::kPortal},
     {"/api/v1/stats", Route::kStats},
+    {"/api/v1/stats/timeline", Route::kTimeline},
 };
 
 // Matches a decoded path against a pattern segment by segment; the one "{...}" segment, if
@@ -172,6 +183,15 @@ class QueryHandler final : public Poco::Net::HTTPRequestHandler {
                     portalPageJson(storage_.reader().listPortals(std::get<PortalFilter>(parsed)),
                                    clock_.nowSeconds()));
     }
+    if (route_ == Route::kTimeline) {
+      auto parsed = parseTimelineQuery(params, clock_.nowSeconds());
+      if (auto* error = std::get_if<InvalidParameter>(&parsed)) {
+        return sendError(response, {400, "invalid_parameter", error->message}, log, context);
+      }
+      const TimelineQuery& query = std::get<TimelineQuery>(parsed);
+      return sendOk(request, response, json,
+                    timelineJson(query.width, storage_.reader().timeline(query)));
+    }
     // The other routes take no parameters; an unexpected one is more likely a mistake
     // (a filter meant for /api/v1/events) than something to ignore.
     if (route_ != Route::kMetrics) {
@@ -219,6 +239,7 @@ class QueryHandler final : public Poco::Net::HTTPRequestHandler {
       case Route::kHealth:
       case Route::kEvents:
       case Route::kPortals:
+      case Route::kTimeline:
         break;  // answered elsewhere
     }
   }

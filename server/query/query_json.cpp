@@ -280,4 +280,25 @@ std::string statsJson(const EventStats& stats) {
   return stringified(body);
 }
 
+std::string timelineJson(std::int64_t width, const Timeline& timeline) {
+  Object body(Poco::JSON_PRESERVE_KEY_ORDER);
+  body.set("bucket", width == 60 ? "minute" : width == 3600 ? "hour" : "day");
+  Array::Ptr series = new Array;
+  for (const Timeline::Series& s : timeline.series) {
+    Object::Ptr item = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    item->set("event", s.event);
+    Array::Ptr points = new Array;
+    for (const auto& [start, count] : s.points) {
+      Array::Ptr point = new Array;
+      point->add(start);
+      point->add(count);
+      points->add(point);
+    }
+    item->set("points", points);
+    series->add(item);
+  }
+  body.set("series", series);
+  return stringified(body);
+}
+
 }  // namespace b24es

@@ -55,5 +55,7 @@ std::string portalPageJson(const PortalPage& page, std::int64_t nowSeconds);
 // {"total","by_event":[{"event","count"}],"by_portal":[{"member_id","domain","count"}],
 //  "first_ts","last_ts"}
 std::string statsJson(const EventStats& stats);
+// GET /api/v1/stats/timeline: {"bucket","series":[{"event","points":[[start,count]...]}]}.
+std::string timelineJson(std::int64_t width, const Timeline& timeline);
 
 }  // namespace b24es

@@ -156,4 +156,55 @@ std::variant<EventFilter, InvalidParameter> parseEventFilter(const QueryParamete
   return filter;
 }
 
+std::variant<TimelineQuery, InvalidParameter> parseTimelineQuery(const QueryParameters& params,
+                                                                 std::int64_t nowSeconds) {
+  TimelineQuery query;
+  std::optional<std::int64_t> from, to;
+  std::set<std::string> seen;
+  for (const auto& [name, value] : params) {
+    if (!seen.insert(name).second) {
+      return invalid("parameter '" + shown(name) + "' is given twice");
+    }
+    if (value.empty()) return invalid("parameter '" + shown(name) + "' is empty");
+    if (name == "bucket") {
+      if (value == "minute") {
+        query.width = 60;
+      } else if (value == "hour") {
+        query.width = 3600;
+      } else if (value == "day") {
+        query.width = 86400;
+      } else {
+        return invalid("bucket must be minute, hour or day");
+      }
+    } else if (name == "from" || name == "to") {
+      std::optional<std::int64_t> time = parseTime(value);
+      if (!time) {
+        return invalid(name + " must be unix seconds or an ISO 8601 time such as " +
+                       "2026-01-01T10:00:00Z");
+      }
+      (name == "from" ? from : to) = time;
+    } else if (name == "member_id") {
+      query.memberId = value;
+    } else if (name == "event") {
+      query.event = Poco::toUpper(value);
+    } else {
+      return invalid("unknown parameter '" + shown(name) + "'");
+    }
+  }
+  // Floor division: times before 1970 are negative.
+  auto bucketOf = [&](std::int64_t t) {
+    std::int64_t q = t / query.width;
+    if (t % query.width < 0) --q;
+    return q * query.width;
+  };
+  query.to = to.value_or(nowSeconds);
+  query.from = from ? bucketOf(*from) : bucketOf(query.to) - 59 * query.width;
+  if (query.from > query.to) return invalid("from is later than to");
+  if ((query.to - query.from) / query.width >= kMaxTimelineBuckets) {
+    return invalid("the timeline spans more than " + std::to_string(kMaxTimelineBuckets) +
+                   " buckets; narrow from and to or use a wider bucket");
+  }
+  return query;
+}
+
 }  // namespace b24es

@@ -46,6 +46,16 @@ std::optional<std::int64_t> parseTime(const std::string& text);
 // A decimal integer that fits in 64 bits (optional '-', digits only). nullopt otherwise.
 std::optional<std::int64_t> parseInteger(const std::string& text);
 
+// The query of GET /api/v1/stats/timeline as of `nowSeconds`. Known parameters: bucket
+// (minute [default], hour, day), from, to (times as for parseTime, on received time),
+// member_id, event. Without `to` the timeline ends with the bucket that holds now, without
+// `from` it starts 59 buckets before the one that holds `to`; `from` is rounded down to its
+// bucket. InvalidParameter for an unknown, repeated or empty parameter, a bad time or bucket,
+// from after to, and more than kMaxTimelineBuckets buckets.
+std::variant<TimelineQuery, InvalidParameter> parseTimelineQuery(const QueryParameters& params,
+                                                                 std::int64_t nowSeconds);
+constexpr std::int64_t kMaxTimelineBuckets = 10000;
+
 // nullopt when `params` is empty; otherwise the refusal for routes that take no parameters.
 std::optional<InvalidParameter> rejectParameters(const QueryParameters& params);
 

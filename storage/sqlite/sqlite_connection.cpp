@@ -48,6 +48,10 @@ Poco::Data::Session openSession(const SqliteSettings& settings) {
     // the writer must not hang there while the folder is gone.
     Poco::Data::Session session("SQLite", settings.path, 1);
     ::sqlite3_busy_timeout(Poco::Data::SQLite::Utility::dbHandle(session), settings.busyTimeoutMs);
+    // auto_vacuum takes effect only in a database that has no table yet (a new one); an older
+    // file keeps its mode until a VACUUM (README: retention). INCREMENTAL lets purges give
+    // their pages back (incremental_vacuum) without the cost of FULL on every commit.
+    exec(session, "PRAGMA auto_vacuum=INCREMENTAL");
     exec(session, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=" +
                       std::string(settings.synchronous == "full" ? "FULL" : "NORMAL") + ";");
     return session;

@@ -23,12 +23,12 @@ constexpr const char* kEventColumns =
     "entity_id, entity_type_id, data FROM events";
 
 // Portal views: the record (never application_token), the event count and the ts of the newest
-// event. Both subqueries walk events_member_id(member_id, id): the count reads only that index,
-// the newest event is one seek from its end.
+// event. The count sums the portal's rows of event_counts (one per event code); the newest
+// event is one seek from the end of the portal's range of events_member_id(member_id, id).
 constexpr const char* kPortalColumns =
     "SELECT p.member_id, p.domain, p.client_endpoint, p.server_endpoint, p.status, p.scope, "
     "p.installed_at, p.uninstalled_at, "
-    "(SELECT count(*) FROM events e WHERE e.member_id = p.member_id), "
+    "(SELECT coalesce(sum(c.count), 0) FROM event_counts c WHERE c.member_id = p.member_id), "
     "(SELECT e.ts FROM events e WHERE e.member_id = p.member_id ORDER BY e.id DESC LIMIT 1) "
     "FROM portals p";
 
@@ -51,17 +51,25 @@ const std::string kPageTokensSql =
     "ORDER BY member_id LIMIT ?) ORDER BY member_id, user_id";
 const std::string kPortalTokensSql =
     std::string(kTokenColumns) + " WHERE member_id = ? ORDER BY user_id";
-// Each grouping reads one covering index (events_event, events_member_id), not the table.
+// Sums over event_counts (portals x event codes rows), never over events.
 constexpr const char* kStatsByEventSql =
-    "SELECT event, count(*) FROM events GROUP BY event ORDER BY 2 DESC, 1";
+    "SELECT event, sum(count) FROM event_counts GROUP BY event ORDER BY 2 DESC, 1";
 constexpr const char* kStatsByPortalSql =
     "SELECT c.member_id, p.domain, c.n FROM "
-    "(SELECT member_id, count(*) AS n FROM events GROUP BY member_id) c "
+    "(SELECT member_id, sum(count) AS n FROM event_counts GROUP BY member_id) c "
     "LEFT JOIN portals p ON p.member_id = c.member_id ORDER BY c.n DESC, c.member_id";
 // min() and max() in separate statements: alone, each is one seek in events_ts; together in
 // one SELECT SQLite would scan the index.
 constexpr const char* kFirstTsSql = "SELECT min(ts) FROM events";
 constexpr const char* kLastTsSql = "SELECT max(ts) FROM events";
+// One range of event_buckets' key (width, member_id, start, event); member_id '' is the sum
+// over every portal.
+constexpr const char* kTimelineSql =
+    "SELECT event, start, count FROM event_buckets WHERE width = ? AND member_id = ? "
+    "AND start >= ? AND start <= ? ORDER BY event, start";
+constexpr const char* kTimelineEventSql =
+    "SELECT event, start, count FROM event_buckets WHERE width = ? AND member_id = ? "
+    "AND start >= ? AND start <= ? AND event = ? ORDER BY start";
 constexpr const char* kTokenStatesSql =
     "SELECT CASE WHEN last_refresh_error IS NOT NULL THEN 0 "
     "WHEN refresh_token IS NULL THEN 1 "
@@ -250,6 +258,10 @@ std::vector<SqlQuery> fixedReaderQueries() {
       {kFirstTsSql, {}},
       {kLastTsSql, {}},
       {kTokenStatesSql, {std::int64_t{0}}},
+      {kTimelineSql, {std::int64_t{60}, std::string(), std::int64_t{0}, std::int64_t{600}}},
+      {kTimelineEventSql,
+       {std::int64_t{60}, std::string("member"), std::int64_t{0}, std::int64_t{600},
+        std::string("ONCRMDEALADD")}},
   };
 }
 
@@ -382,6 +394,32 @@ EventStats SqliteEventReader::stats() {
     throw StorageError(e.displayText());
   }
   return stats;
+}
+
+Timeline SqliteEventReader::timeline(const TimelineQuery& query) {
+  SqlQuery sql{query.event ? kTimelineEventSql : kTimelineSql,
+               {query.width, query.memberId.value_or(std::string()), query.from, query.to}};
+  if (query.event) sql.params.emplace_back(*query.event);
+  Timeline timeline;
+  try {
+    Poco::Data::Session session = pool_.get();
+    std::vector<std::string> event;
+    std::vector<Poco::Int64> start, count;
+    Poco::Data::Statement statement(session);
+    statement << sql.sql;
+    bindParams(statement, sql);
+    statement, into(event), into(start), into(count);
+    statement.execute();
+    for (std::size_t i = 0; i < event.size(); ++i) {
+      if (timeline.series.empty() || timeline.series.back().event != event[i]) {
+        timeline.series.push_back({std::move(event[i]), {}});
+      }
+      timeline.series.back().points.emplace_back(start[i], count[i]);
+    }
+  } catch (const Poco::Exception& e) {
+    throw StorageError(e.displayText());
+  }
+  return timeline;
 }
 
 TokenStateCounts SqliteEventReader::tokenStates(std::int64_t nowSeconds) {

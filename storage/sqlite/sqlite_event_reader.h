@@ -47,6 +47,7 @@ class SqliteEventReader final : public EventReader {
   PortalPage listPortals(const PortalFilter& filter) override;
   std::optional<PortalView> findPortalView(const std::string& memberId) override;
   EventStats stats() override;
+  Timeline timeline(const TimelineQuery& query) override;
   TokenStateCounts tokenStates(std::int64_t nowSeconds) override;
 
  private:

@@ -13,25 +13,50 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <optional>
 #include <unordered_map>
 #include <utility>
 
 #include "sqlite_connection.h"
+#include "sqlite_counters.h"
 #include "sqlite_statement.h"
 
 namespace b24es::sqlite {
+namespace {
+
+// A purge batch: one portal's events after the cursor (events_member_id), or the oldest
+// events after the cursor (the rowid). Listed by purgeQueries() for query_plan_test.
+constexpr const char* kSelectPortalBatchSql =
+    "SELECT id, member_id, event, received_at FROM events "
+    "WHERE member_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4";
+constexpr const char* kSelectOldestBatchSql =
+    "SELECT id, member_id, event, received_at FROM events WHERE id > ?1 ORDER BY id LIMIT ?2";
+
+}  // namespace
+
+std::vector<SqlQuery> purgeQueries() {
+  return {{kSelectPortalBatchSql,
+           {std::string("member"), std::int64_t{0}, std::int64_t{100}, std::int64_t{1000}}},
+          {kSelectOldestBatchSql, {std::int64_t{0}, std::int64_t{1000}}}};
+}
 
 // The write connection, its prepared statements and what one event writes. Used only by the
 // writer thread, always inside an open ImmediateTransaction.
 class SqliteEventSink::Writer {
  public:
-  Writer(const SqliteSettings& settings, const Clock& clock, std::size_t maxNewPortals)
+  Writer(const SqliteSettings& settings, const Clock& clock, std::size_t maxNewPortals,
+         bool purgeOnClean)
       : session(openSession(settings)),
         clock_(clock),
         maxNewPortals_(maxNewPortals),
+        purgeOnClean_(purgeOnClean),
         db_(Poco::Data::SQLite::Utility::dbHandle(session)),
+        counters_(db_),
+        selectPortalBatch_(db_, kSelectPortalBatchSql),
+        selectOldestBatch_(db_, kSelectOldestBatchSql),
+        deleteEvent_(db_, "DELETE FROM events WHERE id = ?1"),
         selectPortal_(db_,
                       "SELECT application_token, installed_at, uninstalled_at FROM portals "
                       "WHERE member_id = ?1"),
@@ -129,7 +154,16 @@ class SqliteEventSink::Writer {
   void beginTransaction() {
     portals_.clear();
     grants_.clear();
+    counters_.clear();
+    cleanups_.clear();
   }
+
+  // Just before the commit: the counters of what this transaction stored.
+  void finishTransaction() { counters_.flush(); }
+
+  // The purges that this transaction's uninstalls with CLEAN=1 asked for; to be run once it
+  // has committed (moved out).
+  std::vector<PurgeRequest> takeCleanups() { return std::move(cleanups_); }
 
   IngestOutcome apply(const IncomingEvent& e, const Verifier& verifier) {
     const std::optional<PortalRecord>& portal = loadPortal(e.memberId);
@@ -168,13 +202,73 @@ class SqliteEventSink::Writer {
         createPortal(e, nowSec);  // a portal known only through a static token
         uninstallPortal_.bind(1, e.memberId).bind(2, nowSec).run();
         deleteTokens_.bind(1, e.memberId).run();
+        if (e.clean && purgeOnClean_) deleteBindings(e.memberId);
         break;
     }
+    const std::int64_t receivedMillis = clock_.nowMillis();
     insertEvent_.bind(1, e.memberId).bindTextOrNull(2, e.domain).bind(3, e.event);
     insertEvent_.bind(4, e.eventHandlerId).bind(5, e.eventId).bind(6, e.ts);
-    insertEvent_.bind(7, clock_.nowMillis()).bind(8, e.userId).bind(9, e.entityId);
+    insertEvent_.bind(7, receivedMillis).bind(8, e.userId).bind(9, e.entityId);
     insertEvent_.bind(10, e.entityTypeId).bind(11, e.dataJson).run();
-    return IngestOutcome{IngestOutcome::Status::kStored, ::sqlite3_last_insert_rowid(db_), {}};
+    const std::int64_t id = ::sqlite3_last_insert_rowid(db_);
+    counters_.add(e.memberId, e.event, receivedMillis, 1);
+    if (verdict.action == Verdict::Action::kUninstall && e.clean && purgeOnClean_) {
+      PurgeRequest earlier;
+      earlier.memberId = e.memberId;
+      earlier.beforeId = id;  // the uninstall event itself stays
+      cleanups_.push_back(std::move(earlier));
+    }
+    return IngestOutcome{IngestOutcome::Status::kStored, id, {}};
+  }
+
+  // One purge transaction: deletes (or counts, for a dry run) at most `limit` of the events
+  // `job` selects after its cursor, and prunes timeline buckets; true when nothing is left.
+  bool purgeBatch(PurgeJob& job, int limit) {
+    const PurgeRequest& r = job.request;
+    ImmediateTransaction tx(session);
+    beginTransaction();
+    bool finished = true;
+    if (r.memberId || r.receivedBefore) {
+      Statement& select = r.memberId ? selectPortalBatch_ : selectOldestBatch_;
+      if (r.memberId) {
+        select.bind(1, *r.memberId).bind(2, job.cursor);
+        select.bind(3, r.beforeId.value_or(std::numeric_limits<std::int64_t>::max()));
+        select.bind(4, static_cast<std::int64_t>(limit));
+      } else {
+        select.bind(1, job.cursor).bind(2, static_cast<std::int64_t>(limit));
+      }
+      std::vector<std::int64_t> ids;
+      int rows = 0;
+      while (select.row()) {
+        ++rows;
+        const std::int64_t receivedAt = select.integer(3);
+        // Ids grow with received time (one writer stamps both), so the first event received
+        // after the cut ends a time purge; see README (retention) for a clock set back.
+        if (r.receivedBefore && !r.memberId && receivedAt >= *r.receivedBefore) {
+          select.reset();
+          rows = -1;
+          break;
+        }
+        ids.push_back(select.integer(0));
+        if (!r.dryRun) counters_.add(select.text(1), select.text(2), receivedAt, -1);
+      }
+      if (!r.dryRun) {
+        for (std::int64_t id : ids) deleteEvent_.bind(1, id).run();
+      }
+      if (!ids.empty()) job.cursor = ids.back();
+      job.deleted += static_cast<std::int64_t>(ids.size());
+      finished = rows < limit;
+    }
+    if (finished && r.pruneTimelineAt && !r.dryRun) {
+      finished = counters_.pruneBuckets(*r.pruneTimelineAt, limit) < limit;
+    }
+    counters_.flush();
+    // Gives the pages this batch freed back to the file system (a no-op in a database created
+    // before auto_vacuum=INCREMENTAL, whose free pages are reused by later inserts instead).
+    // Bounded, so that the batch stays short: 1,000 events free well under 512 pages.
+    if (!r.dryRun) exec(session, "PRAGMA incremental_vacuum(512)");
+    tx.commit();
+    return finished;
   }
 
   // The probe of a faulted writer: a small write of its own, with the events' id sequence
@@ -342,6 +436,15 @@ class SqliteEventSink::Writer {
 
   static constexpr int kCheckpointFrames = 1000;  // SQLite's own autocheckpoint threshold
 
+  // SPEC §9's bindings go with CLEAN=1. The table belongs to the event-binding feature
+  // (migration 0007), which may not be in this database: looked up each time, as this is rare.
+  void deleteBindings(const std::string& memberId) {
+    Statement exists(db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'bindings'");
+    if (!exists.row()) return;
+    exists.reset();
+    Statement(db_, "DELETE FROM bindings WHERE member_id = ?1").bind(1, memberId).run();
+  }
+
   static int onWalCommit(void* self, sqlite3*, const char*, int frames) {
     static_cast<Writer*>(self)->walFrames_ = frames;
     return SQLITE_OK;
@@ -349,9 +452,15 @@ class SqliteEventSink::Writer {
 
   const Clock& clock_;
   const std::size_t maxNewPortals_;  // SinkSettings::maxNewPortalsPerHour
+  const bool purgeOnClean_;          // SinkSettings::purgeOnClean
   sqlite3* const db_;                // owned by session
   int walFrames_ = 0;                // frames in the WAL after the last commit (set by onWalCommit)
   std::string checkpointError_;      // the last checkpoint's error, logged once
+  CounterChanges counters_;          // of the open transaction
+  Statement selectPortalBatch_;
+  Statement selectOldestBatch_;
+  Statement deleteEvent_;
+  std::vector<PurgeRequest> cleanups_;  // asked for by the open transaction
   Statement selectPortal_;
   Statement installPortal_;
   Statement createPortal_;
@@ -420,7 +529,8 @@ SqliteEventSink::~SqliteEventSink() { close(); }
 
 void SqliteEventSink::openWriter() {
   writer_.reset();
-  auto writer = std::make_unique<Writer>(settings_, clock_, sinkSettings_.maxNewPortalsPerHour);
+  auto writer = std::make_unique<Writer>(settings_, clock_, sinkSettings_.maxNewPortalsPerHour,
+                                         sinkSettings_.purgeOnClean);
   // A 16 MiB page cache keeps the upper levels of the eight events indexes in memory (SQLite's
   // default 2 MiB made each insert re-read them).
   exec(writer->session, "PRAGMA cache_size=-16384");
@@ -478,6 +588,61 @@ void SqliteEventSink::submit(const IncomingEvent& event, Completion done) {
   if (!enqueue(raw, pending)) raw->done(shuttingDown());
 }
 
+std::int64_t SqliteEventSink::purge(const PurgeRequest& request) {
+  auto job = std::make_shared<PurgeJob>();
+  job->request = request;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closing_) throw StorageError("the store is shutting down");
+    purges_.push_back(job);
+  }
+  wake_.notify_one();
+  job->done.wait();
+  if (!job->error.empty()) throw StorageError(job->error);
+  return job->deleted;
+}
+
+bool SqliteEventSink::runPurgeTurn(Poco::Logger& log) {
+  std::shared_ptr<PurgeJob> job;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (purges_.empty()) return false;
+    job = purges_.front();
+  }
+  bool finished = true;
+  const std::int64_t before = job->deleted;
+  try {
+    finished = writer_->purgeBatch(*job, sinkSettings_.purgeBatch);
+    if (sinkSettings_.onPurgeBatch) sinkSettings_.onPurgeBatch(job->deleted - before);
+  } catch (const std::exception& e) {
+    job->error = e.what();
+    log.error("purge failed after %Ld events: %s", static_cast<long long>(job->deleted),
+              job->error);
+  }
+  if (finished) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      purges_.pop_front();
+    }
+    if (!job->request.dryRun && job->error.empty() && job->deleted > 0) {
+      log.information("purged %Ld events", static_cast<long long>(job->deleted));
+    }
+    job->done.set();
+  }
+  return true;
+}
+
+void SqliteEventSink::queueCleanups() {
+  std::vector<PurgeRequest> cleanups = writer_->takeCleanups();
+  if (cleanups.empty()) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (PurgeRequest& r : cleanups) {
+    auto job = std::make_shared<PurgeJob>();  // nobody waits for it
+    job->request = std::move(r);
+    purges_.push_back(std::move(job));
+  }
+}
+
 void SqliteEventSink::close() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -498,8 +663,16 @@ void SqliteEventSink::run() {
     std::shared_ptr<Group> group;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait_until(lock, nextTick_, [this] { return closing_ || !groups_.empty(); });
-      if (groups_.empty() && closing_) return;  // closing and drained
+      wake_.wait_until(lock, nextTick_,
+                       [this] { return closing_ || !groups_.empty() || !purges_.empty(); });
+      if (groups_.empty() && closing_) {  // closing and drained: purges stop where they are
+        for (const std::shared_ptr<PurgeJob>& job : purges_) {
+          job->error = "the store is shutting down";
+          job->done.set();
+        }
+        purges_.clear();
+        return;
+      }
       if (!groups_.empty()) {
         // Once off the queue a group receives no more events: writers append to groups_.back().
         group = groups_.front();
@@ -510,7 +683,11 @@ void SqliteEventSink::run() {
       tick();
       nextTick_ = std::chrono::steady_clock::now() + kTickInterval;
     }
-    if (!group) continue;
+    if (!group) {
+      // No events waiting: a purge turn, while the files are sound.
+      if (writer_ && fault_ == Fault::kNone) runPurgeTurn(log);
+      continue;
+    }
     commitGroup(*group);
     const std::size_t size = group->items.size();  // `items` may be gone once the waiters wake
     for (const std::unique_ptr<Pending>& submitted : group->submitted) {
@@ -524,6 +701,8 @@ void SqliteEventSink::run() {
     group->done.set();
     if (sinkSettings_.onBatch) sinkSettings_.onBatch(size);
     if (writer_) writer_->checkpointIfLarge();
+    // Purges take turns with ingest: one purge transaction after each batch of events.
+    if (writer_ && fault_ == Fault::kNone) runPurgeTurn(log);
   }
 }
 
@@ -536,6 +715,7 @@ bool SqliteEventSink::commitRange(std::vector<Pending*>& batch, std::size_t from
       for (std::size_t i = from; i < to; ++i) {
         batch[i]->outcome = writer_->apply(*batch[i]->event, verifier_);
       }
+      writer_->finishTransaction();  // the counters, in the same transaction as the events
       // Last, right before COMMIT: a commit into a file no longer at the path would be
       // acknowledged and then lost; rolled back, it is answered 503 and truly not stored.
       failure.reason = files_.changed();
@@ -544,6 +724,7 @@ bool SqliteEventSink::commitRange(std::vector<Pending*>& batch, std::size_t from
         return false;
       }
       tx.commit();
+      queueCleanups();
     } catch (const std::exception& e) {
       // Before the ROLLBACK of `tx` overwrites it.
       failure.code = ::sqlite3_extended_errcode(writer_->db());

@@ -21,11 +21,19 @@
 #include <vector>
 
 #include "one_shot_signal.h"
+#include "sqlite_event_reader.h"
 #include "sqlite_files.h"
 #include "sqlite_health.h"
+
+namespace Poco {
+class Logger;
+}
 #include "sqlite_storage.h"
 
 namespace b24es::sqlite {
+
+// The statements that select a purge batch, with sample parameters (for query_plan_test).
+std::vector<SqlQuery> purgeQueries();
 
 class SqliteEventSink final : public EventSink {
  public:
@@ -38,7 +46,18 @@ class SqliteEventSink final : public EventSink {
   ~SqliteEventSink() override;
   IngestOutcome write(const IncomingEvent& event) override;
   void submit(const IncomingEvent& event, Completion done) override;
+  std::int64_t purge(const PurgeRequest& request) override;
   void close() override;
+
+  // A purge in progress: where it is and what it did. Changed only by the writer thread until
+  // `done` is set.
+  struct PurgeJob {
+    PurgeRequest request;
+    std::int64_t cursor = 0;   // the last id seen
+    std::int64_t deleted = 0;  // or counted, for a dry run
+    std::string error;         // set when a batch failed; the job ends
+    OneShotSignal done;
+  };
 
  private:
   // One event waiting to be committed: a write() call's, on the caller's stack, or a submit()
@@ -69,6 +88,10 @@ class SqliteEventSink final : public EventSink {
     int code = 0;               // SQLite's extended result code; 0 when not SQLite's
     bool filesChanged = false;  // the check before COMMIT found the files changed
   };
+  // One purge transaction of the oldest queued job, if any; false when none was queued.
+  bool runPurgeTurn(Poco::Logger& log);
+  // Queues the purges the batch just committed asked for (purge_on_clean).
+  void queueCleanups();
 
   void run();
   // Commits one group, setting every item's outcome (each wait ends after this).
@@ -108,9 +131,10 @@ class SqliteEventSink final : public EventSink {
   std::chrono::steady_clock::time_point lastFailedBatch_;  // when a batch last failed
 
   std::mutex mutex_;
-  std::condition_variable wake_;               // signals groups_ or closing_ changed
-  std::deque<std::shared_ptr<Group>> groups_;  // guarded by mutex_; oldest first
-  bool closing_ = false;                       // guarded by mutex_
+  std::condition_variable wake_;                  // signals groups_ or closing_ changed
+  std::deque<std::shared_ptr<Group>> groups_;     // guarded by mutex_; oldest first
+  std::deque<std::shared_ptr<PurgeJob>> purges_;  // guarded by mutex_; oldest first
+  bool closing_ = false;                          // guarded by mutex_
   std::thread thread_;
 };
 

@@ -9,6 +9,8 @@
 //    with one keep-alive connection, --reps requests of each query; beside each, the same query
 //    through the storage layer in-process (EventReader, the very SQL the API runs): the floor.
 // 3. Prints a Markdown table of p50 and p99.
+#include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/Session.h>
 #include <Poco/Exception.h>
 #include <Poco/File.h>
 #include <Poco/MD5Engine.h>
@@ -47,12 +49,13 @@ struct Options {
   int portals = 100;
   int threads = 32;
   int reps = 2000;
-  std::string only;  // run only the queries whose name contains this
+  std::string only;      // run only the queries whose name contains this
+  bool sqlFill = false;  // --fill sql: build the database with SQL, not through the writer
 };
 
 void usage() {
   std::cerr << "usage: b24es-bench-query [--db PATH] [--events N] [--portals N] [--threads N] "
-               "[--reps N] [--only TEXT]\n";
+               "[--reps N] [--only TEXT] [--fill writer|sql]\n";
 }
 
 bool parseOptions(int argc, char** argv, Options& o) {
@@ -73,6 +76,9 @@ bool parseOptions(int argc, char** argv, Options& o) {
         o.reps = std::stoi(value);
       } else if (name == "--only") {
         o.only = value;
+      } else if (name == "--fill") {
+        if (value != "sql" && value != "writer") return false;
+        o.sqlFill = value == "sql";
       } else {
         return false;
       }
@@ -221,6 +227,97 @@ void build(const Dataset& d, b24es::Storage& storage) {
   if (failed > 0) throw std::runtime_error(std::to_string(failed.load()) + " events failed");
 }
 
+// --fill sql: the events of the same shape (portals, codes in their proportions, users,
+// entities, smart-process types, 30 days) written by INSERT ... SELECT over a recursive CTE on
+// a database migrated up to 0005, with the events indexes dropped while it fills and made again
+// from their own CREATE statements afterwards; then migration 0006 backfills the counters as
+// it does on any existing database. For 10,000,000 events, where the writer would take hours.
+void buildWithSql(const Dataset& d, const b24es::SqliteSettings& db, const b24es::Clock& clock) {
+  std::vector<b24es::Migration> before;
+  for (const b24es::Migration& m : b24es::embeddedMigrations()) {
+    if (m.version < 6) before.push_back(m);
+  }
+  {
+    auto storage = b24es::openSqliteStorage(db, clock, before);
+    if (!storage->migrator().apply().ok) throw std::runtime_error("migrations up to 0005 failed");
+  }
+  Poco::Data::SQLite::Connector::registerConnector();
+  Poco::Data::Session session("SQLite", db.path);
+  using Poco::Data::Keywords::now;
+  auto started = Clock::now();
+  session << "PRAGMA journal_mode=OFF", now;
+  session << "PRAGMA synchronous=OFF", now;
+  session << "PRAGMA cache_size=-262144", now;
+  std::vector<std::string> indexes, names;
+  session << "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' "
+             "AND sql IS NOT NULL",
+      Poco::Data::Keywords::into(names), Poco::Data::Keywords::into(indexes), now;
+  session << "BEGIN", now;
+  for (const std::string& name : names) session << "DROP INDEX " + name, now;
+  session << "CREATE TEMP TABLE bench_portals(k INTEGER PRIMARY KEY, member_id, domain)", now;
+  session << "CREATE TEMP TABLE bench_codes(k INTEGER PRIMARY KEY, code, handler)", now;
+  for (int p = 0; p < d.options.portals; ++p) {
+    session << "INSERT INTO bench_portals VALUES(?, ?, ?)", Poco::Data::Keywords::bind(p),
+        Poco::Data::Keywords::bind(d.memberIds[p]), Poco::Data::Keywords::bind(d.domains[p]), now;
+    session << "INSERT INTO portals(member_id, domain, client_endpoint, server_endpoint, "
+               "application_token, status, scope, installed_at, updated_at) "
+               "VALUES(?, ?, ?, 'https://oauth.bitrix.info/rest/', ?, 'P', 'crm,task,user', ?, ?)",
+        Poco::Data::Keywords::bind(d.memberIds[p]), Poco::Data::Keywords::bind(d.domains[p]),
+        Poco::Data::Keywords::bind("https://" + d.domains[p] + "/rest/"),
+        Poco::Data::Keywords::bind(d.appTokens[p]), Poco::Data::Keywords::bind(Dataset::kStart),
+        Poco::Data::Keywords::bind(Dataset::kStart), now;
+    session << "INSERT INTO tokens(member_id, user_id, access_token, refresh_token, expires_at, "
+               "refresh_token_at, scope, source, updated_at) "
+               "VALUES(?, 1, ?, ?, ?, ?, 'crm,task,user', 'install', ?)",
+        Poco::Data::Keywords::bind(d.memberIds[p]),
+        Poco::Data::Keywords::bind(md5("install-access-" + std::to_string(p))),
+        Poco::Data::Keywords::bind(md5("install-refresh-" + std::to_string(p))),
+        Poco::Data::Keywords::bind(Dataset::kStart + 3600),
+        Poco::Data::Keywords::bind(Dataset::kStart), Poco::Data::Keywords::bind(Dataset::kStart),
+        now;
+  }
+  int k = 0;
+  for (const EventKind& kind : kEvents) {
+    for (int w = 0; w < kind.weight; ++w, ++k) {
+      session << "INSERT INTO bench_codes VALUES(?, ?, ?)", Poco::Data::Keywords::bind(k),
+          Poco::Data::Keywords::bind(std::string(kind.code)),
+          Poco::Data::Keywords::bind(100 + static_cast<int>(&kind - kEvents)), now;
+    }
+  }
+  const std::string n = std::to_string(d.options.events);
+  const std::string portals = std::to_string(d.options.portals);
+  session << "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < " + n +
+                 " - 1), "
+                 "r AS (SELECT i, " +
+                 std::to_string(Dataset::kStart) + " + i * " + std::to_string(Dataset::kSpan) +
+                 " / " + n +
+                 " AS t, abs(random()) % 100 AS pick, 1 + abs(random()) % 2000 AS entity, "
+                 "1 + abs(random()) % 50 AS user, abs(random()) % 4 AS type FROM n) "
+                 "INSERT INTO events(member_id, domain, event, event_handler_id, ts, received_at, "
+                 "user_id, entity_id, entity_type_id, data) "
+                 "SELECT p.member_id, p.domain, c.code, c.handler, r.t, r.t * 1000 + r.i % 1000, "
+                 "r.user, r.entity, "
+                 "CASE WHEN c.code LIKE '%DYNAMICITEM%' THEN 1030 + r.type * 2 END, "
+                 "'{\"FIELDS\":{\"ID\":\"' || r.entity || '\"' || "
+                 "CASE WHEN c.code LIKE '%DYNAMICITEM%' THEN ',\"ENTITY_TYPE_ID\":\"' || "
+                 "(1030 + r.type * 2) || '\"' ELSE '' END || '}}' "
+                 "FROM r JOIN bench_portals p ON p.k = r.i % " +
+                 portals + " JOIN bench_codes c ON c.k = r.pick ORDER BY r.i",
+      now;
+  std::cerr << "  inserted " << n << " events in "
+            << std::chrono::duration<double>(Clock::now() - started).count() << " s" << std::endl;
+  for (const std::string& sql : indexes) session << sql, now;
+  session << "COMMIT", now;
+  std::cerr << "  indexed in " << std::chrono::duration<double>(Clock::now() - started).count()
+            << " s" << std::endl;
+  session << "PRAGMA journal_mode=WAL", now;
+  session.close();
+  auto storage = b24es::openSqliteStorage(db, clock, b24es::embeddedMigrations());
+  if (!storage->migrator().apply().ok) throw std::runtime_error("migration 0006 failed");
+  std::cerr << "built " << n << " events with SQL, counters backfilled by 0006, in "
+            << std::chrono::duration<double>(Clock::now() - started).count() << " s" << std::endl;
+}
+
 std::string queryOf(const EventFilter& f) {
   std::string q = "/api/v1/events?limit=" + std::to_string(f.limit);
   auto add = [&q](const char* name, const std::string& value) {
@@ -300,6 +397,11 @@ int main(int argc, char** argv) {
     settings.ingest.listen = "127.0.0.1:0";
     settings.query.listen = "127.0.0.1:0";
     b24es::SystemClock clock;
+    if (options.sqlFill && !Poco::File(options.db).exists()) {
+      std::cerr << "building " << options.events << " events over " << options.portals
+                << " portals in " << options.db << " with SQL" << std::endl;
+      buildWithSql(data, settings.db, clock);
+    }
     {
       auto storage = b24es::openSqliteStorage(settings.db, clock, b24es::embeddedMigrations());
       b24es::MigrationResult migrated = storage->migrator().apply();
@@ -404,6 +506,74 @@ int main(int argc, char** argv) {
                   c.name.c_str(), static_cast<double>(rows) / options.reps,
                   static_cast<double>(bytes) / options.reps / 1024, a.p50, a.p99, fl.p50, fl.p99,
                   a.p50 / fl.p50);
+      std::fflush(stdout);
+    }
+    // The routes answered from counters: their cost must not grow with the events table.
+    struct CounterCase {
+      std::string name;
+      std::function<void(int)> floor;
+      std::function<std::string(int)> target;
+    };
+    const std::int64_t lastDay = Dataset::kStart + Dataset::kSpan - 86400;
+    auto timelineOf = [&](std::int64_t width, std::int64_t from, std::int64_t to,
+                          std::optional<std::string> member) {
+      b24es::TimelineQuery q;
+      q.width = width;
+      q.from = from;
+      q.to = to;
+      q.memberId = std::move(member);
+      return q;
+    };
+    const std::vector<CounterCase> counterCases = {
+        {"/api/v1/stats", [&](int) { reader.stats(); }, [](int) { return "/api/v1/stats"; }},
+        {"/api/v1/portals", [&](int) { reader.listPortals({}); },
+         [](int) { return "/api/v1/portals"; }},
+        {"/api/v1/portals/{id}", [&](int r) { reader.findPortalView(portal(r)); },
+         [&](int r) { return "/api/v1/portals/" + portal(r); }},
+        {"timeline: minutes of the last hour",
+         [&](int) {
+           reader.timeline(timelineOf(60, lastDay + 82800, lastDay + 86399, std::nullopt));
+         },
+         [&](int) {
+           return "/api/v1/stats/timeline?from=" + std::to_string(lastDay + 82800) +
+                  "&to=" + std::to_string(lastDay + 86399);
+         }},
+        {"timeline: days of 30 days",
+         [&](int) {
+           reader.timeline(timelineOf(86400, Dataset::kStart, lastDay + 86399, std::nullopt));
+         },
+         [&](int) {
+           return "/api/v1/stats/timeline?bucket=day&from=" + std::to_string(Dataset::kStart) +
+                  "&to=" + std::to_string(lastDay + 86399);
+         }},
+        {"timeline: one portal, hours of a day",
+         [&](int r) { reader.timeline(timelineOf(3600, lastDay, lastDay + 86399, portal(r))); },
+         [&](int r) {
+           return "/api/v1/stats/timeline?bucket=hour&member_id=" + portal(r) +
+                  "&from=" + std::to_string(lastDay) + "&to=" + std::to_string(lastDay + 86399);
+         }},
+    };
+    for (const CounterCase& c : counterCases) {
+      if (c.name.find(options.only) == std::string::npos) continue;
+      std::vector<double> api, floor;
+      std::size_t bytes = 0;
+      for (int r = -warmup; r < options.reps; ++r) {
+        const int rep = std::max(r, 0);
+        auto t0 = Clock::now();
+        c.floor(rep);
+        auto t1 = Clock::now();
+        std::size_t size = http.get(c.target((rep + options.reps / 2) % options.reps));
+        auto t2 = Clock::now();
+        if (r >= 0) {
+          floor.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+          api.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+          bytes += size;
+        }
+      }
+      Percentiles a = percentiles(api), fl = percentiles(floor);
+      std::printf("| %s (%.0f KB) | %.3f ms | %.3f ms | %.3f ms | %.3f ms | %.1fx |\n",
+                  c.name.c_str(), static_cast<double>(bytes) / options.reps / 1024, a.p50, a.p99,
+                  fl.p50, fl.p99, a.p50 / fl.p50);
       std::fflush(stdout);
     }
     service.stop();
