@@ -52,7 +52,7 @@ void OneShotSignal::wakeSome() {
 
 void OneShotSignal::wait() {
   MutexLock lock(mutex_);
-  while (!set_) cv_.wait();
+  while (!set_) cv_.wait(mutex_);
 }
 
 void OneShotSignal::set() {

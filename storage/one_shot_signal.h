@@ -41,7 +41,7 @@ class OneShotSignal {
   std::atomic<int> sleepers_{0};  // waiters inside (or about to enter) FUTEX_WAIT
 #else
   Mutex mutex_;
-  CondVar cv_{mutex_};
+  CondVar cv_;
   bool set_ GUARDED_BY(mutex_) = false;
 #endif
 };

@@ -38,18 +38,15 @@ class RetentionTimer {
 
  private:
   void run();
-  // wake_.waitFor(timeout). Clang's analysis cannot see that wake_ waits on mutex_ (CondVar
-  // keeps a reference), so the body is exempt; callers are still checked to hold mutex_.
-  void waitLocked(std::chrono::steady_clock::duration timeout)
-      REQUIRES(mutex_) NO_THREAD_SAFETY_ANALYSIS {
-    wake_.waitFor(timeout);
+  void waitLocked(std::chrono::steady_clock::duration timeout) REQUIRES(mutex_) {
+    wake_.waitFor(mutex_, timeout);
   }
 
   const RetentionSettings settings_;
   EventSink& sink_;
   const Clock& clock_;
   Mutex mutex_;
-  CondVar wake_{mutex_};
+  CondVar wake_;
   bool stopping_ GUARDED_BY(mutex_) = false;
   std::thread thread_;
 };

@@ -89,14 +89,14 @@ void Metrics::countIngest(IngestResult result, const std::string& event, double 
   Counters& counters = received_[static_cast<std::size_t>(result)];
   const std::string_view label = std::string_view(event).substr(0, 64);
   {
-    std::shared_lock<std::shared_mutex> lock(receivedMutex_);
+    ReaderLock lock(receivedMutex_);
     auto it = counters.find(label);
     if (it != counters.end()) {
       it->second->fetch_add(1, std::memory_order_relaxed);
       return;
     }
   }
-  std::unique_lock<std::shared_mutex> lock(receivedMutex_);
+  WriterLock lock(receivedMutex_);
   std::string key = capped(events_, label);
   auto it = counters.find(key);
   if (it == counters.end()) {
@@ -108,7 +108,7 @@ void Metrics::countIngest(IngestResult result, const std::string& event, double 
 void Metrics::observeBatch(std::size_t events) { batchSizes_.observe(static_cast<double>(events)); }
 
 void Metrics::countRefresh(const std::string& result) {
-  std::lock_guard<std::mutex> lock(refreshMutex_);
+  MutexLock lock(refreshMutex_);
   std::string label = capped(refreshResults_, result);
   ++refreshes_[label];
 }
@@ -120,7 +120,7 @@ std::string Metrics::render(const std::optional<TokenStateCounts>& tokens) const
       "event code.\n";
   out += "# TYPE b24es_events_received_total counter\n";
   {
-    std::shared_lock<std::shared_mutex> lock(receivedMutex_);
+    ReaderLock lock(receivedMutex_);
     // In the order of the result labels' names, as before.
     for (IngestResult result : {IngestResult::kInvalid, IngestResult::kRejected,
                                 IngestResult::kStored, IngestResult::kUnavailable}) {
@@ -144,7 +144,7 @@ std::string Metrics::render(const std::optional<TokenStateCounts>& tokens) const
   out += "# HELP b24es_token_refresh_total Token refresh attempts, by result.\n";
   out += "# TYPE b24es_token_refresh_total counter\n";
   {
-    std::lock_guard<std::mutex> lock(refreshMutex_);
+    MutexLock lock(refreshMutex_);
     for (const auto& [result, count] : refreshes_) {
       out += "b24es_token_refresh_total{result=\"" + prometheusLabel(result) + "\"} " +
              std::to_string(count) + "\n";

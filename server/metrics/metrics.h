@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "event_query.h"
+#include "mutex.h"
 
 namespace b24es {
 
@@ -75,15 +76,16 @@ class Metrics {
 
   std::string capped(std::set<std::string, std::less<>>& seen, std::string_view value);
 
-  mutable std::shared_mutex receivedMutex_;    // guards the maps (not the counts) and events_
-  Counters received_[kResults];                // by IngestResult, then event label
-  std::set<std::string, std::less<>> events_;  // label values seen
+  // Guards the maps (not the counts, which are atomic) and events_.
+  mutable SharedMutex receivedMutex_;
+  Counters received_[kResults] GUARDED_BY(receivedMutex_);  // by IngestResult, then event label
+  std::set<std::string, std::less<>> events_ GUARDED_BY(receivedMutex_);  // label values seen
   Histogram ingestSeconds_;
   Histogram batchSizes_;
 
-  mutable std::mutex refreshMutex_;
-  std::map<std::string, std::uint64_t> refreshes_;     // guarded by refreshMutex_
-  std::set<std::string, std::less<>> refreshResults_;  // guarded by refreshMutex_
+  mutable Mutex refreshMutex_;
+  std::map<std::string, std::uint64_t> refreshes_ GUARDED_BY(refreshMutex_);
+  std::set<std::string, std::less<>> refreshResults_ GUARDED_BY(refreshMutex_);
 };
 
 // Prometheus label value escaping: backslash, double quote and newline.

@@ -50,7 +50,7 @@ bool Reactor::watch(int fd, Handler* handler, std::uint32_t& registered, std::ui
 void Reactor::post(std::function<void()> task) {
   // The eventfd is written under the lock: once the loop has run the task, its owner may stop
   // and destroy the reactor, which must not happen between the push and the write.
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   if (posted_.empty()) {
     std::uint64_t one = 1;
     [[maybe_unused]] ssize_t written = ::write(wakeFd_, &one, sizeof one);
@@ -63,7 +63,7 @@ void Reactor::runPosted() {
   while (::read(wakeFd_, &count, sizeof count) > 0) {
   }
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     running_.swap(posted_);  // both keep their capacity: no allocation per wake-up
   }
   for (auto& task : running_) task();

@@ -15,6 +15,8 @@
 #include <mutex>
 #include <vector>
 
+#include "mutex.h"
+
 namespace b24es {
 
 class Reactor {
@@ -57,8 +59,8 @@ class Reactor {
 
   int epoll_ = -1;
   int wakeFd_ = -1;
-  std::mutex mutex_;
-  std::vector<std::function<void()>> posted_;   // guarded by mutex_
+  Mutex mutex_;
+  std::vector<std::function<void()>> posted_ GUARDED_BY(mutex_);
   std::vector<std::function<void()>> running_;  // loop thread only: the tasks being run
 };
 

@@ -253,10 +253,10 @@ class HttpOAuthClient::Deadline {
         thread_([this] { watch(); }) {}
   ~Deadline() {
     {
-      std::lock_guard<std::mutex> lock(client_.mutex_);
+      MutexLock lock(client_.mutex_);
       done_ = true;
     }
-    client_.aborted_.notify_all();
+    client_.aborted_.signalAll();
     thread_.join();
   }
   Deadline(const Deadline&) = delete;
@@ -264,38 +264,42 @@ class HttpOAuthClient::Deadline {
 
   // Why the socket was shut down: "" (it was not), "timeout" or "stopped".
   std::string cause() {
-    std::lock_guard<std::mutex> lock(client_.mutex_);
+    MutexLock lock(client_.mutex_);
     return cause_;
   }
 
  private:
   void watch() {
-    std::unique_lock<std::mutex> lock(client_.mutex_);
-    client_.aborted_.wait_until(lock, until_, [this] { return done_ || client_.aborting_; });
+    MutexLock lock(client_.mutex_);
+    while (!done_ && !client_.aborting_) {
+      if (!client_.aborted_.waitUntil(client_.mutex_, until_) &&
+          std::chrono::steady_clock::now() >= until_)
+        break;
+    }
     if (done_) return;
     cause_ = client_.aborting_ ? "stopped" : "timeout";
     // Again until the request ends: a shutdown that lands between the socket's creation and
     // its connect() has nothing to shut down yet.
     while (!done_) {
       ::shutdown(fd_, SHUT_RDWR);
-      client_.aborted_.wait_for(lock, std::chrono::milliseconds(50), [this] { return done_; });
+      client_.aborted_.waitFor(client_.mutex_, std::chrono::milliseconds(50));
     }
   }
 
   HttpOAuthClient& client_;
   const int fd_;
   const std::chrono::steady_clock::time_point until_;
-  bool done_ = false;  // guarded by client_.mutex_
-  std::string cause_;  // guarded by client_.mutex_
+  bool done_ GUARDED_BY(client_.mutex_) = false;
+  std::string cause_ GUARDED_BY(client_.mutex_);
   std::thread thread_;
 };
 
 void HttpOAuthClient::abort() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     aborting_ = true;
   }
-  aborted_.notify_all();
+  aborted_.signalAll();
 }
 
 HttpOAuthClient::HttpOAuthClient(const OAuthSettings& settings, const HttpOAuthOptions& options)
@@ -328,7 +332,7 @@ OAuthAnswer HttpOAuthClient::refresh(const std::string& endpointUrl, const std::
   }
   const Poco::URI uri(endpoint.url);
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     if (aborting_) return transient("stopped", "not sent: the refresher is stopping");
   }
   const std::string seconds = std::to_string(options_.deadline.totalSeconds());

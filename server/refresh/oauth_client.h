@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "mutex.h"
 #include "refresh_settings.h"
 
 namespace b24es {
@@ -117,9 +118,9 @@ class HttpOAuthClient final : public OAuthClient {
   const OAuthSettings settings_;     // const after construction
   const HttpOAuthOptions options_;   // const after construction
   Poco::Net::Context::Ptr context_;  // const after construction; thread-safe itself
-  std::mutex mutex_;
-  std::condition_variable aborted_;  // signals aborting_
-  bool aborting_ = false;            // guarded by mutex_
+  Mutex mutex_;
+  CondVar aborted_;  // signals aborting_ and the end of a request (Deadline)
+  bool aborting_ GUARDED_BY(mutex_) = false;
 };
 
 // `text` with every run of 8 or more characters that also occurs in one of the secrets (and

@@ -95,16 +95,21 @@ TokenRefresher::TokenRefresher(TokenStore& store, OAuthClient& client, const OAu
 
 void TokenRefresher::requestStop() {
   {
-    std::lock_guard<std::mutex> lock(stopMutex_);
+    MutexLock lock(stopMutex_);
     stopping_ = true;
   }
-  stopChanged_.notify_all();
+  stopChanged_.signalAll();
 }
 
 bool TokenRefresher::sleep(std::int64_t millis) {
-  std::unique_lock<std::mutex> lock(stopMutex_);
-  return !stopChanged_.wait_for(lock, std::chrono::milliseconds(millis),
-                                [this] { return stopping_.load(); });
+  MutexLock lock(stopMutex_);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(millis);
+  while (!stopping_.load()) {
+    if (!stopChanged_.waitUntil(stopMutex_, deadline) &&
+        std::chrono::steady_clock::now() >= deadline)
+      break;
+  }
+  return !stopping_.load();
 }
 
 std::optional<StoredToken> TokenRefresher::reread(const StoredToken& token) {

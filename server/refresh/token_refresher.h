@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "clock.h"
+#include "mutex.h"
 #include "oauth_client.h"
 #include "refresh_policy.h"
 #include "refresh_settings.h"
@@ -120,8 +121,9 @@ class TokenRefresher {
   Sleeper sleep_;          // const after construction
   const Options options_;  // const after construction
 
-  std::mutex stopMutex_;
-  std::condition_variable stopChanged_;  // guarded by stopMutex_
+  Mutex stopMutex_;
+  CondVar stopChanged_;  // signals stopping_
+  // Written under stopMutex_, so that sleep() cannot miss it; read without it between requests.
   std::atomic<bool> stopping_{false};
 };
 

@@ -552,22 +552,24 @@ void SqliteEventSink::openWriter() {
 
 std::shared_ptr<SqliteEventSink::Group> SqliteEventSink::enqueue(Pending* pending,
                                                                  std::unique_ptr<Pending>& owned) {
-  std::unique_lock<std::mutex> lock(mutex_);
-  if (closing_) return nullptr;
-  if (groups_.empty() || groups_.back()->items.size() >= sinkSettings_.maxBatch) {
-    groups_.push_back(std::make_shared<Group>());
+  std::shared_ptr<Group> group;
+  {
+    MutexLock lock(mutex_);
+    if (closing_) return nullptr;
+    if (groups_.empty() || groups_.back()->items.size() >= sinkSettings_.maxBatch) {
+      groups_.push_back(std::make_shared<Group>());
+    }
+    group = groups_.back();
+    // Room first, so that linking `pending` cannot fail halfway (items without its owner).
+    auto makeRoom = [](auto& v) {
+      if (v.size() == v.capacity()) v.reserve(std::max<std::size_t>(16, 2 * v.capacity()));
+    };
+    makeRoom(group->items);
+    if (owned) makeRoom(group->submitted);
+    group->items.push_back(pending);
+    if (owned) group->submitted.push_back(std::move(owned));
   }
-  std::shared_ptr<Group> group = groups_.back();
-  // Room first, so that linking `pending` cannot fail halfway (items without its owner).
-  auto makeRoom = [](auto& v) {
-    if (v.size() == v.capacity()) v.reserve(std::max<std::size_t>(16, 2 * v.capacity()));
-  };
-  makeRoom(group->items);
-  if (owned) makeRoom(group->submitted);
-  group->items.push_back(pending);
-  if (owned) group->submitted.push_back(std::move(owned));
-  lock.unlock();
-  wake_.notify_one();
+  wake_.signal();
   return group;
 }
 
@@ -592,11 +594,11 @@ std::int64_t SqliteEventSink::purge(const PurgeRequest& request) {
   auto job = std::make_shared<PurgeJob>();
   job->request = request;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     if (closing_) throw StorageError("the store is shutting down");
     purges_.push_back(job);
   }
-  wake_.notify_one();
+  wake_.signal();
   job->done.wait();
   if (!job->error.empty()) throw StorageError(job->error);
   return job->deleted;
@@ -605,7 +607,7 @@ std::int64_t SqliteEventSink::purge(const PurgeRequest& request) {
 bool SqliteEventSink::runPurgeTurn(Poco::Logger& log) {
   std::shared_ptr<PurgeJob> job;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     if (purges_.empty()) return false;
     job = purges_.front();
   }
@@ -621,7 +623,7 @@ bool SqliteEventSink::runPurgeTurn(Poco::Logger& log) {
   }
   if (finished) {
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(mutex_);
       purges_.pop_front();
     }
     if (!job->request.dryRun && job->error.empty() && job->deleted > 0) {
@@ -635,7 +637,7 @@ bool SqliteEventSink::runPurgeTurn(Poco::Logger& log) {
 void SqliteEventSink::queueCleanups() {
   std::vector<PurgeRequest> cleanups = writer_->takeCleanups();
   if (cleanups.empty()) return;
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   for (PurgeRequest& r : cleanups) {
     auto job = std::make_shared<PurgeJob>();  // nobody waits for it
     job->request = std::move(r);
@@ -645,10 +647,10 @@ void SqliteEventSink::queueCleanups() {
 
 void SqliteEventSink::close() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     closing_ = true;
   }
-  wake_.notify_one();
+  wake_.signal();
   if (thread_.joinable()) thread_.join();
   writer_.reset();
 }
@@ -662,9 +664,11 @@ void SqliteEventSink::run() {
   for (;;) {
     std::shared_ptr<Group> group;
     {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait_until(lock, nextTick_,
-                       [this] { return closing_ || !groups_.empty() || !purges_.empty(); });
+      MutexLock lock(mutex_);
+      while (!closing_ && groups_.empty() && purges_.empty()) {
+        if (!wake_.waitUntil(mutex_, nextTick_) && std::chrono::steady_clock::now() >= nextTick_)
+          break;
+      }
       if (groups_.empty() && closing_) {  // closing and drained: purges stop where they are
         for (const std::shared_ptr<PurgeJob>& job : purges_) {
           job->error = "the store is shutting down";

@@ -28,6 +28,7 @@
 namespace Poco {
 class Logger;
 }
+#include "mutex.h"
 #include "sqlite_storage.h"
 
 namespace b24es::sqlite {
@@ -130,11 +131,11 @@ class SqliteEventSink final : public EventSink {
   std::chrono::steady_clock::time_point nextTick_;
   std::chrono::steady_clock::time_point lastFailedBatch_;  // when a batch last failed
 
-  std::mutex mutex_;
-  std::condition_variable wake_;                  // signals groups_ or closing_ changed
-  std::deque<std::shared_ptr<Group>> groups_;     // guarded by mutex_; oldest first
-  std::deque<std::shared_ptr<PurgeJob>> purges_;  // guarded by mutex_; oldest first
-  bool closing_ = false;                          // guarded by mutex_
+  Mutex mutex_;
+  CondVar wake_;  // signals groups_, purges_ or closing_ changed
+  std::deque<std::shared_ptr<Group>> groups_ GUARDED_BY(mutex_);     // oldest first
+  std::deque<std::shared_ptr<PurgeJob>> purges_ GUARDED_BY(mutex_);  // oldest first
+  bool closing_ GUARDED_BY(mutex_) = false;
   std::thread thread_;
 };
 

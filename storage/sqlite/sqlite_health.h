@@ -9,6 +9,7 @@
 #include <mutex>
 #include <vector>
 
+#include "mutex.h"
 #include "storage.h"
 
 namespace b24es::sqlite {
@@ -18,11 +19,11 @@ namespace b24es::sqlite {
 class HealthBoard {
  public:
   StorageHealth get() const {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     return health_;
   }
   void set(StorageHealth health) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     health_ = std::move(health);
   }
   // Counts the times the writer moved to a new database file; other connections of the process
@@ -33,15 +34,15 @@ class HealthBoard {
   // connection to the old file can take the lock SQLite needs before it deletes the "-wal" and
   // "-shm" by name on close, and those names now belong to the live database.
   void movedToNewFile(std::shared_ptr<void> retired) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     if (retired) retired_.push_back(std::move(retired));
     ++generation_;
   }
 
  private:
-  mutable std::mutex mutex_;
-  StorageHealth health_;                        // guarded by mutex_
-  std::vector<std::shared_ptr<void>> retired_;  // guarded by mutex_
+  mutable Mutex mutex_;
+  StorageHealth health_ GUARDED_BY(mutex_);
+  std::vector<std::shared_ptr<void>> retired_ GUARDED_BY(mutex_);
   std::atomic<std::uint64_t> generation_{0};
 };
 

@@ -12,7 +12,7 @@ ReadPool::ReadPool(const std::string& path, std::size_t maxSessions, const Healt
 Poco::Data::Session ReadPool::get() {
   Poco::Data::SessionPool* pool = nullptr;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     std::uint64_t now = board_.generation();
     if (now != generation_) {
       retired_.push_back(std::move(pool_));

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "mutex.h"
 #include "sqlite_health.h"
 
 namespace b24es::sqlite {
@@ -28,13 +29,13 @@ class ReadPool {
   const std::string path_;    // const after construction
   const int maxSessions_;     // const after construction
   const HealthBoard& board_;  // const after construction; thread-safe itself
-  std::mutex mutex_;
-  std::uint64_t generation_;                       // guarded by mutex_
-  std::unique_ptr<Poco::Data::SessionPool> pool_;  // guarded by mutex_; thread-safe itself
+  Mutex mutex_;
+  std::uint64_t generation_ GUARDED_BY(mutex_);
+  std::unique_ptr<Poco::Data::SessionPool> pool_ GUARDED_BY(mutex_);  // thread-safe itself
   // Pools of files no longer at the path. Kept until the ReadPool goes: a session borrowed
   // from one returns to it (POCO holds a plain reference), and the HealthBoard, which outlives
   // this, keeps the old files' lock so that closing them deletes nothing at the path.
-  std::vector<std::unique_ptr<Poco::Data::SessionPool>> retired_;  // guarded by mutex_
+  std::vector<std::unique_ptr<Poco::Data::SessionPool>> retired_ GUARDED_BY(mutex_);
 };
 
 }  // namespace b24es::sqlite

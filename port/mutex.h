@@ -35,21 +35,27 @@ class SCOPED_CAPABILITY MutexLock {
   Mutex& mu_;
 };
 
-// A condition variable bound to one Mutex; wait() must be called with that Mutex held.
+// A condition variable; each wait is given the Mutex it holds (so clang can check it is held).
 class CondVar {
  public:
-  explicit CondVar(Mutex& mu) : mu_(mu) {}
-
-  void wait() REQUIRES(mu_) {
-    std::unique_lock<std::mutex> lock(mu_.mu_, std::adopt_lock);
+  void wait(Mutex& mu) REQUIRES(mu) {
+    std::unique_lock<std::mutex> lock(mu.mu_, std::adopt_lock);
     cv_.wait(lock);
     lock.release();
   }
   // Returns false when `timeout` passed without a notification (or spuriously).
   template <typename Rep, typename Period>
-  bool waitFor(std::chrono::duration<Rep, Period> timeout) REQUIRES(mu_) {
-    std::unique_lock<std::mutex> lock(mu_.mu_, std::adopt_lock);
+  bool waitFor(Mutex& mu, std::chrono::duration<Rep, Period> timeout) REQUIRES(mu) {
+    std::unique_lock<std::mutex> lock(mu.mu_, std::adopt_lock);
     std::cv_status status = cv_.wait_for(lock, timeout);
+    lock.release();
+    return status == std::cv_status::no_timeout;
+  }
+  // Returns false when `deadline` passed without a notification (or spuriously).
+  template <typename Clock, typename Duration>
+  bool waitUntil(Mutex& mu, std::chrono::time_point<Clock, Duration> deadline) REQUIRES(mu) {
+    std::unique_lock<std::mutex> lock(mu.mu_, std::adopt_lock);
+    std::cv_status status = cv_.wait_until(lock, deadline);
     lock.release();
     return status == std::cv_status::no_timeout;
   }
@@ -57,7 +63,6 @@ class CondVar {
   void signalAll() { cv_.notify_all(); }
 
  private:
-  Mutex& mu_;
   std::condition_variable cv_;
 };
 

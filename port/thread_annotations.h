@@ -1,7 +1,7 @@
 // Clang's thread-safety annotations (-Wthread-safety), after leveldb's port/thread_annotations.h:
 // a member marked GUARDED_BY(mutex_) may only be touched with mutex_ held, and clang checks it at
 // compile time (scripts/test builds once with clang for this). Other compilers see nothing.
-// Kept in storage/ because it is the library every other one links.
+// In port/ (an interface library every other one links), as in leveldb.
 #pragma once
 
 #if defined(__clang__)
