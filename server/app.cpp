@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "embedded_migrations.h"
 #include "refresh_commands.h"
+#include "rest_commands.h"
 #include "service.h"
 #include "settings.h"
 #include "sqlite_storage.h"
@@ -73,6 +74,10 @@ void App::defineOptions(Poco::Util::OptionSet& options) {
   options.addOption(Option("dry-run", "", "refresh-tokens: list what would be refreshed"));
   options.addOption(Option("user-id", "", "token: this user's token").argument("N"));
   options.addOption(Option("refresh", "", "token: refresh first (after expired_token)"));
+  options.addOption(Option("param", "", "call: a parameter of the method (repeatable)")
+                        .argument("KEY=VALUE")
+                        .repeatable(true));
+  options.addOption(Option("json", "", "call: the parameters as one JSON object").argument("BODY"));
 }
 
 void App::handleOption(const std::string& name, const std::string& value) {
@@ -84,6 +89,8 @@ void App::handleOption(const std::string& name, const std::string& value) {
     versionRequested_ = true;
   } else if (name == "config") {
     configFile_ = value;
+  } else if (name == "param") {
+    restParams_.push_back(value);
   } else if (auto it = optionKeys().find(name); it != optionKeys().end()) {
     flags_[it->second] = value;
   } else {
@@ -96,7 +103,8 @@ void App::printHelp() {
   help.setCommand("b24-event-store");
   help.setUsage(
       "serve | migrate [--status] | refresh-tokens [--expiring-within SECONDS] [--member-id ID] "
-      "[--force] [--dry-run] | token MEMBER_ID [--user-id N] [--refresh] [options]");
+      "[--force] [--dry-run] | token MEMBER_ID [--user-id N] [--refresh] | call MEMBER_ID METHOD "
+      "[--user-id N] [--param KEY=VALUE]... [--json BODY] [options]");
   help.setHeader("Receives, verifies and stores Bitrix24 REST events (see README.md).");
   help.format(std::cout);
 }
@@ -116,7 +124,10 @@ int App::main(const std::vector<std::string>& args) {
   }
   const std::string& command = args[0];
   if (command == "token") {
-    return runToken({configFile_, flags_, params_, args}, std::cout, std::cerr);
+    return runToken({configFile_, flags_, params_, args, {}}, std::cout, std::cerr);
+  }
+  if (command == "call") {
+    return runCall({configFile_, flags_, params_, args, restParams_}, std::cout, std::cerr);
   }
   if (args.size() > 1) {
     std::cerr << "unexpected argument: " << args[1] << std::endl;
@@ -125,7 +136,7 @@ int App::main(const std::vector<std::string>& args) {
   if (command == "serve") return serve();
   if (command == "migrate") return migrate();
   if (command == "refresh-tokens") {
-    return runRefreshTokens({configFile_, flags_, params_, args}, std::cout, std::cerr);
+    return runRefreshTokens({configFile_, flags_, params_, args, {}}, std::cout, std::cerr);
   }
   std::cerr << "unknown command: " << command << " (try --help)" << std::endl;
   return kExitUsage;

@@ -39,15 +39,9 @@ bool parseNonNegative(const std::string& text, std::int64_t& value) {
   return true;
 }
 
-// Settings, storage and migrations as every token command needs them. Returns an exit code
-// other than kExitOk (with the message written) when they cannot be had.
-struct Environment {
-  Settings settings;
-  SystemClock clock;
-  std::unique_ptr<Storage> storage;
-};
+}  // namespace
 
-int prepare(const CommandLine& command, Environment& env, std::ostream& err) {
+int prepareCommand(const CommandLine& command, CommandEnvironment& env, std::ostream& err) {
   try {
     env.settings =
         loadSettings(*layerConfiguration(command.configFile, knownEnvironment(), command.flags));
@@ -76,8 +70,6 @@ int prepare(const CommandLine& command, Environment& env, std::ostream& err) {
   }
   return kExitOk;
 }
-
-}  // namespace
 
 int runRefreshTokens(const CommandLine& command, std::ostream& out, std::ostream& err) {
   if (command.args.size() != 1) {
@@ -109,8 +101,8 @@ int runRefreshTokens(const CommandLine& command, std::ostream& out, std::ostream
   selection.force = params.count("force") > 0;
   const bool dryRun = params.count("dry-run") > 0;
 
-  Environment env;
-  if (int rc = prepare(command, env, err); rc != kExitOk) return rc;
+  CommandEnvironment env;
+  if (int rc = prepareCommand(command, env, err); rc != kExitOk) return rc;
   const Settings& settings = env.settings;
   if (!dryRun && (settings.oauth.clientId.empty() || settings.oauth.clientSecret.empty())) {
     err << "configuration: bitrix24.client_id and bitrix24.client_secret (B24_CLIENT_ID, "
@@ -160,8 +152,8 @@ int runToken(const CommandLine& command, std::ostream& out, std::ostream& err) {
   }
   const bool forceRefresh = command.params.count("refresh") > 0;
 
-  Environment env;
-  if (int rc = prepare(command, env, err); rc != kExitOk) return rc;
+  CommandEnvironment env;
+  if (int rc = prepareCommand(command, env, err); rc != kExitOk) return rc;
   try {
     HttpOAuthClient client(env.settings.oauth);
     TokenRefresher refresher(env.storage->tokenStore(), client, env.settings.oauth,

@@ -4,9 +4,14 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
+
+#include "clock.h"
+#include "settings.h"
+#include "storage.h"
 
 namespace b24es {
 
@@ -16,7 +21,19 @@ struct CommandLine {
   std::map<std::string, std::string> flags;   // options that are configuration keys
   std::map<std::string, std::string> params;  // command options (--force, --user-id, ...)
   std::vector<std::string> args;              // the command and its arguments
+  std::vector<std::string> restParams;        // call: each --param KEY=VALUE, in order
 };
+
+// Settings, storage and migrations as every command that works on the database needs them.
+struct CommandEnvironment {
+  Settings settings;
+  SystemClock clock;
+  std::unique_ptr<Storage> storage;
+};
+
+// Loads the settings and opens and migrates an existing database into `env`. Returns kExitOk,
+// or another exit code after writing why to `err` (2: configuration, 1: no or bad database).
+int prepareCommand(const CommandLine& command, CommandEnvironment& env, std::ostream& err);
 
 // `refresh-tokens [--expiring-within SECONDS] [--member-id ID] [--force] [--dry-run]`: prints
 // the tokens a dry run would refresh, then exactly one summary line on `out`; logs to stderr.

@@ -41,12 +41,32 @@ struct RefreshSettings {
   double rate = 2;             // most token requests per second
 };
 
+// REST calls to portals (SPEC §8.1).
+struct RestSettings {
+  std::vector<std::string> allowedHosts;  // client_endpoint hosts (exact or *.suffix); empty:
+                                          // any host whose every address is public
+  bool allowHttp = false;                 // permit http:// endpoints (tests, local fakes)
+  double rate = 2;                        // calls per second to one portal
+  double burst = 10;                      // calls one portal's bucket holds
+  int timeoutSeconds = 10;                // one call, connect to last byte
+};
+
+// Event bindings and the offline queue (SPEC §8.2, §8.3).
+struct Bitrix24Settings {
+  std::string handlerUrl;                  // bitrix24.handler_url: where Bitrix24 posts events
+  std::vector<std::string> events;         // bound as online events, upper-cased
+  std::vector<std::string> offlineEvents;  // bound offline and pulled, upper-cased
+  int offlineIntervalSeconds = 300;        // offline.interval; 0: no timer in serve
+};
+
 struct Settings {
   SqliteSettings db;
   IngestSettings ingest;
   QuerySettings query;
   OAuthSettings oauth;
   RefreshSettings refresh;
+  RestSettings rest;
+  Bitrix24Settings bitrix24;
 };
 
 // Reads every key of SPEC §3 from `config`, defaults for the missing ones. Throws

@@ -1,0 +1,17 @@
+// The commands of SPEC §2 that talk to portals: `call MEMBER_ID METHOD` (one REST call with the
+// stored token, §8.1). App dispatches to them; the work is in RestClient.
+#pragma once
+
+#include <ostream>
+
+#include "refresh_commands.h"
+
+namespace b24es {
+
+// `call MEMBER_ID METHOD [--user-id N] [--param KEY=VALUE]... [--json BODY]`: prints the whole
+// answer's JSON on `out`. Returns 0 on success; 1 on a Bitrix24 or network error, a refused
+// endpoint, an unknown portal or no usable token (`error: CODE: description` on `err`); 2 on a
+// usage or configuration error.
+int runCall(const CommandLine& command, std::ostream& out, std::ostream& err);
+
+}  // namespace b24es
