@@ -8,12 +8,14 @@
 #include <Poco/String.h>
 #include <Poco/URI.h>
 
+#include <future>
 #include <istream>
 #include <optional>
 
 #include "api_error.h"
 #include "event_parser.h"
 #include "ingest_server.h"
+#include "lifecycle.h"
 
 namespace b24es {
 namespace {
@@ -75,23 +77,35 @@ class IngestRecord {
 class IngestHandler final : public AsyncRequestHandler {
  public:
   IngestHandler(const IngestSettings& settings, EventSink& sink, const Clock& clock,
-                Metrics* metrics)
-      : settings_(settings), sink_(sink), clock_(clock), record_(metrics) {}
+                Metrics* metrics, LifecycleVerifier* lifecycle)
+      : settings_(settings), sink_(sink), clock_(clock), record_(metrics), lifecycle_(lifecycle) {}
 
   void handleRequest(Poco::Net::HTTPServerRequest& request,
                      Poco::Net::HTTPServerResponse& response) override {
     if (!prepare(request, response)) return;
-    outcome_ = sink_.write(*event_);
+    if (needsPortal()) {
+      std::promise<IngestOutcome> answered;
+      lifecycle_->submit(*event_, [&answered](const IngestOutcome& o) { answered.set_value(o); });
+      outcome_ = answered.get_future().get();
+    } else {
+      outcome_ = sink_.write(*event_);
+    }
     finish(response);
   }
 
   bool begin(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
              std::function<void()> resume) override {
     if (!prepare(request, response)) return false;
-    sink_.submit(*event_, [this, resume = std::move(resume)](const IngestOutcome& outcome) {
+    auto done = [this, resume = std::move(resume)](const IngestOutcome& outcome) {
       outcome_ = outcome;
       resume();
-    });
+    };
+    // An event that app.info must confirm waits on the lifecycle workers, not on this loop.
+    if (needsPortal()) {
+      lifecycle_->submit(*event_, std::move(done));
+    } else {
+      sink_.submit(*event_, std::move(done));
+    }
     return true;
   }
 
@@ -112,6 +126,12 @@ class IngestHandler final : public AsyncRequestHandler {
       case IngestOutcome::Status::kRejected:
         record_.result = Metrics::IngestResult::kRejected;
         return sendError(response, {401, "verification_failed", outcome_.reason}, log, context());
+      case IngestOutcome::Status::kUnreachable:
+        record_.result = Metrics::IngestResult::kUnavailable;
+        return sendError(response,
+                         {503, "portal_unreachable",
+                          "the portal could not be asked to confirm the event; it was not stored"},
+                         log, context() + " cause=" + outcome_.reason);
       case IngestOutcome::Status::kUnavailable:
         record_.result = Metrics::IngestResult::kUnavailable;
         return sendError(
@@ -181,12 +201,15 @@ class IngestHandler final : public AsyncRequestHandler {
     return true;
   }
 
+  bool needsPortal() const { return lifecycle_ && LifecycleVerifier::mayNeedAppInfo(*event_); }
+
   const IngestSettings& settings_;
   EventSink& sink_;
   const Clock& clock_;
   IngestRecord record_;  // counts the request when the handler is destroyed, after the answer
   std::optional<IncomingEvent> event_;
   IngestOutcome outcome_;  // written by the sink's thread before it resumes the handler
+  LifecycleVerifier* const lifecycle_;  // may be null: every event goes to the sink
 };
 
 }  // namespace
@@ -225,8 +248,14 @@ void ErrorHandler::handleRequest(Poco::Net::HTTPServerRequest& request,
 }
 
 IngestHandlerFactory::IngestHandlerFactory(const IngestSettings& settings, EventSink& sink,
-                                           Storage& storage, const Clock& clock, Metrics* metrics)
-    : settings_(settings), sink_(sink), storage_(storage), clock_(clock), metrics_(metrics) {}
+                                           Storage& storage, const Clock& clock, Metrics* metrics,
+                                           LifecycleVerifier* lifecycle)
+    : settings_(settings),
+      sink_(sink),
+      storage_(storage),
+      clock_(clock),
+      metrics_(metrics),
+      lifecycle_(lifecycle) {}
 
 Poco::Net::HTTPRequestHandler* IngestHandlerFactory::createRequestHandler(
     const Poco::Net::HTTPServerRequest& request) {
@@ -237,7 +266,7 @@ Poco::Net::HTTPRequestHandler* IngestHandlerFactory::createRequestHandler(
       return new ErrorHandler({405, "method_not_allowed", "events are delivered with POST"},
                               "POST");
     }
-    return new IngestHandler(settings_, sink_, clock_, metrics_);
+    return new IngestHandler(settings_, sink_, clock_, metrics_, lifecycle_);
   }
   if (path == "/healthz") {
     if (method != Poco::Net::HTTPRequest::HTTP_GET && method != Poco::Net::HTTPRequest::HTTP_HEAD) {

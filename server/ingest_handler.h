@@ -17,13 +17,17 @@
 
 namespace b24es {
 
+class LifecycleVerifier;
+
 // Creates one handler per request. Holds references only; `sink`, `storage`, `clock` and
 // `metrics` (when given; every ingest request is counted into it) must outlive the HTTP server
-// using this factory. Thread-safe.
+// using this factory. `lifecycle` (may be null) verifies the events app.info must confirm
+// (SPEC §4 items 4-5); without it they go to the sink like any other. Thread-safe.
 class IngestHandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
  public:
   IngestHandlerFactory(const IngestSettings& settings, EventSink& sink, Storage& storage,
-                       const Clock& clock, Metrics* metrics = nullptr);
+                       const Clock& clock, Metrics* metrics = nullptr,
+                       LifecycleVerifier* lifecycle = nullptr);
   Poco::Net::HTTPRequestHandler* createRequestHandler(
       const Poco::Net::HTTPServerRequest& request) override;
 
@@ -32,7 +36,8 @@ class IngestHandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
   EventSink& sink_;
   Storage& storage_;
   const Clock& clock_;
-  Metrics* const metrics_;  // may be null
+  Metrics* const metrics_;              // may be null
+  LifecycleVerifier* const lifecycle_;  // may be null
 };
 
 // The path of the request's URI, or "" when the URI cannot be parsed (answered 404).

@@ -113,6 +113,17 @@ void Metrics::countRefresh(const std::string& result) {
   ++refreshes_[label];
 }
 
+void Metrics::countRestCall(const std::string& method, const std::string& result) {
+  std::lock_guard<std::mutex> lock(refreshMutex_);
+  std::string m = capped(restMethods_, method);
+  std::string r = capped(restResults_, result);
+  ++restCalls_[{m, r}];
+}
+
+void Metrics::countOfflineFetched(std::size_t records) {
+  offlineFetched_.fetch_add(records, std::memory_order_relaxed);
+}
+
 std::string Metrics::render(const std::optional<TokenStateCounts>& tokens) const {
   std::string out;
   out +=
@@ -150,6 +161,20 @@ std::string Metrics::render(const std::optional<TokenStateCounts>& tokens) const
              std::to_string(count) + "\n";
     }
   }
+  out += "# HELP b24es_rest_calls_total REST calls to portals, by method and result.\n";
+  out += "# TYPE b24es_rest_calls_total counter\n";
+  {
+    std::lock_guard<std::mutex> lock(refreshMutex_);
+    for (const auto& [key, count] : restCalls_) {
+      out += "b24es_rest_calls_total{method=\"" + prometheusLabel(key.first) + "\",result=\"" +
+             prometheusLabel(key.second) + "\"} " + std::to_string(count) + "\n";
+    }
+  }
+  out +=
+      "# HELP b24es_offline_events_fetched_total Records pulled from offline queues and "
+      "stored.\n";
+  out += "# TYPE b24es_offline_events_fetched_total counter\n";
+  out += "b24es_offline_events_fetched_total " + std::to_string(offlineFetched_.load()) + "\n";
   out += "# HELP b24es_storage_up Whether storage answered the queries of this scrape.\n";
   out += "# TYPE b24es_storage_up gauge\n";
   out += std::string("b24es_storage_up ") + (tokens ? "1" : "0") + "\n";

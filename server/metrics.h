@@ -64,6 +64,11 @@ class Metrics {
   void observeBatch(std::size_t events);
   // One token refresh attempt and its result ("success", "invalid_grant", "http_error", ...).
   void countRefresh(const std::string& result);
+  // One REST call to a portal (one HTTP exchange, or a refusal) and its result ("ok", or
+  // Bitrix24's error code, or unreachable/refused words such as "timeout").
+  void countRestCall(const std::string& method, const std::string& result);
+  // Records pulled from portals' offline queues and stored.
+  void countOfflineFetched(std::size_t records);
 
   // The exposition text. `tokens` are token rows by state, read from storage by the caller at
   // scrape time; nullopt when storage could not answer (then b24es_storage_up is 0).
@@ -84,6 +89,11 @@ class Metrics {
   mutable std::mutex refreshMutex_;
   std::map<std::string, std::uint64_t> refreshes_;     // guarded by refreshMutex_
   std::set<std::string, std::less<>> refreshResults_;  // guarded by refreshMutex_
+  std::map<std::pair<std::string, std::string>, std::uint64_t>
+      restCalls_;                                   // guarded by refreshMutex_
+  std::set<std::string, std::less<>> restMethods_;  // guarded by refreshMutex_
+  std::set<std::string, std::less<>> restResults_;  // guarded by refreshMutex_
+  std::atomic<std::uint64_t> offlineFetched_{0};
 };
 
 // Prometheus label value escaping: backslash, double quote and newline.

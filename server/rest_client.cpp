@@ -18,6 +18,7 @@
 #include <Poco/String.h>
 #include <Poco/Thread.h>
 
+#include <chrono>
 #include <cmath>
 #include <istream>
 #include <memory>
@@ -273,6 +274,21 @@ RestResult classifyRestAnswer(int httpStatus, std::string body) {
 bool sleepMillis(std::int64_t millis) {
   if (millis > 0) Poco::Thread::sleep(static_cast<long>(millis));
   return true;
+}
+
+bool Interrupter::sleep(std::int64_t millis) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait_for(lock, std::chrono::milliseconds(std::max<std::int64_t>(0, millis)),
+                    [this] { return stopped_; });
+  return !stopped_;
+}
+
+void Interrupter::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopped_ = true;
+  }
+  changed_.notify_all();
 }
 
 RestClient::RestClient(const RestSettings& settings, AccessTokenSource tokens, const Clock& clock,

@@ -10,6 +10,7 @@
 #include <Poco/Net/IPAddress.h>
 #include <Poco/URI.h>
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -162,5 +163,22 @@ RestResult classifyRestAnswer(int httpStatus, std::string body);
 
 // A real sleep in milliseconds (for commands; the service passes one that stop interrupts).
 bool sleepMillis(std::int64_t millis);
+
+// Sleeps that stop() cuts short, so the service's REST waits (pacing, backoff) end when it
+// stops. Thread-safe.
+class Interrupter {
+ public:
+  // Sleeps `millis`; false when stopped (at once if stopped already).
+  bool sleep(std::int64_t millis);
+  void stop();
+  Sleeper sleeper() {
+    return [this](std::int64_t millis) { return sleep(millis); };
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;  // guarded by mutex_
+  bool stopped_ = false;             // guarded by mutex_
+};
 
 }  // namespace b24es

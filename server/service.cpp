@@ -8,8 +8,11 @@
 
 #include "embedded_migrations.h"
 #include "ingest_handler.h"
+#include "lifecycle.h"
+#include "oauth_client.h"
 #include "query_handler.h"
 #include "refresh_timer.h"
+#include "rest_client.h"
 #include "sqlite_storage.h"
 #include "token_refresher.h"
 #include "verifier.h"
@@ -95,6 +98,25 @@ Service::Service(const Settings& settings, const Clock& clock)
         return verifyEvent(e, p, staticTokens);
       },
       sinkSettings);
+  try {
+    restStop_ = std::make_unique<Interrupter>();
+    restOAuth_ = std::make_unique<HttpOAuthClient>(settings_.oauth);
+    restRefresher_ =
+        std::make_unique<TokenRefresher>(storage_->tokenStore(), *restOAuth_, settings_.oauth,
+                                         settings_.refresh, clock, restStop_->sleeper());
+    rest_ = std::make_unique<RestClient>(
+        settings_.rest,
+        [this](const std::string& memberId, const std::optional<std::int64_t>& userId, bool force) {
+          return restRefresher_->accessToken(memberId, userId, force);
+        },
+        clock, restStop_->sleeper(), RestClientOptions{}, systemResolver(),
+        [this](const std::string& method, const std::string& result) {
+          metrics_.countRestCall(method, result);
+        });
+  } catch (const Poco::Exception& e) {
+    throw ServiceError("cannot set up REST calls: " + e.displayText());
+  }
+  lifecycle_ = std::make_unique<LifecycleVerifier>(*storage_, *sink_, *rest_);
   // Both sockets before any server: bind() throws when a port is taken, and inside the server's
   // arguments it leaked the raw factory and params pointers already made (LeakSanitizer).
   const Poco::Net::ServerSocket ingestSocket = bind(settings_.ingest.listen);
@@ -103,9 +125,11 @@ Service::Service(const Settings& settings, const Clock& clock)
   ingestSettings.threads = settings_.ingest.threads;
   ingestSettings.requestTimeout = Poco::Timespan(settings_.ingest.requestTimeoutSeconds, 0);
   ingestSettings.maxBodyBytes = settings_.ingest.maxBodyBytes;
-  ingest_ = std::make_unique<IngestServer>(
-      ingestSocket, new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock, &metrics_),
-      serverParams(), ingestSettings);
+  ingest_ =
+      std::make_unique<IngestServer>(ingestSocket,
+                                     new IngestHandlerFactory(settings_.ingest, *sink_, *storage_,
+                                                              clock, &metrics_, lifecycle_.get()),
+                                     serverParams(), ingestSettings);
   Poco::Net::HTTPServerParams::Ptr queryParams = serverParams();
   query_ = std::make_unique<Poco::Net::TCPServer>(
       queryWatchdog_.connectionFactory(
@@ -139,6 +163,8 @@ Service::Service(const Settings& settings, const Clock& clock)
 
 Service::~Service() {
   if (running_) stop(Poco::Timespan(2, 0));
+  if (restStop_) restStop_->stop();
+  if (lifecycle_) lifecycle_->close();
   if (sink_) sink_->close();
 }
 
@@ -162,6 +188,8 @@ void Service::stop(Poco::Timespan grace) {
     Poco::Thread::sleep(10);
   }
   queryPool_.joinAll();
+  restStop_->stop();
+  lifecycle_->close();
   sink_->close();
 }
 

@@ -19,6 +19,11 @@
 namespace b24es {
 
 class KeepAliveTimer;
+class HttpOAuthClient;
+class TokenRefresher;
+class RestClient;
+class Interrupter;
+class LifecycleVerifier;
 
 // A start-up failure: bad configuration, database or migration error, port in use.
 class ServiceError : public std::runtime_error {
@@ -44,12 +49,20 @@ class Service {
   Storage& storage() { return *storage_; }
   // The counters /metrics serves; thread-safe. Lives as long as the service.
   Metrics& metrics() { return metrics_; }
+  // The REST client of §8 (tokens refreshed through the lease); thread-safe.
+  RestClient& rest() { return *rest_; }
 
  private:
   const Settings settings_;  // const after construction
   Metrics metrics_;          // thread-safe; declared first so it outlives the writer and servers
   std::unique_ptr<Storage> storage_;
   std::unique_ptr<EventSink> sink_;
+  // Talking to portals (SPEC §8); declared after the sink, so they go first.
+  std::unique_ptr<Interrupter> restStop_;  // cuts REST waits short on stop
+  std::unique_ptr<HttpOAuthClient> restOAuth_;
+  std::unique_ptr<TokenRefresher> restRefresher_;
+  std::unique_ptr<RestClient> rest_;
+  std::unique_ptr<LifecycleVerifier> lifecycle_;
   Poco::ThreadPool queryPool_;
   // Watches the query server's threads; must outlive it.
   ConnectionWatchdog queryWatchdog_;

@@ -50,6 +50,9 @@ class SqliteEventSink::Writer {
                          "UPDATE portals SET uninstalled_at = ?2, application_token = NULL, "
                          "updated_at = ?2 WHERE member_id = ?1"),
         deleteTokens_(db_, "DELETE FROM tokens WHERE member_id = ?1"),
+        rotateToken_(db_,
+                     "UPDATE portals SET application_token = ?2, updated_at = ?3 "
+                     "WHERE member_id = ?1"),
         // Install tokens replace whatever was stored: a reinstall starts a new authorization.
         installToken_(db_,
                       "INSERT INTO tokens(member_id, user_id, access_token, refresh_token, "
@@ -136,6 +139,11 @@ class SqliteEventSink::Writer {
         for (const TokenGrant& t : e.tokens) applyEventToken(e.memberId, t, nowSec);
         break;
       case Verdict::Action::kStore:
+        for (const TokenGrant& t : e.tokens) applyEventToken(e.memberId, t, nowSec);
+        break;
+      case Verdict::Action::kRotate:
+        forgetPortal(e.memberId);
+        rotateToken_.bind(1, e.memberId).bind(2, e.applicationToken).bind(3, nowSec).run();
         for (const TokenGrant& t : e.tokens) applyEventToken(e.memberId, t, nowSec);
         break;
       case Verdict::Action::kUninstall:
@@ -245,6 +253,7 @@ class SqliteEventSink::Writer {
   Statement createPortal_;
   Statement uninstallPortal_;
   Statement deleteTokens_;
+  Statement rotateToken_;
   Statement installToken_;
   Statement eventToken_;
   Statement insertEvent_;

@@ -108,6 +108,12 @@ FakeBitrix24::FakeBitrix24(bool tls) : tls_(tls), pool_(2, 32) {
 }
 
 FakeBitrix24::~FakeBitrix24() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+    held_.clear();
+  }
+  changed_.notify_all();
   server_->stopAll(true);
   pool_.joinAll();
   server_.reset();
@@ -193,6 +199,19 @@ void FakeBitrix24::setAppInfo(const std::string& resultJson) {
   appInfo_ = resultJson;
 }
 
+void FakeBitrix24::hold(const std::string& method) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  held_ = method;
+}
+
+void FakeBitrix24::release() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    held_.clear();
+  }
+  changed_.notify_all();
+}
+
 void FakeBitrix24::failClears(int n) {
   std::lock_guard<std::mutex> lock(mutex_);
   failClears_ = n;
@@ -259,8 +278,10 @@ void FakeBitrix24::handle(Poco::Net::HTTPServerRequest& request,
   int status = 200;
   std::string body;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::unique_lock<std::mutex> lock(mutex_);
     requests_.push_back(seen);
+    changed_.notify_all();
+    changed_.wait(lock, [&] { return stopping_ || held_.empty() || held_ != seen.method; });
     body = answer(seen, status);
   }
   changed_.notify_all();

@@ -78,6 +78,9 @@ class FakeBitrix24 {
   // Answers app.info's result with this object (JSON text); "" means app.info answers like any
   // call (the token decides).
   void setAppInfo(const std::string& resultJson);
+  // Calls of `method` wait (after being recorded) until release(); "" holds nothing.
+  void hold(const std::string& method);
+  void release();
   // Makes event.offline.clear of the next `n` passes fail (500), as when the portal is down.
   void failClears(int n);
 
@@ -111,6 +114,8 @@ class FakeBitrix24 {
   bool noReservation_ = false;                    // guarded by mutex_
   std::string appInfo_;                           // guarded by mutex_
   int failClears_ = 0;                            // guarded by mutex_
+  std::string held_;                              // guarded by mutex_
+  bool stopping_ = false;                         // guarded by mutex_
   std::size_t clearsWithoutProcess_ = 0;          // guarded by mutex_
   std::vector<Request> requests_;                 // guarded by mutex_
 };
