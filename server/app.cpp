@@ -104,7 +104,8 @@ void App::printHelp() {
   help.setUsage(
       "serve | migrate [--status] | refresh-tokens [--expiring-within SECONDS] [--member-id ID] "
       "[--force] [--dry-run] | token MEMBER_ID [--user-id N] [--refresh] | call MEMBER_ID METHOD "
-      "[--user-id N] [--param KEY=VALUE]... [--json BODY] [options]");
+      "[--user-id N] [--param KEY=VALUE]... [--json BODY] | bind [--member-id ID] [--dry-run] | "
+      "fetch-offline [--member-id ID] [options]");
   help.setHeader("Receives, verifies and stores Bitrix24 REST events (see README.md).");
   help.format(std::cout);
 }
@@ -134,6 +135,9 @@ int App::main(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   if (command == "serve") return serve();
+  if (command == "bind") {
+    return runBind({configFile_, flags_, params_, args, {}}, std::cout, std::cerr);
+  }
   if (command == "migrate") return migrate();
   if (command == "refresh-tokens") {
     return runRefreshTokens({configFile_, flags_, params_, args, {}}, std::cout, std::cerr);

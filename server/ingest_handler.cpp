@@ -77,8 +77,13 @@ class IngestRecord {
 class IngestHandler final : public AsyncRequestHandler {
  public:
   IngestHandler(const IngestSettings& settings, EventSink& sink, const Clock& clock,
-                Metrics* metrics, LifecycleVerifier* lifecycle)
-      : settings_(settings), sink_(sink), clock_(clock), record_(metrics), lifecycle_(lifecycle) {}
+                Metrics* metrics, LifecycleVerifier* lifecycle, const AfterStore& afterStore)
+      : settings_(settings),
+        sink_(sink),
+        clock_(clock),
+        record_(metrics),
+        lifecycle_(lifecycle),
+        afterStore_(afterStore) {}
 
   void handleRequest(Poco::Net::HTTPServerRequest& request,
                      Poco::Net::HTTPServerResponse& response) override {
@@ -121,8 +126,11 @@ class IngestHandler final : public AsyncRequestHandler {
         if (log.debug()) {
           log.debug("stored id=%Ld %s", static_cast<Poco::Int64>(outcome_.id), context());
         }
-        return sendJson(response, Poco::Net::HTTPResponse::HTTP_OK,
-                        "{\"status\":\"stored\",\"id\":" + std::to_string(outcome_.id) + "}");
+        sendJson(response, Poco::Net::HTTPResponse::HTTP_OK,
+                 "{\"status\":\"stored\",\"id\":" + std::to_string(outcome_.id) + "}");
+        // After the answer: what the commit starts (bindings, an offline pass) is queued only.
+        if (afterStore_) afterStore_(event);
+        return;
       case IngestOutcome::Status::kRejected:
         record_.result = Metrics::IngestResult::kRejected;
         return sendError(response, {401, "verification_failed", outcome_.reason}, log, context());
@@ -210,6 +218,7 @@ class IngestHandler final : public AsyncRequestHandler {
   std::optional<IncomingEvent> event_;
   IngestOutcome outcome_;  // written by the sink's thread before it resumes the handler
   LifecycleVerifier* const lifecycle_;  // may be null: every event goes to the sink
+  const AfterStore& afterStore_;        // the factory's; may be empty
 };
 
 }  // namespace
@@ -249,13 +258,14 @@ void ErrorHandler::handleRequest(Poco::Net::HTTPServerRequest& request,
 
 IngestHandlerFactory::IngestHandlerFactory(const IngestSettings& settings, EventSink& sink,
                                            Storage& storage, const Clock& clock, Metrics* metrics,
-                                           LifecycleVerifier* lifecycle)
+                                           LifecycleVerifier* lifecycle, AfterStore afterStore)
     : settings_(settings),
       sink_(sink),
       storage_(storage),
       clock_(clock),
       metrics_(metrics),
-      lifecycle_(lifecycle) {}
+      lifecycle_(lifecycle),
+      afterStore_(std::move(afterStore)) {}
 
 Poco::Net::HTTPRequestHandler* IngestHandlerFactory::createRequestHandler(
     const Poco::Net::HTTPServerRequest& request) {
@@ -266,7 +276,7 @@ Poco::Net::HTTPRequestHandler* IngestHandlerFactory::createRequestHandler(
       return new ErrorHandler({405, "method_not_allowed", "events are delivered with POST"},
                               "POST");
     }
-    return new IngestHandler(settings_, sink_, clock_, metrics_, lifecycle_);
+    return new IngestHandler(settings_, sink_, clock_, metrics_, lifecycle_, afterStore_);
   }
   if (path == "/healthz") {
     if (method != Poco::Net::HTTPRequest::HTTP_GET && method != Poco::Net::HTTPRequest::HTTP_HEAD) {

@@ -6,6 +6,7 @@
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 
+#include <functional>
 #include <string>
 
 #include "api_error.h"
@@ -19,6 +20,9 @@ namespace b24es {
 
 class LifecycleVerifier;
 
+// Told of each stored event after its answer was sent; must be quick and thread-safe.
+using AfterStore = std::function<void(const IncomingEvent&)>;
+
 // Creates one handler per request. Holds references only; `sink`, `storage`, `clock` and
 // `metrics` (when given; every ingest request is counted into it) must outlive the HTTP server
 // using this factory. `lifecycle` (may be null) verifies the events app.info must confirm
@@ -27,7 +31,7 @@ class IngestHandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
  public:
   IngestHandlerFactory(const IngestSettings& settings, EventSink& sink, Storage& storage,
                        const Clock& clock, Metrics* metrics = nullptr,
-                       LifecycleVerifier* lifecycle = nullptr);
+                       LifecycleVerifier* lifecycle = nullptr, AfterStore afterStore = {});
   Poco::Net::HTTPRequestHandler* createRequestHandler(
       const Poco::Net::HTTPServerRequest& request) override;
 
@@ -38,6 +42,7 @@ class IngestHandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
   const Clock& clock_;
   Metrics* const metrics_;              // may be null
   LifecycleVerifier* const lifecycle_;  // may be null
+  const AfterStore afterStore_;         // may be empty
 };
 
 // The path of the request's URI, or "" when the URI cannot be parsed (answered 404).

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "app.h"
+#include "bindings.h"
 #include "oauth_client.h"
 #include "rest_client.h"
 #include "token_refresher.h"
@@ -15,6 +16,16 @@ namespace b24es {
 namespace {
 
 const std::set<std::string> kCallOptions = {"user-id", "json"};
+const std::set<std::string> kBindOptions = {"member-id", "dry-run"};
+
+// A usage error naming the first option `allowed` does not hold, or "".
+std::string foreign(const std::map<std::string, std::string>& params,
+                    const std::set<std::string>& allowed) {
+  for (const auto& [name, value] : params) {
+    if (!allowed.count(name)) return "--" + name;
+  }
+  return "";
+}
 
 // The portal's REST client with on-demand refresh through the lease, as `token` does it.
 struct PortalCaller {
@@ -43,11 +54,9 @@ int runCall(const CommandLine& command, std::ostream& out, std::ostream& err) {
     err << usage << std::endl;
     return kExitUsage;
   }
-  for (const auto& [name, value] : command.params) {
-    if (!kCallOptions.count(name)) {
-      err << "call does not take --" << name << std::endl;
-      return kExitUsage;
-    }
+  if (std::string other = foreign(command.params, kCallOptions); !other.empty()) {
+    err << "call does not take " << other << std::endl;
+    return kExitUsage;
   }
   std::optional<std::int64_t> userId;
   if (auto it = command.params.find("user-id"); it != command.params.end()) {
@@ -107,6 +116,60 @@ int runCall(const CommandLine& command, std::ostream& out, std::ostream& err) {
     return kExitFailure;
   } catch (const Poco::Exception& e) {
     err << "call: " << e.displayText() << std::endl;
+    return kExitFailure;
+  }
+}
+
+int runBind(const CommandLine& command, std::ostream& out, std::ostream& err) {
+  if (command.args.size() != 1) {
+    err << "usage: b24-event-store bind [--member-id ID] [--dry-run]" << std::endl;
+    return kExitUsage;
+  }
+  if (std::string other = foreign(command.params, kBindOptions); !other.empty()) {
+    err << "bind does not take " << other << std::endl;
+    return kExitUsage;
+  }
+  std::optional<std::string> memberId;
+  if (auto it = command.params.find("member-id"); it != command.params.end()) {
+    if (it->second.empty()) {
+      err << "--member-id needs a member_id" << std::endl;
+      return kExitUsage;
+    }
+    memberId = it->second;
+  }
+  const bool dryRun = command.params.count("dry-run") > 0;
+  CommandEnvironment env;
+  if (int rc = prepareCommand(command, env, err); rc != kExitOk) return rc;
+  if (!bindingsConfigured(env.settings.bitrix24)) {
+    err << "configuration: bitrix24.handler_url and bitrix24.events or bitrix24.offline_events "
+           "are needed to bind events"
+        << std::endl;
+    return kExitUsage;
+  }
+  try {
+    PortalCaller caller(env);
+    BindingSync sync(env.settings.bitrix24, caller.rest, env.storage->portalState(), env.clock);
+    std::vector<PortalRecord> portals = env.storage->portalState().installedPortals(memberId);
+    std::size_t bound = 0, unbound = 0, failed = 0, failedPortals = 0;
+    for (const PortalRecord& portal : portals) {
+      BindingReport report = sync.sync(portal, dryRun);
+      bound += report.bound;
+      unbound += report.unbound;
+      failed += report.failed;
+      if (report.failed > 0) {
+        ++failedPortals;
+        err << "portal " << portal.memberId << " (" << portal.domain << "): " << report.error
+            << std::endl;
+      }
+    }
+    out << "portals=" << portals.size() << " bound=" << bound << " unbound=" << unbound
+        << " failed=" << failed << std::endl;
+    return failedPortals > 0 ? kExitFailure : kExitOk;
+  } catch (const StorageError& e) {
+    err << "database: " << e.what() << std::endl;
+    return kExitFailure;
+  } catch (const Poco::Exception& e) {
+    err << "bind: " << e.displayText() << std::endl;
     return kExitFailure;
   }
 }

@@ -6,10 +6,12 @@
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/Thread.h>
 
+#include "bindings.h"
 #include "embedded_migrations.h"
 #include "ingest_handler.h"
 #include "lifecycle.h"
 #include "oauth_client.h"
+#include "portal_jobs.h"
 #include "query_handler.h"
 #include "refresh_timer.h"
 #include "rest_client.h"
@@ -117,6 +119,12 @@ Service::Service(const Settings& settings, const Clock& clock)
     throw ServiceError("cannot set up REST calls: " + e.displayText());
   }
   lifecycle_ = std::make_unique<LifecycleVerifier>(*storage_, *sink_, *rest_);
+  if (bindingsConfigured(settings_.bitrix24)) {
+    bindings_ =
+        std::make_unique<BindingSync>(settings_.bitrix24, *rest_, storage_->portalState(), clock);
+  }
+  portalJobs_ = std::make_unique<PortalJobs>(
+      [this](PortalJobs::Kind kind, const std::string& memberId) { runPortalJob(kind, memberId); });
   // Both sockets before any server: bind() throws when a port is taken, and inside the server's
   // arguments it leaked the raw factory and params pointers already made (LeakSanitizer).
   const Poco::Net::ServerSocket ingestSocket = bind(settings_.ingest.listen);
@@ -125,11 +133,11 @@ Service::Service(const Settings& settings, const Clock& clock)
   ingestSettings.threads = settings_.ingest.threads;
   ingestSettings.requestTimeout = Poco::Timespan(settings_.ingest.requestTimeoutSeconds, 0);
   ingestSettings.maxBodyBytes = settings_.ingest.maxBodyBytes;
-  ingest_ =
-      std::make_unique<IngestServer>(ingestSocket,
-                                     new IngestHandlerFactory(settings_.ingest, *sink_, *storage_,
-                                                              clock, &metrics_, lifecycle_.get()),
-                                     serverParams(), ingestSettings);
+  ingest_ = std::make_unique<IngestServer>(
+      ingestSocket,
+      new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock, &metrics_,
+                               lifecycle_.get(), [this](const IncomingEvent& e) { afterStore(e); }),
+      serverParams(), ingestSettings);
   Poco::Net::HTTPServerParams::Ptr queryParams = serverParams();
   query_ = std::make_unique<Poco::Net::TCPServer>(
       queryWatchdog_.connectionFactory(
@@ -161,9 +169,29 @@ Service::Service(const Settings& settings, const Clock& clock)
   }
 }
 
+void Service::afterStore(const IncomingEvent& event) {
+  if (bindings_ && (event.kind == EventKind::kInstall || event.event == "ONAPPUPDATE")) {
+    portalJobs_->trigger(PortalJobs::Kind::kBind, event.memberId);
+  }
+}
+
+void Service::runPortalJob(PortalJobs::Kind kind, const std::string& memberId) {
+  Poco::Logger& log = Poco::Logger::get("b24es.portal");
+  try {
+    std::vector<PortalRecord> portals = storage_->portalState().installedPortals(memberId);
+    if (portals.empty()) return;  // uninstalled meanwhile
+    if (kind == PortalJobs::Kind::kBind && bindings_) bindings_->sync(portals.front(), false);
+  } catch (const StorageError& e) {
+    log.error("portal %s: %s", memberId, std::string(e.what()));
+  } catch (const std::exception& e) {
+    log.error("portal %s: %s", memberId, std::string(e.what()));
+  }
+}
+
 Service::~Service() {
   if (running_) stop(Poco::Timespan(2, 0));
   if (restStop_) restStop_->stop();
+  if (portalJobs_) portalJobs_->stop();
   if (lifecycle_) lifecycle_->close();
   if (sink_) sink_->close();
 }
@@ -189,6 +217,7 @@ void Service::stop(Poco::Timespan grace) {
   }
   queryPool_.joinAll();
   restStop_->stop();
+  portalJobs_->stop();
   lifecycle_->close();
   sink_->close();
 }

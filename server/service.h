@@ -13,6 +13,7 @@
 #include "connection_guard.h"
 #include "ingest_server.h"
 #include "metrics.h"
+#include "portal_jobs.h"
 #include "settings.h"
 #include "storage.h"
 
@@ -24,6 +25,7 @@ class TokenRefresher;
 class RestClient;
 class Interrupter;
 class LifecycleVerifier;
+class BindingSync;
 
 // A start-up failure: bad configuration, database or migration error, port in use.
 class ServiceError : public std::runtime_error {
@@ -53,6 +55,9 @@ class Service {
   RestClient& rest() { return *rest_; }
 
  private:
+  void afterStore(const IncomingEvent& event);  // after an answer 200: start background work
+  void runPortalJob(PortalJobs::Kind kind, const std::string& memberId);
+
   const Settings settings_;  // const after construction
   Metrics metrics_;          // thread-safe; declared first so it outlives the writer and servers
   std::unique_ptr<Storage> storage_;
@@ -63,6 +68,8 @@ class Service {
   std::unique_ptr<TokenRefresher> restRefresher_;
   std::unique_ptr<RestClient> rest_;
   std::unique_ptr<LifecycleVerifier> lifecycle_;
+  std::unique_ptr<BindingSync> bindings_;   // null when no bindings are configured
+  std::unique_ptr<PortalJobs> portalJobs_;  // bindings and offline passes in the background
   Poco::ThreadPool queryPool_;
   // Watches the query server's threads; must outlive it.
   ConnectionWatchdog queryWatchdog_;

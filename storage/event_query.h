@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "portal_state.h"
+
 namespace b24es {
 
 // Which events to list. Every set field narrows the result (AND). Validated by the caller
@@ -78,6 +80,8 @@ struct PortalView {
   std::int64_t eventCount = 0;
   std::optional<std::int64_t> lastEventTs;  // ts of the portal's most recently stored event
   std::vector<TokenInfo> tokens;            // by user_id
+  std::vector<BindingRecord> bindings;      // by event, type
+  std::optional<OfflineState> offline;      // nullopt: never pulled from the offline queue
 };
 
 // Totals over all stored events.

@@ -164,6 +164,43 @@ std::vector<std::pair<std::string, TokenInfo>> selectTokens(Poco::Data::Session&
   return rows;
 }
 
+// Bindings and offline state of one portal (memberId set) or of all, ordered by member_id.
+void selectPortalState(Poco::Data::Session& session, const std::optional<std::string>& memberId,
+                       std::vector<std::pair<std::string, BindingRecord>>& bindings,
+                       std::vector<std::pair<std::string, OfflineState>>& offline) {
+  const std::string key = memberId.value_or("");
+  const int all = memberId ? 0 : 1;
+  {
+    std::vector<std::string> member, event, type, state;
+    std::vector<Nullable<std::string>> error;
+    std::vector<Poco::Int64> updatedAt;
+    Statement statement(session);
+    statement << "SELECT member_id, event, type, state, error, updated_at FROM bindings "
+                 "WHERE ? = 1 OR member_id = ? ORDER BY member_id, event, type",
+        Poco::Data::Keywords::useRef(all), Poco::Data::Keywords::useRef(key), into(member),
+        into(event), into(type), into(state), into(error), into(updatedAt);
+    statement.execute();
+    for (std::size_t i = 0; i < member.size(); ++i) {
+      bindings.emplace_back(member[i], BindingRecord{event[i], type[i], state[i],
+                                                     optionalOf(error[i]), updatedAt[i]});
+    }
+  }
+  std::vector<std::string> member, mode;
+  std::vector<Nullable<Poco::Int64>> lastPass;
+  std::vector<Nullable<std::string>> lastError;
+  std::vector<Poco::Int64> fetched;
+  Statement statement(session);
+  statement << "SELECT member_id, mode, last_pass_at, last_error, fetched FROM offline_state "
+               "WHERE ? = 1 OR member_id = ? ORDER BY member_id",
+      Poco::Data::Keywords::useRef(all), Poco::Data::Keywords::useRef(key), into(member),
+      into(mode), into(lastPass), into(lastError), into(fetched);
+  statement.execute();
+  for (std::size_t i = 0; i < member.size(); ++i) {
+    offline.emplace_back(member[i], OfflineState{mode[i], optionalOf(lastPass[i]),
+                                                 optionalOf(lastError[i]), fetched[i]});
+  }
+}
+
 std::optional<std::int64_t> selectOptionalInt(Poco::Data::Session& session, const char* sql) {
   std::vector<Nullable<Poco::Int64>> value;
   session << sql, into(value), Poco::Data::Keywords::now;
@@ -290,6 +327,8 @@ std::vector<PortalView> SqliteEventReader::portals(const std::optional<std::stri
   std::vector<Nullable<Poco::Int64>> installedAt, uninstalledAt, lastTs;
   std::vector<Poco::Int64> count;
   std::vector<std::pair<std::string, TokenInfo>> tokens;
+  std::vector<std::pair<std::string, BindingRecord>> bindings;
+  std::vector<std::pair<std::string, OfflineState>> offline;
   try {
     Poco::Data::Session session = pool_.get();
     // One read transaction, so that the counts and the tokens describe the same moment; rolled
@@ -302,12 +341,13 @@ std::vector<PortalView> SqliteEventReader::portals(const std::optional<std::stri
         into(installedAt), into(uninstalledAt), into(count), into(lastTs);
     statement.execute();
     tokens = selectTokens(session, tokenQuery);
+    selectPortalState(session, memberId, bindings, offline);
     transaction.commit();
   } catch (const Poco::Exception& e) {
     throw StorageError(e.displayText());
   }
   std::vector<PortalView> views(member.size());
-  std::size_t t = 0;  // both lists are ordered by member_id
+  std::size_t t = 0, b = 0, o = 0;  // every list is ordered by member_id
   for (std::size_t i = 0; i < views.size(); ++i) {
     PortalView& v = views[i];
     v.memberId = std::move(member[i]);
@@ -325,6 +365,13 @@ std::vector<PortalView> SqliteEventReader::portals(const std::optional<std::stri
       v.tokens.push_back(std::move(tokens[t].second));
       ++t;
     }
+    while (b < bindings.size() && bindings[b].first < v.memberId) ++b;
+    while (b < bindings.size() && bindings[b].first == v.memberId) {
+      v.bindings.push_back(std::move(bindings[b].second));
+      ++b;
+    }
+    while (o < offline.size() && offline[o].first < v.memberId) ++o;
+    if (o < offline.size() && offline[o].first == v.memberId) v.offline = offline[o].second;
   }
   return views;
 }

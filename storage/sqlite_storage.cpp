@@ -10,6 +10,7 @@
 #include "sqlite_event_reader.h"
 #include "sqlite_event_sink.h"
 #include "sqlite_migrator.h"
+#include "sqlite_portal_state.h"
 #include "sqlite_token_store.h"
 
 using Poco::Data::Keywords::into;
@@ -39,6 +40,7 @@ class SqliteStorage final : public Storage {
     pool_ = std::make_unique<Poco::Data::SessionPool>("SQLite", settings_.path, 1,
                                                       static_cast<int>(settings_.readPoolSize));
     tokenStore_ = std::make_unique<sqlite::SqliteTokenStore>(settings_);
+    portalState_ = std::make_unique<sqlite::SqlitePortalStateStore>(settings_);
     reader_ = std::make_unique<sqlite::SqliteEventReader>(*pool_);
   }
 
@@ -74,6 +76,7 @@ class SqliteStorage final : public Storage {
 
   TokenStore& tokenStore() override { return *tokenStore_; }
   EventReader& reader() override { return *reader_; }
+  PortalStateStore& portalState() override { return *portalState_; }
 
  private:
   const SqliteSettings settings_;  // const after construction
@@ -82,7 +85,8 @@ class SqliteStorage final : public Storage {
   sqlite::SqliteMigrator migrator_;
   std::unique_ptr<Poco::Data::SessionPool> pool_;  // thread-safe itself
 
-  std::unique_ptr<sqlite::SqliteTokenStore> tokenStore_;  // thread-safe itself
+  std::unique_ptr<sqlite::SqliteTokenStore> tokenStore_;         // thread-safe itself
+  std::unique_ptr<sqlite::SqlitePortalStateStore> portalState_;  // thread-safe itself
   // Reads through pool_; thread-safe.
   std::unique_ptr<sqlite::SqliteEventReader> reader_;
 };

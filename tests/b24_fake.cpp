@@ -326,6 +326,7 @@ std::string FakeBitrix24::answer(const Request& r, int& status) {
   if (r.method == "event.get") {
     Poco::JSON::Array list;
     for (const Binding& b : bindings_) {
+      if (b.hidden) continue;
       Poco::JSON::Object o;
       o.set("event", b.event);
       o.set("handler", b.handler);
@@ -353,7 +354,7 @@ std::string FakeBitrix24::answer(const Request& r, int& status) {
           return errorBody("ERROR_CORE", "Handler already binded");
         }
       }
-      bindings_.push_back(Binding{event, handler, offline});
+      bindings_.push_back(Binding{event, handler, offline, false});
       return resultBody(true);
     }
     int removed = 0;

@@ -37,6 +37,7 @@ class FakeBitrix24 {
     std::string event;    // upper-case
     std::string handler;  // "" for offline bindings
     bool offline = false;
+    bool hidden = false;  // bound, but event.get does not list it (bind answers "already")
   };
   struct OfflineRecord {
     std::int64_t id = 0;
