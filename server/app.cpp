@@ -135,6 +135,9 @@ int App::main(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   if (command == "serve") return serve();
+  if (command == "fetch-offline") {
+    return runFetchOffline({configFile_, flags_, params_, args, {}}, std::cout, std::cerr);
+  }
   if (command == "bind") {
     return runBind({configFile_, flags_, params_, args, {}}, std::cout, std::cerr);
   }

@@ -218,6 +218,7 @@ std::string eventJson(const EventRecord& e) {
   appendNumber(out, e.entityId);
   out += ",\"entity_type_id\":";
   appendNumber(out, e.entityTypeId);
+  out += e.offline ? ",\"source\":\"offline\"" : ",\"source\":\"online\"";
   out += ",\"data\":";
   appendData(out, e.dataJson);
   out += '}';

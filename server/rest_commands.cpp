@@ -9,6 +9,7 @@
 #include "app.h"
 #include "bindings.h"
 #include "oauth_client.h"
+#include "offline_queue.h"
 #include "rest_client.h"
 #include "token_refresher.h"
 
@@ -170,6 +171,56 @@ int runBind(const CommandLine& command, std::ostream& out, std::ostream& err) {
     return kExitFailure;
   } catch (const Poco::Exception& e) {
     err << "bind: " << e.displayText() << std::endl;
+    return kExitFailure;
+  }
+}
+
+int runFetchOffline(const CommandLine& command, std::ostream& out, std::ostream& err) {
+  if (command.args.size() != 1) {
+    err << "usage: b24-event-store fetch-offline [--member-id ID]" << std::endl;
+    return kExitUsage;
+  }
+  if (std::string other = foreign(command.params, {"member-id"}); !other.empty()) {
+    err << "fetch-offline does not take " << other << std::endl;
+    return kExitUsage;
+  }
+  std::optional<std::string> memberId;
+  if (auto it = command.params.find("member-id"); it != command.params.end()) {
+    if (it->second.empty()) {
+      err << "--member-id needs a member_id" << std::endl;
+      return kExitUsage;
+    }
+    memberId = it->second;
+  }
+  CommandEnvironment env;
+  if (int rc = prepareCommand(command, env, err); rc != kExitOk) return rc;
+  if (env.settings.bitrix24.offlineEvents.empty()) {
+    err << "configuration: bitrix24.offline_events is empty, so there is no offline queue to pull"
+        << std::endl;
+    return kExitUsage;
+  }
+  try {
+    PortalCaller caller(env);
+    OfflineQueue queue(caller.rest, env.storage->portalState(), env.clock);
+    std::vector<PortalRecord> portals = env.storage->portalState().installedPortals(memberId);
+    std::size_t fetched = 0, failed = 0;
+    for (const PortalRecord& portal : portals) {
+      OfflinePassReport report = queue.pass(portal);
+      fetched += report.fetched;
+      if (report.failed) {
+        ++failed;
+        err << "portal " << portal.memberId << " (" << portal.domain << "): " << report.error
+            << std::endl;
+      }
+    }
+    out << "portals=" << portals.size() << " fetched=" << fetched << " failed=" << failed
+        << std::endl;
+    return failed > 0 ? kExitFailure : kExitOk;
+  } catch (const StorageError& e) {
+    err << "database: " << e.what() << std::endl;
+    return kExitFailure;
+  } catch (const Poco::Exception& e) {
+    err << "fetch-offline: " << e.displayText() << std::endl;
     return kExitFailure;
   }
 }

@@ -20,4 +20,9 @@ int runCall(const CommandLine& command, std::ostream& out, std::ostream& err);
 // failed, 2 on a usage or configuration error (no bitrix24.handler_url or no events).
 int runBind(const CommandLine& command, std::ostream& out, std::ostream& err);
 
+// `fetch-offline [--member-id ID]`: one offline-queue pass for every installed portal, or one
+// (§8.3); prints `portals=N fetched=N failed=N`. Returns 0, 1 when any pass failed, 2 on a usage
+// or configuration error (bitrix24.offline_events empty).
+int runFetchOffline(const CommandLine& command, std::ostream& out, std::ostream& err);
+
 }  // namespace b24es

@@ -11,6 +11,7 @@
 #include "ingest_handler.h"
 #include "lifecycle.h"
 #include "oauth_client.h"
+#include "offline_queue.h"
 #include "portal_jobs.h"
 #include "query_handler.h"
 #include "refresh_timer.h"
@@ -123,6 +124,9 @@ Service::Service(const Settings& settings, const Clock& clock)
     bindings_ =
         std::make_unique<BindingSync>(settings_.bitrix24, *rest_, storage_->portalState(), clock);
   }
+  if (!settings_.bitrix24.offlineEvents.empty()) {
+    offline_ = std::make_unique<OfflineQueue>(*rest_, storage_->portalState(), clock, &metrics_);
+  }
   portalJobs_ = std::make_unique<PortalJobs>(
       [this](PortalJobs::Kind kind, const std::string& memberId) { runPortalJob(kind, memberId); });
   // Both sockets before any server: bind() throws when a port is taken, and inside the server's
@@ -173,6 +177,10 @@ void Service::afterStore(const IncomingEvent& event) {
   if (bindings_ && (event.kind == EventKind::kInstall || event.event == "ONAPPUPDATE")) {
     portalJobs_->trigger(PortalJobs::Kind::kBind, event.memberId);
   }
+  // Bitrix24 says the portal queued offline events: a pass now.
+  if (offline_ && event.event == "ONOFFLINEEVENT") {
+    portalJobs_->trigger(PortalJobs::Kind::kOffline, event.memberId);
+  }
 }
 
 void Service::runPortalJob(PortalJobs::Kind kind, const std::string& memberId) {
@@ -181,6 +189,7 @@ void Service::runPortalJob(PortalJobs::Kind kind, const std::string& memberId) {
     std::vector<PortalRecord> portals = storage_->portalState().installedPortals(memberId);
     if (portals.empty()) return;  // uninstalled meanwhile
     if (kind == PortalJobs::Kind::kBind && bindings_) bindings_->sync(portals.front(), false);
+    if (kind == PortalJobs::Kind::kOffline && offline_) offline_->pass(portals.front());
   } catch (const StorageError& e) {
     log.error("portal %s: %s", memberId, std::string(e.what()));
   } catch (const std::exception& e) {
@@ -191,6 +200,7 @@ void Service::runPortalJob(PortalJobs::Kind kind, const std::string& memberId) {
 Service::~Service() {
   if (running_) stop(Poco::Timespan(2, 0));
   if (restStop_) restStop_->stop();
+  if (offlineTimer_.joinable()) offlineTimer_.join();
   if (portalJobs_) portalJobs_->stop();
   if (lifecycle_) lifecycle_->close();
   if (sink_) sink_->close();
@@ -200,6 +210,21 @@ void Service::start() {
   ingest_->start();
   query_->start();
   if (refreshTimer_) refreshTimer_->start();
+  if (offline_ && settings_.bitrix24.offlineIntervalSeconds > 0) {
+    // A pass for every installed portal at start (what was queued while the store was down),
+    // then every offline.interval seconds.
+    offlineTimer_ = std::thread([this] {
+      do {
+        try {
+          for (const PortalRecord& p : storage_->portalState().installedPortals(std::nullopt)) {
+            portalJobs_->trigger(PortalJobs::Kind::kOffline, p.memberId);
+          }
+        } catch (const StorageError& e) {
+          Poco::Logger::get("b24es.offline").error("offline timer: %s", std::string(e.what()));
+        }
+      } while (restStop_->sleep(std::int64_t{settings_.bitrix24.offlineIntervalSeconds} * 1000));
+    });
+  }
   running_ = true;
 }
 
@@ -217,6 +242,7 @@ void Service::stop(Poco::Timespan grace) {
   }
   queryPool_.joinAll();
   restStop_->stop();
+  if (offlineTimer_.joinable()) offlineTimer_.join();
   portalJobs_->stop();
   lifecycle_->close();
   sink_->close();

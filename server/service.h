@@ -8,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "clock.h"
 #include "connection_guard.h"
@@ -26,6 +27,7 @@ class RestClient;
 class Interrupter;
 class LifecycleVerifier;
 class BindingSync;
+class OfflineQueue;
 
 // A start-up failure: bad configuration, database or migration error, port in use.
 class ServiceError : public std::runtime_error {
@@ -70,6 +72,8 @@ class Service {
   std::unique_ptr<LifecycleVerifier> lifecycle_;
   std::unique_ptr<BindingSync> bindings_;   // null when no bindings are configured
   std::unique_ptr<PortalJobs> portalJobs_;  // bindings and offline passes in the background
+  std::unique_ptr<OfflineQueue> offline_;   // null when bitrix24.offline_events is empty
+  std::thread offlineTimer_;                // offline.interval passes; not joinable when off
   Poco::ThreadPool queryPool_;
   // Watches the query server's threads; must outlive it.
   ConnectionWatchdog queryWatchdog_;

@@ -26,6 +26,7 @@ struct EventFilter {
   std::optional<std::int64_t> userId;
   std::optional<std::int64_t> from;     // ts >= from (unix seconds, inclusive)
   std::optional<std::int64_t> to;       // ts <= to (unix seconds, inclusive)
+  std::optional<std::string> source;    // online or offline
   std::optional<std::int64_t> afterId;  // keyset cursor: ids after it in `order`; >= 0
   std::size_t limit = 100;              // 1..kMaxLimit
   Order order = Order::kAsc;
@@ -48,6 +49,7 @@ struct EventRecord {
   std::optional<std::int64_t> entityId;
   std::optional<std::int64_t> entityTypeId;
   std::string dataJson = "{}";
+  bool offline = false;  // source: pulled from the offline queue, not posted (online)
 };
 
 // A page of events and the cursor of the next one (nullopt on the last page).

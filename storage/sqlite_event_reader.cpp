@@ -19,7 +19,7 @@ namespace {
 
 constexpr const char* kEventColumns =
     "SELECT id, event, member_id, domain, event_handler_id, event_id, ts, received_at, user_id, "
-    "entity_id, entity_type_id, data FROM events";
+    "entity_id, entity_type_id, data, source FROM events";
 
 // Portal views: the record (never application_token), the event count and the ts of the newest
 // event. Both subqueries walk events_member_id(member_id, id): the count reads only that index,
@@ -38,7 +38,7 @@ constexpr const char* kTokenColumns =
 
 constexpr const char* kEventByIdSql =
     "SELECT id, event, member_id, domain, event_handler_id, event_id, ts, received_at, user_id, "
-    "entity_id, entity_type_id, data FROM events WHERE id = ?";
+    "entity_id, entity_type_id, data, source FROM events WHERE id = ?";
 const std::string kAllPortalsSql = std::string(kPortalColumns) + " ORDER BY p.member_id";
 const std::string kOnePortalSql = std::string(kPortalColumns) + " WHERE p.member_id = ?";
 const std::string kAllTokensSql = std::string(kTokenColumns) + " ORDER BY member_id, user_id";
@@ -109,14 +109,15 @@ std::optional<T> optionalOf(const Nullable<T>& value) {
 
 std::vector<EventRecord> selectEvents(Poco::Data::Session& session, const SqlQuery& query) {
   std::vector<Poco::Int64> id, receivedAt;
-  std::vector<std::string> event, memberId, data;
+  std::vector<std::string> event, memberId, data, source;
   std::vector<Nullable<std::string>> domain, eventId;
   std::vector<Nullable<Poco::Int64>> handlerId, ts, userId, entityId, entityTypeId;
   Statement statement(session);
   statement << query.sql;
   bindParams(statement, query);
   statement, into(id), into(event), into(memberId), into(domain), into(handlerId), into(eventId),
-      into(ts), into(receivedAt), into(userId), into(entityId), into(entityTypeId), into(data);
+      into(ts), into(receivedAt), into(userId), into(entityId), into(entityTypeId), into(data),
+      into(source);
   statement.execute();
   std::vector<EventRecord> rows(id.size());
   for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -133,6 +134,7 @@ std::vector<EventRecord> selectEvents(Poco::Data::Session& session, const SqlQue
     r.entityId = optionalOf(entityId[i]);
     r.entityTypeId = optionalOf(entityTypeId[i]);
     r.dataJson = std::move(data[i]);
+    r.offline = source[i] == "offline";
   }
   return rows;
 }
@@ -240,6 +242,8 @@ SqlQuery eventsQuery(const EventFilter& f) {
   if (f.userId) term(driver == Driver::kUser, "user_id", " = ", *f.userId);
   if (f.from) term(driver == Driver::kTs, "ts", " >= ", *f.from);
   if (f.to) term(driver == Driver::kTs, "ts", " <= ", *f.to);
+  // Never drives: the partial index events_offline serves source = 'offline' through id.
+  if (f.source) term(false, "source", " = ", *f.source);
   // The keyset bound is always present: every index above ends with id, so a page starts with
   // one seek wherever the cursor is, and with no filter at all the rowid itself drives.
   const bool asc = f.order == EventFilter::Order::kAsc;

@@ -202,14 +202,21 @@ void FakeBitrix24::setAppInfo(const std::string& resultJson) {
 void FakeBitrix24::hold(const std::string& method) {
   std::lock_guard<std::mutex> lock(mutex_);
   held_ = method;
+  dropHeld_ = false;
 }
 
-void FakeBitrix24::release() {
+void FakeBitrix24::release(bool apply) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     held_.clear();
+    dropHeld_ = !apply;
   }
   changed_.notify_all();
+}
+
+void FakeBitrix24::setReservationsLapse(bool on) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  lapse_ = on;
 }
 
 void FakeBitrix24::failClears(int n) {
@@ -281,8 +288,14 @@ void FakeBitrix24::handle(Poco::Net::HTTPServerRequest& request,
     std::unique_lock<std::mutex> lock(mutex_);
     requests_.push_back(seen);
     changed_.notify_all();
+    const bool wasHeld = !held_.empty() && held_ == seen.method;
     changed_.wait(lock, [&] { return stopping_ || held_.empty() || held_ != seen.method; });
-    body = answer(seen, status);
+    if (wasHeld && dropHeld_) {
+      status = 500;
+      body = "<html>lost</html>";
+    } else {
+      body = answer(seen, status);
+    }
   }
   changed_.notify_all();
   response.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(status));
@@ -393,7 +406,7 @@ std::string FakeBitrix24::offlineGet(const Request& r, int& status) {
   Poco::JSON::Array events;
   int taken = 0;
   for (auto it = queue_.begin(); it != queue_.end() && taken < limit;) {
-    if (!clear && !it->processId.empty()) {
+    if (!clear && !lapse_ && !it->processId.empty()) {
       ++it;
       continue;
     }

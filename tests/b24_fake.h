@@ -81,7 +81,10 @@ class FakeBitrix24 {
   void setAppInfo(const std::string& resultJson);
   // Calls of `method` wait (after being recorded) until release(); "" holds nothing.
   void hold(const std::string& method);
-  void release();
+  // apply=false: the held calls fail (500) without effect, as if they never reached Bitrix24.
+  void release(bool apply = true);
+  // Every event.offline.get hands out reserved records again (as after lapsed reservations).
+  void setReservationsLapse(bool on);
   // Makes event.offline.clear of the next `n` passes fail (500), as when the portal is down.
   void failClears(int n);
 
@@ -115,6 +118,8 @@ class FakeBitrix24 {
   bool noReservation_ = false;                    // guarded by mutex_
   std::string appInfo_;                           // guarded by mutex_
   int failClears_ = 0;                            // guarded by mutex_
+  bool dropHeld_ = false;                         // guarded by mutex_
+  bool lapse_ = false;                            // guarded by mutex_
   std::string held_;                              // guarded by mutex_
   bool stopping_ = false;                         // guarded by mutex_
   std::size_t clearsWithoutProcess_ = 0;          // guarded by mutex_

@@ -454,7 +454,8 @@ BOOST_AUTO_TEST_CASE(an_event_has_every_field_of_spec_5_with_data_as_an_object) 
   BOOST_REQUIRE_EQUAL(r.status, 200);
   BOOST_CHECK_EQUAL(r.headers["Content-Type"], "application/json");
   Object::Ptr e = r.json();
-  BOOST_CHECK_EQUAL(e->size(), 12u);
+  BOOST_CHECK_EQUAL(e->size(), 13u);
+  BOOST_CHECK_EQUAL(e->getValue<std::string>("source"), "online");  // v2 (issue 12)
   BOOST_CHECK_EQUAL(e->getValue<std::int64_t>("id"), id);
   BOOST_CHECK_EQUAL(e->getValue<std::string>("event"), "ONCRMDYNAMICITEMADD");
   BOOST_CHECK_EQUAL(e->getValue<std::string>("member_id"), kMemberA);
