@@ -5,14 +5,17 @@ B24ES_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 # The Debian packages every build needs.
 B24ES_BUILD_PACKAGES=(cmake make g++ clang pkg-config libpoco-dev libboost-test-dev libsqlite3-dev
-  libsystemd-dev sqlite3 ca-certificates curl procps libjs-chart.js)
+  libsystemd-dev sqlite3 ca-certificates curl procps libjs-chart.js libpq-dev)
 
 # What the tests need besides the build:
 # - package_test: cpack's DEB generator runs dpkg-shlibdeps (dpkg-dev) on what `file` says is an
 #   ELF file; systemd-analyze (systemd) checks the units;
 # - php_differential_test: php-cli, whose `php -S` decodes form bodies as PHP's own $_POST;
-# - dashboard_browser_test: a real headless Chromium driven over WebDriver (chromium-driver).
-B24ES_TEST_PACKAGES=(dpkg-dev file systemd php-cli chromium chromium-driver)
+# - dashboard_browser_test: a real headless Chromium driven over WebDriver (chromium-driver);
+# - the PostgreSQL suites: a throwaway server (postgresql, scripts/lib/pg.sh; psql from
+#   postgresql-client for the tests that read the schema), ss (iproute2) to find a free port.
+B24ES_TEST_PACKAGES=(dpkg-dev file systemd php-cli chromium chromium-driver postgresql
+  postgresql-client iproute2)
 
 # What the suite needs besides the build: node and npm for the OpenAPI linter (openapi_lint).
 # Installed only when no npm is on PATH, so a Node.js from elsewhere (NodeSource) is kept.
