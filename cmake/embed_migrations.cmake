@@ -1,6 +1,13 @@
 # Generates a C++ source holding every migration file, so that the binary carries its schema
 # and works from any directory (cron jobs, systemd units). Run by add_custom_command with
-# -DOUTPUT=<file.cpp> -DMIGRATIONS="a.sql;b.sql".
+# -DOUTPUT=<file.cpp> -DMIGRATIONS="a.sql;b.sql", and optionally -DFUNCTION=name -DHEADER=file.h
+# (another backend's list: embeddedMigrations() of embedded_migrations.h by default).
+if(NOT FUNCTION)
+  set(FUNCTION embeddedMigrations)
+endif()
+if(NOT HEADER)
+  set(HEADER embedded_migrations.h)
+endif()
 set(body "")
 foreach(file IN LISTS MIGRATIONS)
   get_filename_component(name "${file}" NAME)
@@ -13,11 +20,11 @@ foreach(file IN LISTS MIGRATIONS)
   string(APPEND body "      {${version}, \"${name}\", R\"b24es_sql(${sql})b24es_sql\"},\n")
 endforeach()
 file(WRITE "${OUTPUT}.tmp" "// Generated from migrations/*.sql by cmake/embed_migrations.cmake. Do not edit.
-#include \"embedded_migrations.h\"
+#include \"${HEADER}\"
 
 namespace b24es {
 
-const std::vector<Migration>& embeddedMigrations() {
+const std::vector<Migration>& ${FUNCTION}() {
   static const std::vector<Migration> migrations = {
 ${body}  };
   return migrations;

@@ -11,6 +11,8 @@
 
 #include "clock.h"
 #include "embedded_migrations.h"
+#include "pg_storage.h"
+#include "pg_test_support.h"
 #include "sqlite_storage.h"
 #include "storage.h"
 
@@ -38,8 +40,10 @@ inline std::ostream& operator<<(std::ostream& out, const StorageBackend& backend
   return out << backend.name;
 }
 
+// SQLite always; PostgreSQL when the suite's throwaway server is there (scripts/test starts it;
+// pgServerUrl() throws, failing the suite, when it is required and missing).
 inline std::vector<StorageBackend> storageBackends() {
-  return {
+  std::vector<StorageBackend> backends = {
       {"sqlite",
        [](const std::string& dir, const Clock& clock, std::vector<Migration> migrations) {
          SqliteSettings settings;
@@ -49,6 +53,17 @@ inline std::vector<StorageBackend> storageBackends() {
        },
        [] { return embeddedMigrations(); }},
   };
+  if (pgServerUrl()) {
+    backends.push_back(
+        {"postgresql",
+         [](const std::string& dir, const Clock& clock, std::vector<Migration> migrations) {
+           PgSettings settings;
+           settings.url = pgDatabaseFor(dir);
+           return openPgStorage(settings, clock, std::move(migrations));
+         },
+         [] { return embeddedPgMigrations(); }});
+  }
+  return backends;
 }
 
 }  // namespace b24es::test

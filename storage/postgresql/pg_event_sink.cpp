@@ -1,0 +1,779 @@
+#include "pg_event_sink.h"
+
+#include <Poco/Logger.h>
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <set>
+#include <tuple>
+#include <unordered_map>
+
+#include "pg_migrator.h"
+
+namespace b24es::pg {
+namespace {
+
+constexpr std::chrono::seconds kTickInterval{1};
+constexpr int kDeadlockRetries = 3;
+constexpr std::int64_t kNewPortalWindowSeconds = 3600;
+// The timeline's bucket widths and how long minute and hour buckets are kept (as SQLite's).
+constexpr std::int64_t kBucketWidths[] = {60, 3600, 86400};
+constexpr std::int64_t kMinuteBucketKeepSeconds = 7 * 86400;
+constexpr std::int64_t kHourBucketKeepSeconds = 90 * 86400;
+
+// Advisory lock keys (pg_advisory_xact_lock), constants of this program: ASCII "b24es-np"
+// (new portals) and "b24es-id" (commit order). Portal keys are hashtextextended(member_id, 0).
+constexpr const char* kNewPortalLock = "SELECT pg_advisory_xact_lock(7102601135318347376)";
+constexpr const char* kCommitOrderLock = "SELECT pg_advisory_xact_lock(7102601135318346084)";
+
+constexpr const char* kSelectPortalBatchSql =
+    "SELECT id, received_at FROM events WHERE member_id = $1 AND id > $2 AND id < $3 "
+    "ORDER BY id LIMIT $4";
+constexpr const char* kSelectOldestBatchSql =
+    "SELECT id, received_at FROM events WHERE id > $1 ORDER BY id LIMIT $2";
+
+constexpr const char* kEventColumns =
+    "INSERT INTO events(member_id, domain, event, event_handler_id, event_id, ts, received_at, "
+    "user_id, entity_id, entity_type_id, data) VALUES ";
+constexpr int kEventParams = 11;
+
+Poco::Logger& storageLog() { return Poco::Logger::get("b24es.storage"); }
+
+IngestOutcome unavailable(const std::string& reason) {
+  return IngestOutcome{IngestOutcome::Status::kUnavailable, 0, reason};
+}
+
+// "($1, $2, ...), ($12, ...)": placeholders for `rows` rows of `columns` values, with `cast`
+// after the column of that index (jsonb for events.data). Built from counts only.
+std::string placeholders(std::size_t rows, int columns, int castColumn = -1,
+                         const char* cast = "") {
+  std::string s;
+  int n = 0;
+  for (std::size_t r = 0; r < rows; ++r) {
+    s += r ? ", (" : "(";
+    for (int c = 0; c < columns; ++c) {
+      if (c) s += ", ";
+      s += "$" + std::to_string(++n);
+      if (c == castColumn) s += cast;
+    }
+    s += ")";
+  }
+  return s;
+}
+
+// Class 08 (connection), 53 (resources: disk full, out of memory), 57 (operator intervention:
+// shutdown), 58 (system error), and no SQLSTATE at all (the connection broke): no event of a
+// batch can be written, so retrying them one by one is pointless.
+bool storageWide(const std::string& sqlstate) {
+  if (sqlstate.size() < 2) return true;
+  const std::string cls = sqlstate.substr(0, 2);
+  return cls == "08" || cls == "53" || cls == "57" || cls == "58" || cls == "25";
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, Params>> purgeQueries() {
+  return {
+      {kSelectPortalBatchSql,
+       Params().add("member").add(std::int64_t{0}).add(std::int64_t{100}).add(std::int64_t{1000})},
+      {kSelectOldestBatchSql, Params().add(std::int64_t{0}).add(std::int64_t{1000})}};
+}
+
+// The connection and what one batch writes. Used only by the writer thread.
+class PgEventSink::Writer {
+ public:
+  Writer(const PgSettings& settings, const Clock& clock, const SinkSettings& sinkSettings)
+      : c(settings), clock_(clock), sink_(sinkSettings) {}
+
+  // Applies batch[from, to) inside an open transaction; sets each outcome. Throws PgError.
+  void applyBatch(std::vector<Pending*>& batch, std::size_t from, std::size_t to,
+                  const Verifier& verifier) {
+    portals_.clear();
+    grants_.clear();
+    totals_.clear();
+    buckets_.clear();
+    cleanups_.clear();
+    installLocked_ = false;
+    lockPortals(batch, from, to);
+    std::vector<std::size_t> stored;  // indexes in batch of the events to insert
+    std::vector<std::int64_t> receivedAt;
+    std::vector<bool> cleanup;
+    for (std::size_t i = from; i < to; ++i) {
+      const IncomingEvent& e = *batch[i]->event;
+      std::int64_t received = 0;
+      bool clean = false;
+      batch[i]->outcome = apply(e, verifier, received, clean);
+      if (batch[i]->outcome.status == IngestOutcome::Status::kStored) {
+        stored.push_back(i);
+        receivedAt.push_back(received);
+        cleanup.push_back(clean);
+      }
+    }
+    flushCounters();
+    if (stored.empty()) return;
+    // Ids are taken under the commit-order lock, held until COMMIT (see the header).
+    c.exec(kCommitOrderLock);
+    Params params;
+    for (std::size_t k = 0; k < stored.size(); ++k) {
+      const IncomingEvent& e = *batch[stored[k]]->event;
+      params.add(e.memberId).textOrNull(e.domain).add(e.event).add(e.eventHandlerId);
+      params.add(e.eventId).add(e.ts).add(receivedAt[k]).add(e.userId).add(e.entityId);
+      params.add(e.entityTypeId).add(e.dataJson);
+    }
+    Result ids =
+        c.query(std::string(kEventColumns) +
+                    placeholders(stored.size(), kEventParams, 10, "::jsonb") + " RETURNING id",
+                params);
+    // The rows of one INSERT take their ids in the order of its VALUES list; RETURNING's order
+    // is not promised, so the ids are sorted rather than read in the order they come.
+    std::vector<std::int64_t> assigned;
+    for (int r = 0; r < ids.rows(); ++r) assigned.push_back(ids.integer(r, 0));
+    std::sort(assigned.begin(), assigned.end());
+    for (std::size_t k = 0; k < stored.size(); ++k) {
+      batch[stored[k]]->outcome.id = assigned[k];
+      if (cleanup[k]) {
+        PurgeRequest earlier;
+        earlier.memberId = batch[stored[k]]->event->memberId;
+        earlier.beforeId = assigned[k];  // the uninstall event itself stays
+        cleanups_.push_back(std::move(earlier));
+      }
+    }
+  }
+
+  std::vector<PurgeRequest> takeCleanups() { return std::move(cleanups_); }
+
+  // One purge transaction: deletes (or counts) at most `limit` of the events `job` selects
+  // after its cursor, and prunes timeline buckets; true when nothing is left.
+  bool purgeBatch(PurgeJob& job, int limit) {
+    const PurgeRequest& r = job.request;
+    Transaction tx(c);
+    totals_.clear();
+    buckets_.clear();
+    bool finished = true;
+    if (r.memberId || r.receivedBefore) {
+      Result rows =
+          r.memberId
+              ? c.query(kSelectPortalBatchSql,
+                        Params()
+                            .add(*r.memberId)
+                            .add(job.cursor)
+                            .add(r.beforeId.value_or(std::numeric_limits<std::int64_t>::max()))
+                            .add(std::int64_t{limit}))
+              : c.query(kSelectOldestBatchSql, Params().add(job.cursor).add(std::int64_t{limit}));
+      std::vector<std::int64_t> ids;
+      bool cut = false;
+      for (int i = 0; i < rows.rows(); ++i) {
+        // Ids grow with received time (README: retention), so the first event received after
+        // the cut ends a time purge.
+        if (r.receivedBefore && !r.memberId && rows.integer(i, 1) >= *r.receivedBefore) {
+          cut = true;
+          break;
+        }
+        ids.push_back(rows.integer(i, 0));
+      }
+      if (!ids.empty()) job.cursor = ids.back();
+      if (r.dryRun) {
+        job.deleted += static_cast<std::int64_t>(ids.size());
+      } else if (!ids.empty()) {
+        // The rows this transaction really deleted: another receiver's purge may have taken
+        // some, and its counters went with them.
+        std::string list = "{";
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+          if (i) list += ',';
+          list += std::to_string(ids[i]);
+        }
+        list += "}";
+        Result gone = c.query(
+            "DELETE FROM events WHERE id = ANY($1::bigint[]) RETURNING member_id, event, "
+            "received_at",
+            Params().add(list));
+        for (int i = 0; i < gone.rows(); ++i) {
+          count(gone.text(i, 0), gone.text(i, 1), gone.integer(i, 2), -1);
+        }
+        job.deleted += gone.rows();
+      }
+      finished = cut || rows.rows() < limit;
+    }
+    if (finished && r.pruneTimelineAt && !r.dryRun) {
+      Result pruned = c.query(
+          "DELETE FROM event_buckets WHERE (width, member_id, start, event) IN "
+          "(SELECT width, member_id, start, event FROM event_buckets "
+          "WHERE (width = 60 AND start < $1) OR (width = 3600 AND start < $2) LIMIT $3)",
+          Params()
+              .add(*r.pruneTimelineAt - kMinuteBucketKeepSeconds)
+              .add(*r.pruneTimelineAt - kHourBucketKeepSeconds)
+              .add(std::int64_t{limit}));
+      finished = pruned.affected() < limit;
+    }
+    flushCounters();
+    tx.commit();
+    return finished;
+  }
+
+  Connection c;
+
+ private:
+  // The batch's portals, locked: advisory locks in member_id order, then the rows FOR UPDATE.
+  void lockPortals(const std::vector<Pending*>& batch, std::size_t from, std::size_t to) {
+    std::set<std::string> members;
+    for (std::size_t i = from; i < to; ++i) members.insert(batch[i]->event->memberId);
+    Params params;
+    std::string locks = "SELECT ", in;
+    int n = 0;
+    for (const std::string& m : members) {
+      params.add(m);
+      const std::string p = "$" + std::to_string(++n);
+      // The target list is evaluated left to right: the locks are taken in member_id order.
+      locks += (n > 1 ? ", " : "") + std::string("pg_advisory_xact_lock(hashtextextended(") + p +
+               ", 0))";
+      in += (n > 1 ? ", " : "") + p;
+    }
+    c.query(locks, params);
+    Result rows = c.query(
+        "SELECT member_id, application_token, installed_at, uninstalled_at FROM portals "
+        "WHERE member_id IN (" +
+            in + ") ORDER BY member_id FOR UPDATE",
+        params);
+    for (const std::string& m : members) portals_[m] = std::nullopt;
+    for (int i = 0; i < rows.rows(); ++i) portals_[rows.text(i, 0)] = portalOf(rows, i);
+  }
+
+  static PortalRecord portalOf(const Result& r, int i) {
+    PortalRecord p;
+    p.memberId = r.text(i, 0);
+    p.applicationToken = r.optionalText(i, 1);
+    p.installedAt = r.optionalInteger(i, 2);
+    p.uninstalledAt = r.optionalInteger(i, 3);
+    return p;
+  }
+
+  // After a statement that changed the portal row (rare: install, uninstall, first event of
+  // a static-token portal): the row as it now is, for the batch's next events.
+  void reloadPortal(const std::string& memberId) {
+    Result rows = c.query(
+        "SELECT member_id, application_token, installed_at, uninstalled_at FROM portals "
+        "WHERE member_id = $1",
+        Params().add(memberId));
+    portals_[memberId] =
+        rows.rows() ? std::optional<PortalRecord>(portalOf(rows, 0)) : std::nullopt;
+    grants_.clear();
+  }
+
+  IngestOutcome apply(const IncomingEvent& e, const Verifier& verifier, std::int64_t& received,
+                      bool& clean) {
+    const std::optional<PortalRecord> portal = portals_[e.memberId];
+    const Verdict verdict = verifier(e, portal);
+    const std::int64_t nowSec = clock_.nowSeconds();
+    switch (verdict.action) {
+      case Verdict::Action::kReject:
+        return IngestOutcome{IngestOutcome::Status::kRejected, 0, verdict.reason};
+      case Verdict::Action::kInstall:
+        if (!portal) {
+          if (std::optional<std::int64_t> wait = newPortalWait(nowSec)) {
+            return IngestOutcome{IngestOutcome::Status::kLimited, 0,
+                                 "ingest.max_new_portals portals were registered in the last "
+                                 "hour",
+                                 *wait};
+          }
+        }
+        // installed_at keeps the first install time while the portal stays installed.
+        c.query(
+            "INSERT INTO portals(member_id, domain, client_endpoint, server_endpoint, "
+            "application_token, status, scope, installed_at, uninstalled_at, updated_at) "
+            "VALUES($1, $2, $3, $4, $5, $6, $7, $8, NULL, $8) "
+            "ON CONFLICT(member_id) DO UPDATE SET domain = excluded.domain, "
+            "client_endpoint = excluded.client_endpoint, "
+            "server_endpoint = excluded.server_endpoint, "
+            "application_token = excluded.application_token, "
+            "status = excluded.status, scope = excluded.scope, "
+            "installed_at = CASE WHEN portals.installed_at IS NULL "
+            "OR portals.uninstalled_at IS NOT NULL THEN excluded.installed_at "
+            "ELSE portals.installed_at END, "
+            "uninstalled_at = NULL, updated_at = excluded.updated_at",
+            portalParams(e).add(e.applicationToken).add(e.status).add(e.scope).add(nowSec));
+        // Install tokens replace whatever was stored: a reinstall starts a new authorization.
+        for (const TokenGrant& t : e.tokens) {
+          c.query(
+              "INSERT INTO tokens(member_id, user_id, access_token, refresh_token, "
+              "expires_at, refresh_token_at, scope, source, updated_at, from_install) "
+              "VALUES($1, $2, $3, $4, $5, $6, $7, 'install', $8, 1) "
+              "ON CONFLICT(member_id, user_id) DO UPDATE SET "
+              "access_token = excluded.access_token, refresh_token = excluded.refresh_token, "
+              "expires_at = excluded.expires_at, refresh_token_at = excluded.refresh_token_at, "
+              "scope = excluded.scope, source = 'install', updated_at = excluded.updated_at, "
+              "last_refresh_error = NULL, refresh_failures = 0, refresh_dead_at = NULL, "
+              "from_install = 1",
+              tokenParams(e.memberId, t, nowSec));
+        }
+        reloadPortal(e.memberId);
+        break;
+      case Verdict::Action::kStoreAndCreatePortal:
+        createPortal(e, nowSec);
+        reloadPortal(e.memberId);
+        for (const TokenGrant& t : e.tokens) applyEventToken(e.memberId, t, nowSec);
+        break;
+      case Verdict::Action::kStore:
+        for (const TokenGrant& t : e.tokens) applyEventToken(e.memberId, t, nowSec);
+        break;
+      case Verdict::Action::kUninstall:
+        createPortal(e, nowSec);  // a portal known only through a static token
+        c.query(
+            "UPDATE portals SET uninstalled_at = $2, application_token = NULL, "
+            "updated_at = $2 WHERE member_id = $1",
+            Params().add(e.memberId).add(nowSec));
+        c.query("DELETE FROM tokens WHERE member_id = $1", Params().add(e.memberId));
+        if (e.clean && sink_.purgeOnClean) {
+          // The bindings table belongs to a later migration that may not be here yet.
+          if (c.query("SELECT to_regclass('bindings') IS NOT NULL").boolean(0, 0)) {
+            c.query("DELETE FROM bindings WHERE member_id = $1", Params().add(e.memberId));
+          }
+          clean = true;
+        }
+        reloadPortal(e.memberId);
+        break;
+    }
+    received = clock_.nowMillis();
+    count(e.memberId, e.event, received, 1);
+    return IngestOutcome{IngestOutcome::Status::kStored, 0, {}};
+  }
+
+  static Params portalParams(const IncomingEvent& e) {
+    Params p;
+    p.add(e.memberId).add(e.domain).textOrNull(e.clientEndpoint).textOrNull(e.serverEndpoint);
+    return p;
+  }
+
+  void createPortal(const IncomingEvent& e, std::int64_t nowSec) {
+    c.query(
+        "INSERT INTO portals(member_id, domain, client_endpoint, server_endpoint, status, "
+        "scope, updated_at) VALUES($1, $2, $3, $4, $5, $6, $7) "
+        "ON CONFLICT(member_id) DO NOTHING",
+        portalParams(e).textOrNull(e.status).textOrNull(e.scope).add(nowSec));
+  }
+
+  static Params tokenParams(const std::string& memberId, const TokenGrant& t, std::int64_t nowSec) {
+    Params p;
+    p.add(memberId).add(t.userId).add(t.accessToken).add(t.refreshToken).add(t.expiresAt);
+    if (t.refreshToken) {
+      p.add(nowSec);
+    } else {
+      p.nullValue();
+    }
+    return p.add(t.scope).add(nowSec);
+  }
+
+  // An event's token replaces the stored one only when it expires later, and keeps the stored
+  // refresh token when the event carries none. Skipped when this transaction already applied
+  // the same grant with an expiry to the same row (it would fail the WHERE and change nothing).
+  void applyEventToken(const std::string& memberId, const TokenGrant& t, std::int64_t nowSec) {
+    const bool repeatable = t.expiresAt.has_value();
+    auto key = std::make_pair(memberId, t.userId);
+    auto last = grants_.find(key);
+    if (repeatable && last != grants_.end() && sameGrant(last->second, t)) return;
+    c.query(
+        "INSERT INTO tokens(member_id, user_id, access_token, refresh_token, "
+        "expires_at, refresh_token_at, scope, source, updated_at) "
+        "VALUES($1, $2, $3, $4, $5, $6, $7, 'event', $8) "
+        "ON CONFLICT(member_id, user_id) DO UPDATE SET "
+        "access_token = excluded.access_token, "
+        "refresh_token = COALESCE(excluded.refresh_token, tokens.refresh_token), "
+        "refresh_token_at = CASE WHEN excluded.refresh_token IS NULL "
+        "THEN tokens.refresh_token_at ELSE excluded.refresh_token_at END, "
+        "expires_at = excluded.expires_at, "
+        "scope = COALESCE(NULLIF(excluded.scope, ''), tokens.scope), "
+        "source = 'event', updated_at = excluded.updated_at, "
+        // A new refresh token revives a row Bitrix24 had declared dead.
+        "refresh_dead_at = CASE WHEN excluded.refresh_token IS NULL "
+        "THEN tokens.refresh_dead_at ELSE NULL END "
+        "WHERE tokens.expires_at IS NULL OR excluded.expires_at > tokens.expires_at",
+        tokenParams(memberId, t, nowSec));
+    if (!repeatable) {
+      if (last != grants_.end()) grants_.erase(last);
+    } else if (last != grants_.end()) {
+      last->second = t;
+    } else {
+      grants_.emplace(std::move(key), t);
+    }
+  }
+
+  static bool sameGrant(const TokenGrant& a, const TokenGrant& b) {
+    return a.userId == b.userId && a.accessToken == b.accessToken &&
+           a.refreshToken == b.refreshToken && a.expiresAt == b.expiresAt && a.scope == b.scope;
+  }
+
+  // nullopt when one more portal may be registered now; else the seconds until the window has
+  // room (at least 1). Under the new-portal lock, held to COMMIT, so the count includes every
+  // receiver's committed installs and this transaction's own.
+  std::optional<std::int64_t> newPortalWait(std::int64_t nowSec) {
+    if (!installLocked_) {
+      c.exec(kNewPortalLock);
+      installLocked_ = true;
+    }
+    const std::int64_t since = nowSec - kNewPortalWindowSeconds;
+    const std::int64_t n =
+        c.query("SELECT count(*) FROM portals WHERE installed_at > $1", Params().add(since))
+            .integer(0, 0);
+    const auto limit = static_cast<std::int64_t>(sink_.maxNewPortalsPerHour);
+    if (n < limit) return std::nullopt;
+    std::int64_t wait = kNewPortalWindowSeconds;
+    if (limit > 0) {
+      Result freeing = c.query(
+          "SELECT installed_at FROM portals WHERE installed_at > $1 "
+          "ORDER BY installed_at LIMIT 1 OFFSET $2",
+          Params().add(since).add(n - limit));
+      if (freeing.rows()) {
+        wait = freeing.optionalInteger(0, 0).value_or(nowSec) + kNewPortalWindowSeconds - nowSec;
+      }
+    }
+    return std::max<std::int64_t>(1, wait);
+  }
+
+  // One event stored (+1) or deleted (-1): summed per key until flushCounters().
+  void count(const std::string& memberId, const std::string& event, std::int64_t receivedMillis,
+             std::int64_t delta) {
+    totals_[{memberId, event}] += delta;
+    const std::int64_t seconds = receivedMillis / 1000;
+    for (std::int64_t width : kBucketWidths) {
+      const std::int64_t start = seconds / width * width;
+      buckets_[{width, memberId, start, event}] += delta;
+      buckets_[{width, std::string(), start, event}] += delta;
+    }
+  }
+
+  // The summed counter changes, in key order (so that receivers lock counter rows in one
+  // order): one multi-row upsert per table for the additions; decrements one by one (purges).
+  void flushCounters() {
+    Params addTotals, addBuckets;
+    std::size_t totalRows = 0, bucketRows = 0;
+    for (const auto& [key, delta] : totals_) {
+      if (delta > 0) {
+        addTotals.add(key.first).add(key.second).add(delta);
+        ++totalRows;
+      } else if (delta < 0) {
+        Params p;
+        p.add(key.first).add(key.second).add(delta);
+        c.query("UPDATE event_counts SET count = count + $3 WHERE member_id = $1 AND event = $2",
+                p);
+        c.query("DELETE FROM event_counts WHERE member_id = $1 AND event = $2 AND count <= 0",
+                Params().add(key.first).add(key.second));
+      }
+    }
+    for (const auto& [key, delta] : buckets_) {
+      const auto& [width, member, start, event] = key;
+      if (delta > 0) {
+        addBuckets.add(width).add(member).add(start).add(event).add(delta);
+        ++bucketRows;
+      } else if (delta < 0) {
+        Params p;
+        p.add(width).add(member).add(start).add(event).add(delta);
+        c.query(
+            "UPDATE event_buckets SET count = count + $5 WHERE width = $1 AND member_id = $2 "
+            "AND start = $3 AND event = $4",
+            p);
+        c.query(
+            "DELETE FROM event_buckets WHERE width = $1 AND member_id = $2 AND start = $3 "
+            "AND event = $4 AND count <= 0",
+            Params().add(width).add(member).add(start).add(event));
+      }
+    }
+    if (totalRows) {
+      c.query("INSERT INTO event_counts(member_id, event, count) VALUES " +
+                  placeholders(totalRows, 3, 2, "::bigint") +
+                  " ON CONFLICT(member_id, event) DO UPDATE "
+                  "SET count = event_counts.count + excluded.count",
+              addTotals);
+    }
+    if (bucketRows) {
+      c.query("INSERT INTO event_buckets(width, member_id, start, event, count) VALUES " +
+                  placeholders(bucketRows, 5, 4, "::bigint") +
+                  " ON CONFLICT(width, member_id, start, event) DO UPDATE "
+                  "SET count = event_buckets.count + excluded.count",
+              addBuckets);
+    }
+    totals_.clear();
+    buckets_.clear();
+  }
+
+  const Clock& clock_;
+  const SinkSettings& sink_;
+  // What this transaction read or wrote, reset at its start.
+  std::unordered_map<std::string, std::optional<PortalRecord>> portals_;  // by member_id
+  std::map<std::pair<std::string, std::int64_t>, TokenGrant> grants_;     // by (member, user)
+  std::map<std::pair<std::string, std::string>, std::int64_t> totals_;
+  std::map<std::tuple<std::int64_t, std::string, std::int64_t, std::string>, std::int64_t> buckets_;
+  std::vector<PurgeRequest> cleanups_;
+  bool installLocked_ = false;
+};
+
+PgEventSink::PgEventSink(const PgSettings& settings, const Clock& clock, Verifier verifier,
+                         const SinkSettings& sinkSettings, std::shared_ptr<HealthBoard> board,
+                         int schemaVersion)
+    : settings_(settings),
+      clock_(clock),
+      verifier_(std::move(verifier)),
+      sinkSettings_(sinkSettings),
+      board_(std::move(board)),
+      schemaVersion_(schemaVersion) {
+  writer_ = std::make_unique<Writer>(settings_, clock_, sinkSettings_);
+  const int version = appliedVersion(writer_->c);
+  if (schemaVersion_ > 0 && version != schemaVersion_) {
+    board_->set(StorageHealth{false,
+                              "the database schema is at version " + std::to_string(version) +
+                                  "; this binary expects " + std::to_string(schemaVersion_),
+                              clock_.nowMillis()});
+  }
+  nextTick_ = std::chrono::steady_clock::now() + kTickInterval;
+  thread_ = std::thread([this] { run(); });
+}
+
+PgEventSink::~PgEventSink() { close(); }
+
+std::shared_ptr<PgEventSink::Group> PgEventSink::enqueue(Pending* pending,
+                                                         std::unique_ptr<Pending>& owned) {
+  std::shared_ptr<Group> group;
+  {
+    MutexLock lock(mutex_);
+    if (closing_) return nullptr;
+    if (groups_.empty() || groups_.back()->items.size() >= sinkSettings_.maxBatch) {
+      groups_.push_back(std::make_shared<Group>());
+    }
+    group = groups_.back();
+    group->items.push_back(pending);
+    if (owned) group->submitted.push_back(std::move(owned));
+  }
+  wake_.signal();
+  return group;
+}
+
+IngestOutcome PgEventSink::write(const IncomingEvent& event) {
+  Pending pending{&event, {}, {}};
+  std::unique_ptr<Pending> none;
+  std::shared_ptr<Group> group = enqueue(&pending, none);
+  if (!group) return unavailable("the store is shutting down");
+  group->done.wait();
+  return pending.outcome;
+}
+
+void PgEventSink::submit(const IncomingEvent& event, Completion done) {
+  auto pending = std::make_unique<Pending>(Pending{&event, {}, std::move(done)});
+  Pending* raw = pending.get();
+  if (!enqueue(raw, pending)) raw->done(unavailable("the store is shutting down"));
+}
+
+std::int64_t PgEventSink::purge(const PurgeRequest& request) {
+  auto job = std::make_shared<PurgeJob>();
+  job->request = request;
+  {
+    MutexLock lock(mutex_);
+    if (closing_) throw StorageError("the store is shutting down");
+    purges_.push_back(job);
+  }
+  wake_.signal();
+  job->done.wait();
+  if (!job->error.empty()) throw StorageError(job->error);
+  return job->deleted;
+}
+
+void PgEventSink::close() {
+  {
+    MutexLock lock(mutex_);
+    closing_ = true;
+  }
+  wake_.signal();
+  if (thread_.joinable()) thread_.join();
+  writer_.reset();
+}
+
+void PgEventSink::run() {
+#if defined(__linux__)
+  ::pthread_setname_np(::pthread_self(), "b24es-writer");
+#endif
+  for (;;) {
+    std::shared_ptr<Group> group;
+    {
+      MutexLock lock(mutex_);
+      while (!closing_ && groups_.empty() && purges_.empty()) {
+        if (!wake_.waitUntil(mutex_, nextTick_) && std::chrono::steady_clock::now() >= nextTick_)
+          break;
+      }
+      if (groups_.empty() && closing_) {
+        for (const std::shared_ptr<PurgeJob>& job : purges_) {
+          job->error = "the store is shutting down";
+          job->done.set();
+        }
+        purges_.clear();
+        return;
+      }
+      if (!groups_.empty()) {
+        group = groups_.front();
+        groups_.pop_front();
+      }
+    }
+    if (std::chrono::steady_clock::now() >= nextTick_) {
+      tick();
+      nextTick_ = std::chrono::steady_clock::now() + kTickInterval;
+    }
+    if (!group) {
+      if (!faulted_) runPurgeTurn();
+      continue;
+    }
+    commitGroup(*group);
+    const std::size_t size = group->items.size();
+    for (const std::unique_ptr<Pending>& submitted : group->submitted) {
+      try {
+        submitted->done(submitted->outcome);
+      } catch (const std::exception& e) {
+        storageLog().error("an event's completion threw: %s", std::string(e.what()));
+      }
+    }
+    group->done.set();
+    if (sinkSettings_.onBatch) sinkSettings_.onBatch(size);
+    // Purges take turns with ingest: one purge transaction after each batch of events.
+    if (!faulted_) runPurgeTurn();
+  }
+}
+
+bool PgEventSink::ensureWriter() {
+  if (writer_ && writer_->c.ok()) return true;
+  writer_.reset();
+  try {
+    writer_ = std::make_unique<Writer>(settings_, clock_, sinkSettings_);
+    return true;
+  } catch (const std::exception& e) {
+    enterFault(e.what());
+    return false;
+  }
+}
+
+bool PgEventSink::commitRange(std::vector<Pending*>& batch, std::size_t from, std::size_t to,
+                              std::string& error, bool& wide) {
+  for (int attempt = 0;; ++attempt) {
+    if (!ensureWriter()) {
+      error = problem_;
+      wide = true;
+      return false;
+    }
+    try {
+      Transaction tx(writer_->c);
+      writer_->applyBatch(batch, from, to, verifier_);
+      tx.commit();
+      queueCleanups(writer_->takeCleanups());
+      return true;
+    } catch (const PgError& e) {
+      writer_->c.rollbackQuietly();
+      // Two receivers' batches can still meet in a circle on rows outside the portal locks
+      // (the token store's); PostgreSQL breaks it by failing one, which simply runs again.
+      if (e.retryable() && attempt < kDeadlockRetries) continue;
+      error = e.what();
+      wide = storageWide(e.sqlstate());
+      return false;
+    } catch (const std::exception& e) {
+      writer_->c.rollbackQuietly();
+      error = e.what();
+      wide = false;
+      return false;
+    }
+  }
+}
+
+void PgEventSink::commitGroup(Group& group) {
+  std::vector<Pending*>& batch = group.items;
+  std::string error;
+  bool wide = false;
+  if (commitRange(batch, 0, batch.size(), error, wide)) return leaveFault();
+  for (Pending* p : batch) p->outcome = unavailable(error);
+  if (batch.size() == 1 || wide) return enterFault("a commit failed: " + error);
+  // One event that cannot be written must not take its neighbours down with it.
+  std::size_t failed = 0;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    std::string one;
+    bool oneWide = false;
+    if (!commitRange(batch, i, i + 1, one, oneWide)) {
+      batch[i]->outcome = unavailable(one);
+      ++failed;
+      storageLog().error("commit failed for one %s event: %s", batch[i]->event->event, one);
+      error = one;
+    }
+  }
+  if (failed == batch.size()) return enterFault("a commit failed: " + error);
+  leaveFault();
+}
+
+bool PgEventSink::runPurgeTurn() {
+  std::shared_ptr<PurgeJob> job;
+  {
+    MutexLock lock(mutex_);
+    if (purges_.empty()) return false;
+    job = purges_.front();
+  }
+  bool finished = true;
+  const std::int64_t before = job->deleted;
+  try {
+    if (!ensureWriter()) throw StorageError(problem_);
+    finished = writer_->purgeBatch(*job, sinkSettings_.purgeBatch);
+    if (sinkSettings_.onPurgeBatch) sinkSettings_.onPurgeBatch(job->deleted - before);
+  } catch (const std::exception& e) {
+    if (writer_) writer_->c.rollbackQuietly();
+    job->error = e.what();
+    storageLog().error("purge failed after %Ld events: %s", static_cast<long long>(job->deleted),
+                       job->error);
+  }
+  if (finished) {
+    {
+      MutexLock lock(mutex_);
+      purges_.pop_front();
+    }
+    if (!job->request.dryRun && job->error.empty() && job->deleted > 0) {
+      storageLog().information("purged %Ld events", static_cast<long long>(job->deleted));
+    }
+    job->done.set();
+  }
+  return true;
+}
+
+void PgEventSink::queueCleanups(std::vector<PurgeRequest> cleanups) {
+  if (cleanups.empty()) return;
+  MutexLock lock(mutex_);
+  for (PurgeRequest& r : cleanups) {
+    auto job = std::make_shared<PurgeJob>();  // nobody waits for it
+    job->request = std::move(r);
+    purges_.push_back(std::move(job));
+  }
+}
+
+void PgEventSink::tick() {
+  // Without traffic nothing else would find out that the server is back: a small transaction
+  // once a second while faulted.
+  if (!faulted_) return;
+  if (!ensureWriter()) return;
+  try {
+    Transaction tx(writer_->c);
+    writer_->c.exec("SELECT 1");
+    tx.commit();
+    leaveFault();
+  } catch (const std::exception&) {
+    // Still in the fault that was logged when it began.
+  }
+}
+
+void PgEventSink::enterFault(const std::string& problem) {
+  if (faulted_) return;  // once per change of state, not once per request
+  faulted_ = true;
+  problem_ = problem;
+  storageLog().error(
+      "storage fault: %s; ingest answers 503 storage_unavailable until a commit succeeds", problem);
+  board_->set(StorageHealth{false, problem, clock_.nowMillis()});
+}
+
+void PgEventSink::leaveFault() {
+  if (!faulted_) return;
+  faulted_ = false;
+  problem_.clear();
+  storageLog().information("storage recovered: a commit succeeded; acknowledging again");
+  board_->set(StorageHealth{true, {}, clock_.nowMillis()});
+}
+
+}  // namespace b24es::pg
