@@ -1,6 +1,5 @@
 #include "app.h"
 
-#include <Poco/File.h>
 #include <Poco/Logger.h>
 #include <Poco/Util/HelpFormatter.h>
 #include <Poco/Util/Option.h>
@@ -13,13 +12,11 @@
 #include <iostream>
 
 #include "clock.h"
-#include "embedded_migrations.h"
 #include "logging.h"
 #include "purge_command.h"
 #include "refresh_commands.h"
 #include "service.h"
 #include "settings.h"
-#include "sqlite_storage.h"
 
 #ifndef B24ES_VERSION
 #define B24ES_VERSION "0.0.0"
@@ -217,7 +214,7 @@ int App::serve() {
     service.start();
     std::cout << "listening ingest=" << service.ingestUrl() << " query=" << service.queryUrl()
               << std::endl;
-    appLog().information("serving %s on %s%s, query API on %s", settings.db.path,
+    appLog().information("serving %s on %s%s, query API on %s", describeDatabase(settings),
                          service.ingestUrl(), settings.ingest.path, service.queryUrl());
     // Type=notify (b24-event-store.service): both listeners are bound and serving. Without
     // NOTIFY_SOCKET (not under systemd) sd_notify does nothing.
@@ -240,13 +237,14 @@ int App::migrate() {
   const Settings& settings = *loaded;
   // --status only reads: a database that does not exist has every migration pending, and is
   // not created by asking.
-  if (params_.count("status") && !Poco::File(settings.db.path).exists()) {
-    for (const Migration& m : embeddedMigrations()) std::cout << "pending " << m.name << std::endl;
+  if (params_.count("status") && databaseMissing(settings)) {
+    for (const Migration& m : storageMigrations(settings))
+      std::cout << "pending " << m.name << std::endl;
     return kExitOk;
   }
   SystemClock clock;
   try {
-    auto storage = openSqliteStorage(settings.db, clock, embeddedMigrations());
+    auto storage = openStorage(settings, clock);
     if (params_.count("status")) {
       bool problem = false;
       for (const MigrationState& m : storage->migrator().status()) {

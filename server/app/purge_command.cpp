@@ -1,13 +1,10 @@
 #include "purge_command.h"
 
 #include <Poco/Exception.h>
-#include <Poco/File.h>
 
 #include "clock.h"
-#include "embedded_migrations.h"
 #include "query_params.h"
 #include "settings.h"
-#include "sqlite_storage.h"
 
 namespace b24es {
 
@@ -50,13 +47,13 @@ int runPurge(const CommandLine& command, std::ostream& out, std::ostream& err) {
     err << "configuration: " << e.displayText() << std::endl;
     return kExitUsage;
   }
-  if (!Poco::File(settings.db.path).exists()) {
+  if (databaseMissing(settings)) {
     err << "database " << settings.db.path << " does not exist (check db.path)" << std::endl;
     return kExitFailure;
   }
   SystemClock clock;
   try {
-    auto storage = openSqliteStorage(settings.db, clock, embeddedMigrations());
+    auto storage = openStorage(settings, clock);
     MigrationResult migrated = storage->migrator().apply();
     if (!migrated.ok) {
       err << "migrate: " << migrated.error << std::endl;

@@ -1,17 +1,14 @@
 #include "refresh_commands.h"
 
 #include <Poco/Exception.h>
-#include <Poco/File.h>
 #include <Poco/NumberParser.h>
 
 #include <set>
 
 #include "clock.h"
-#include "embedded_migrations.h"
 #include "logging.h"
 #include "oauth_client.h"
 #include "settings.h"
-#include "sqlite_storage.h"
 #include "token_refresher.h"
 
 namespace b24es {
@@ -58,13 +55,13 @@ int prepare(const CommandLine& command, Environment& env, std::ostream& err) {
   }
   // A cron job pointed at the wrong path must say so, not create an empty database and report
   // that nothing was due.
-  if (!Poco::File(env.settings.db.path).exists()) {
+  if (databaseMissing(env.settings)) {
     err << "database " << env.settings.db.path
         << " does not exist (check db.path; `serve` or `migrate` creates it)" << std::endl;
     return kExitFailure;
   }
   try {
-    env.storage = openSqliteStorage(env.settings.db, env.clock, embeddedMigrations());
+    env.storage = openStorage(env.settings, env.clock);
     // A cron job that runs right after an upgrade finds the columns it needs.
     MigrationResult migrated = env.storage->migrator().apply();
     if (!migrated.ok) {

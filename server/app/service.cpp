@@ -7,12 +7,10 @@
 
 #include <thread>
 
-#include "embedded_migrations.h"
 #include "ingest_handler.h"
 #include "query_handler.h"
 #include "refresh_timer.h"
 #include "retention.h"
-#include "sqlite_storage.h"
 #include "token_refresher.h"
 #include "verifier.h"
 
@@ -72,7 +70,7 @@ Service::Service(const Settings& settings, const Clock& clock) : settings_(setti
                          " is not a loopback address and query.token is not set; "
                          "set B24ES_QUERY_TOKEN or listen on 127.0.0.1");
     }
-    storage_ = openSqliteStorage(settings_.db, clock, embeddedMigrations());
+    storage_ = openStorage(settings_, clock);
   } catch (const StorageError& e) {
     throw ServiceError(e.what());
   } catch (const Poco::Exception& e) {

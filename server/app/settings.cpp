@@ -2,6 +2,7 @@
 
 #include <Poco/Environment.h>
 #include <Poco/Exception.h>
+#include <Poco/File.h>
 #include <Poco/NumberParser.h>
 #include <Poco/String.h>
 #include <Poco/StringTokenizer.h>
@@ -11,6 +12,7 @@
 #include <algorithm>
 
 #include "access_log.h"
+#include "embedded_migrations.h"
 
 namespace b24es {
 namespace {
@@ -19,6 +21,7 @@ namespace {
 const std::map<std::string, std::string>& environmentKeys() {
   static const std::map<std::string, std::string> keys = {
       {"B24ES_DB", "db.path"},
+      {"B24ES_DB_URL", "db.url"},
       {"B24ES_QUERY_TOKEN", "query.token"},
       {"B24_CLIENT_ID", "bitrix24.client_id"},
       {"B24_CLIENT_SECRET", "bitrix24.client_secret"},
@@ -74,6 +77,12 @@ Settings loadSettings(const Poco::Util::AbstractConfiguration& c) {
   Settings s;
   s.db.path = c.getString("db.path", s.db.path);
   s.db.synchronous = Poco::toLower(c.getString("db.synchronous", s.db.synchronous));
+  s.pg.url = c.getString("db.url", "");
+  if (!s.pg.url.empty() && describePgUrl(s.pg.url) == "an invalid db.url") {
+    // The value holds a password: the message never repeats it.
+    throw Poco::SyntaxException(
+        "db.url must be postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?PARAMS]");
+  }
   s.ingest.listen = c.getString("ingest.listen", s.ingest.listen);
   s.ingest.path = c.getString("ingest.path", s.ingest.path);
   int maxBody = intKey(c, "ingest.max_body_bytes", static_cast<int>(s.ingest.maxBodyBytes));
@@ -180,6 +189,29 @@ std::pair<std::string, unsigned short> splitHostPort(const std::string& listen) 
     throw Poco::InvalidArgumentException("bad port in listen address: " + listen);
   }
   return {host.empty() ? "0.0.0.0" : host, static_cast<unsigned short>(port)};
+}
+
+}  // namespace b24es
+
+namespace b24es {
+
+std::unique_ptr<Storage> openStorage(const Settings& settings, const Clock& clock) {
+  if (!settings.pg.url.empty()) {
+    return openPgStorage(settings.pg, clock, embeddedPgMigrations());
+  }
+  return openSqliteStorage(settings.db, clock, embeddedMigrations());
+}
+
+const std::vector<Migration>& storageMigrations(const Settings& settings) {
+  return settings.pg.url.empty() ? embeddedMigrations() : embeddedPgMigrations();
+}
+
+std::string describeDatabase(const Settings& settings) {
+  return settings.pg.url.empty() ? settings.db.path : describePgUrl(settings.pg.url);
+}
+
+bool databaseMissing(const Settings& settings) {
+  return settings.pg.url.empty() && !Poco::File(settings.db.path).exists();
 }
 
 }  // namespace b24es

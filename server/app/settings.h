@@ -12,6 +12,7 @@
 
 #include "ingest_settings.h"
 #include "logging.h"
+#include "pg_storage.h"
 #include "query_settings.h"
 #include "refresh_settings.h"
 #include "retention.h"
@@ -20,7 +21,8 @@
 namespace b24es {
 
 struct Settings {
-  SqliteSettings db;
+  SqliteSettings db;  // db.path, db.synchronous: the SQLite default
+  PgSettings pg;      // db.url: PostgreSQL instead of SQLite when its url is set (SPEC §11)
   IngestSettings ingest;
   QuerySettings query;
   OAuthSettings oauth;
@@ -44,6 +46,19 @@ Poco::AutoPtr<Poco::Util::LayeredConfiguration> layerConfiguration(
 
 // The process environment restricted to the variables SPEC §3 names.
 std::map<std::string, std::string> knownEnvironment();
+
+// The storage backend is chosen here and only here: PostgreSQL when db.url is set, else the
+// SQLite file at db.path.
+// Opens the database the settings name (not yet migrated). Throws StorageError, with no
+// password in its message.
+std::unique_ptr<Storage> openStorage(const Settings& settings, const Clock& clock);
+// The migrations the binary embeds for that backend.
+const std::vector<Migration>& storageMigrations(const Settings& settings);
+// The database for log lines and messages: db.path, or db.url without its password.
+std::string describeDatabase(const Settings& settings);
+// True when the settings name a SQLite file that does not exist (commands that only read or
+// maintain a database refuse to create one). A PostgreSQL database is the server's to say.
+bool databaseMissing(const Settings& settings);
 
 // Splits "host:port" (or "[v6]:port"). Throws Poco::InvalidArgumentException.
 std::pair<std::string, unsigned short> splitHostPort(const std::string& listen);

@@ -8,6 +8,7 @@
 #include <Poco/SHA2Engine.h>
 #include <Poco/URI.h>
 
+#include <cctype>
 #include <mutex>
 
 namespace b24es {
@@ -125,8 +126,16 @@ Poco::Data::Session openSession(const PgSettings& settings, const std::string& p
   try {
     return Poco::Data::Session("PostgreSQL", keywords);
   } catch (const Poco::Exception& e) {
-    throw StorageError("cannot connect to " + describePgUrl(settings.url) + ": " +
-                       scrub(e.displayText(), password));
+    std::string message = scrub(e.displayText(), password);
+    // libpq ends its messages with a newline, and indents a second line under the first.
+    while (!message.empty() && std::isspace(static_cast<unsigned char>(message.back()))) {
+      message.pop_back();
+    }
+    for (std::size_t nl = message.find("\n\t"); nl != std::string::npos;
+         nl = message.find("\n\t", nl)) {
+      message.replace(nl, 2, " ");
+    }
+    throw StorageError("cannot connect to " + describePgUrl(settings.url) + ": " + message);
   }
 }
 }  // namespace
