@@ -1,0 +1,279 @@
+// Several receivers on one PostgreSQL database (issue 16, SPEC §11): real `serve` processes on
+// the throwaway server of scripts/lib/pg.sh, each test with a database of its own, load through
+// all of them over HTTP, a SIGKILL of one under load, concurrent installs of one portal, the
+// new-portal limit across processes, and what a wrong password or a refused connection prints.
+// Loops are bounded in count; nothing here measures time.
+#define BOOST_TEST_MODULE pg_receivers
+#include <boost/test/unit_test.hpp>
+
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+
+#include <csignal>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "pg_test_support.h"
+#include "test_support.h"
+
+using namespace b24es;
+
+namespace {
+
+const std::string kPath = "/bitrix24/events";
+const std::string kMember = "7c1e5a93d2b84f06a9e3c5d71b2f8e40";
+const std::string kAppToken = "f4a8c2e61b9d7035e8c4a1f6d2b97e53";
+
+// The test's database URL, or nullopt (with a warning) when no PostgreSQL is configured
+// outside scripts/test; under scripts/test a missing server fails the case (pgServerUrl).
+std::optional<std::string> database(const test::TempDir& dir) {
+  if (!test::pgServerUrl()) {
+    BOOST_WARN_MESSAGE(false, "no B24ES_TEST_PG_URL: PostgreSQL case not run");
+    return std::nullopt;
+  }
+  return test::pgDatabaseFor(dir.path());
+}
+
+// One `serve` process on `url`, with the properties in `config` (a file in `dir`).
+struct Receiver {
+  Receiver(const test::TempDir& dir, const std::string& url, const std::string& name,
+           const std::string& config = {})
+      : process(args(dir, name, config), {{"B24ES_DB_URL", url}}) {
+    BOOST_REQUIRE_MESSAGE(process.readListeningLine(ingest, query), process.readAllStderr());
+  }
+  static std::vector<std::string> args(const test::TempDir& dir, const std::string& name,
+                                       const std::string& config) {
+    const std::string file = dir.file(name + ".properties");
+    std::ofstream(file) << config;
+    return {"serve", "--config", file, "--listen", "127.0.0.1:0", "--query-listen", "127.0.0.1:0"};
+  }
+  test::ChildProcess process;
+  std::string ingest, query;
+};
+
+std::string withField(std::string body, const std::string& field, const std::string& value) {
+  const std::string key = field + "=";
+  std::size_t at = body.find(key);
+  BOOST_REQUIRE(at != std::string::npos);
+  std::size_t end = body.find('&', at);
+  return body.replace(at + key.size(),
+                      (end == std::string::npos ? body.size() : end) - at - key.size(), value);
+}
+
+std::string installOf(const std::string& member, const std::string& appToken) {
+  std::string body = test::sample("01-ONAPPINSTALL.form");
+  body = withField(body, "auth%5Bmember_id%5D", member);
+  return withField(body, "auth%5Bapplication_token%5D", appToken);
+}
+
+// The id of a stored event, 0 for another answer; -1 when the receiver could not be reached.
+std::int64_t post(const std::string& ingest, const std::string& body, int* status = nullptr) {
+  test::HttpResult r;
+  try {
+    r = test::postForm(ingest, kPath, body);
+  } catch (const std::exception&) {
+    return -1;
+  }
+  if (status) *status = r.status;
+  if (r.status != 200) return 0;
+  return Poco::JSON::Parser()
+      .parse(r.body)
+      .extract<Poco::JSON::Object::Ptr>()
+      ->getValue<std::int64_t>("id");
+}
+
+std::int64_t count(const std::string& url, const std::string& sql) {
+  return std::stoll(test::pgQuery(url, sql).at(0));
+}
+
+std::int64_t statsTotal(const std::string& query) {
+  test::HttpResult r = test::httpGet(query, "/api/v1/stats");
+  BOOST_REQUIRE_EQUAL(r.status, 200);
+  return Poco::JSON::Parser()
+      .parse(r.body)
+      .extract<Poco::JSON::Object::Ptr>()
+      ->getValue<std::int64_t>("total");
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(two_receivers_store_every_event_once_and_either_answers_for_both) {
+  test::TempDir dir;
+  std::optional<std::string> url = database(dir);
+  if (!url) return;
+  Receiver a(dir, *url, "a"), b(dir, *url, "b");
+  BOOST_REQUIRE_GT(post(a.ingest, installOf(kMember, kAppToken)), 0);
+  const std::string deal = test::sample("03-ONCRMDEALADD.form");
+  constexpr int kThreads = 4, kPerThread = 50;
+  std::mutex mutex;
+  std::vector<std::int64_t> ids;  // guarded by mutex
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::int64_t id = post((t + i) % 2 ? a.ingest : b.ingest, deal);
+        std::lock_guard<std::mutex> lock(mutex);
+        ids.push_back(id);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  BOOST_TEST(std::count_if(ids.begin(), ids.end(), [](std::int64_t id) { return id > 0; }) ==
+             kThreads * kPerThread);
+  std::set<std::int64_t> unique(ids.begin(), ids.end());
+  BOOST_TEST(unique.size() == ids.size());  // no id given twice
+  BOOST_TEST(count(*url, "SELECT count(*) FROM events") == kThreads * kPerThread + 1);
+  // The counters are exact across processes, and both receivers read the same database.
+  BOOST_TEST(statsTotal(a.query) == kThreads * kPerThread + 1);
+  BOOST_TEST(statsTotal(b.query) == kThreads * kPerThread + 1);
+  BOOST_TEST(count(*url, "SELECT sum(count) FROM event_counts") == kThreads * kPerThread + 1);
+  BOOST_TEST(
+      count(*url, "SELECT sum(count) FROM event_buckets WHERE width = 60 AND member_id = ''") ==
+      kThreads * kPerThread + 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_receiver_killed_under_load_loses_no_acknowledged_event) {
+  test::TempDir dir;
+  std::optional<std::string> url = database(dir);
+  if (!url) return;
+  Receiver a(dir, *url, "a"), b(dir, *url, "b");
+  BOOST_REQUIRE_GT(post(b.ingest, installOf(kMember, kAppToken)), 0);
+  const std::string deal = test::sample("03-ONCRMDEALADD.form");
+  constexpr int kThreads = 4, kPerThread = 100, kKillAfter = 60;
+  std::mutex mutex;
+  std::condition_variable acked;
+  std::vector<std::int64_t> ids;  // acknowledged ids; guarded by mutex
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string& target = t % 2 ? a.ingest : b.ingest;
+      for (int i = 0; i < kPerThread; ++i) {
+        std::int64_t id = post(target, deal);
+        if (id < 0) return;  // the killed receiver: nothing more to send it
+        std::lock_guard<std::mutex> lock(mutex);
+        if (id > 0) ids.push_back(id);
+        acked.notify_all();
+      }
+    });
+  }
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    acked.wait(lock, [&] { return ids.size() >= kKillAfter; });
+  }
+  a.process.signal(SIGKILL);
+  for (auto& t : threads) t.join();
+  a.process.wait();
+  // Every acknowledgement, of either receiver, is a committed row; nothing was stored twice.
+  std::string list;
+  for (std::int64_t id : ids) list += (list.empty() ? "" : ",") + std::to_string(id);
+  BOOST_TEST(count(*url, "SELECT count(*) FROM events WHERE id IN (" + list + ")") ==
+             static_cast<std::int64_t>(ids.size()));
+  BOOST_TEST(std::set<std::int64_t>(ids.begin(), ids.end()).size() == ids.size());
+  // A batch that committed as the process died is stored without its answers: the counters
+  // still match the rows, as they are written in the same transaction.
+  BOOST_TEST(statsTotal(b.query) == count(*url, "SELECT count(*) FROM events"));
+  // The survivor keeps acknowledging.
+  BOOST_TEST(post(b.ingest, deal) > 0);
+}
+
+BOOST_AUTO_TEST_CASE(concurrent_installs_of_one_portal_at_two_receivers_register_one_token) {
+  test::TempDir dir;
+  std::optional<std::string> url = database(dir);
+  if (!url) return;
+  Receiver a(dir, *url, "a"), b(dir, *url, "b");
+  constexpr int kInstalls = 12;
+  std::vector<int> status(kInstalls);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kInstalls; ++i) {
+    threads.emplace_back([&, i] {
+      // Three different application tokens, each sent four times.
+      const std::string token = "a0000000000000000000000000000" + std::to_string(100 + i % 3);
+      post(i % 2 ? a.ingest : b.ingest, installOf(kMember, token), &status[i]);
+    });
+  }
+  for (auto& t : threads) t.join();
+  const std::string stored =
+      test::pgQuery(*url,
+                    "SELECT application_token FROM portals WHERE member_id = '" + kMember + "'")
+          .at(0);
+  // Whichever install came first took the portal; an install with another token was refused
+  // (401) at either receiver, one with the same token refreshed it (200).
+  int accepted = 0;
+  for (int i = 0; i < kInstalls; ++i) {
+    const std::string token = "a0000000000000000000000000000" + std::to_string(100 + i % 3);
+    BOOST_TEST_CONTEXT("install " << i << " with " << token) {
+      BOOST_TEST(status[i] == (token == stored ? 200 : 401));
+    }
+    if (status[i] == 200) ++accepted;
+  }
+  BOOST_TEST(accepted == kInstalls / 3);
+  BOOST_TEST(count(*url, "SELECT count(*) FROM events") == accepted);
+  BOOST_TEST(count(*url, "SELECT count(*) FROM portals") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(the_new_portal_limit_holds_across_receivers) {
+  test::TempDir dir;
+  std::optional<std::string> url = database(dir);
+  if (!url) return;
+  const std::string config = "ingest.max_new_portals = 3\n";
+  Receiver a(dir, *url, "a", config), b(dir, *url, "b", config);
+  constexpr int kPortals = 10;
+  std::vector<int> status(kPortals);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kPortals; ++i) {
+    threads.emplace_back([&, i] {
+      const std::string member = "c0ffee0000000000000000000000" + std::to_string(1000 + i);
+      post(i % 2 ? a.ingest : b.ingest, installOf(member, kAppToken), &status[i]);
+    });
+  }
+  for (auto& t : threads) t.join();
+  BOOST_TEST(std::count(status.begin(), status.end(), 200) == 3);
+  BOOST_TEST(std::count(status.begin(), status.end(), 429) == kPortals - 3);
+  BOOST_TEST(count(*url, "SELECT count(*) FROM portals") == 3);
+  BOOST_TEST(count(*url, "SELECT count(*) FROM events") == 3);
+}
+
+BOOST_AUTO_TEST_CASE(a_wrong_password_or_a_refused_connection_never_prints_the_password) {
+  test::TempDir dir;
+  std::optional<std::string> url = database(dir);
+  if (!url) return;
+  const std::string secret = "Wr0ngPassw0rd-5f1c9e";
+  // The test server's URL with the password replaced, and one at a port nothing listens on.
+  const std::string user = url->substr(0, url->find(':', 13));  // postgresql://b24es
+  const std::string rest = url->substr(url->find('@'));         // @127.0.0.1:PORT/db
+  const std::string wrong = user + ":" + secret + rest;
+  const std::string refused = user + ":" + secret + "@127.0.0.1:1/nowhere";
+  for (const std::string& target : {wrong, refused}) {
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{"migrate"}, std::vector<std::string>{"migrate", "--status"},
+          std::vector<std::string>{"serve", "--listen", "127.0.0.1:0", "--query-listen",
+                                   "127.0.0.1:0"},
+          std::vector<std::string>{"refresh-tokens"}}) {
+      std::string out, err;
+      int rc = test::runBinary(args, out, err, {{"B24ES_DB_URL", target}});
+      BOOST_TEST_CONTEXT(args.front() << " on " << (target == wrong ? "wrong" : "refused")) {
+        BOOST_TEST(rc == 1, err);
+        BOOST_TEST(err.find(secret) == std::string::npos, err);
+        BOOST_TEST(out.find(secret) == std::string::npos, out);
+        // What went wrong is said, and where (without the password).
+        BOOST_TEST(err.find(target == wrong ? "password authentication failed"
+                                            : "Connection refused") != std::string::npos,
+                   err);
+        BOOST_TEST(err.find(user.substr(13) + "@127.0.0.1") != std::string::npos, err);
+      }
+    }
+  }
+  // A malformed URL is a usage error whose message does not repeat it.
+  std::string out, err;
+  int rc = test::runBinary({"migrate"}, out, err,
+                           {{"B24ES_DB_URL", "mysql://root:" + secret + "@127.0.0.1/x"}});
+  BOOST_TEST(rc == 2, err);
+  BOOST_TEST(err.find(secret) == std::string::npos, err);
+  BOOST_TEST(err.find("db.url") != std::string::npos, err);
+}
