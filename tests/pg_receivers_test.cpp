@@ -45,7 +45,8 @@ struct Receiver {
   Receiver(const test::TempDir& dir, const std::string& url, const std::string& name,
            const std::string& config = {})
       : process(args(dir, name, config), {{"B24ES_DB_URL", url}}) {
-    BOOST_REQUIRE_MESSAGE(process.readListeningLine(ingest, query), process.readAllStderr());
+    // Its stderr only when it did not start: reading it waits for the process to end.
+    if (!process.readListeningLine(ingest, query)) BOOST_FAIL(process.readAllStderr());
   }
   static std::vector<std::string> args(const test::TempDir& dir, const std::string& name,
                                        const std::string& config) {
@@ -149,25 +150,31 @@ BOOST_AUTO_TEST_CASE(a_receiver_killed_under_load_loses_no_acknowledged_event) {
   std::mutex mutex;
   std::condition_variable acked;
   std::vector<std::int64_t> ids;  // acknowledged ids; guarded by mutex
+  int finished = 0;               // threads done; guarded by mutex
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       const std::string& target = t % 2 ? a.ingest : b.ingest;
       for (int i = 0; i < kPerThread; ++i) {
         std::int64_t id = post(target, deal);
-        if (id < 0) return;  // the killed receiver: nothing more to send it
+        if (id < 0) break;  // the killed receiver: nothing more to send it
         std::lock_guard<std::mutex> lock(mutex);
         if (id > 0) ids.push_back(id);
         acked.notify_all();
       }
+      std::lock_guard<std::mutex> lock(mutex);
+      ++finished;
+      acked.notify_all();
     });
   }
   {
+    // Until enough acknowledgements, or every thread gave up (then the checks below fail).
     std::unique_lock<std::mutex> lock(mutex);
-    acked.wait(lock, [&] { return ids.size() >= kKillAfter; });
+    acked.wait(lock, [&] { return ids.size() >= kKillAfter || finished == kThreads; });
   }
   a.process.signal(SIGKILL);
   for (auto& t : threads) t.join();
+  BOOST_TEST(ids.size() >= static_cast<std::size_t>(kKillAfter));
   a.process.wait();
   // Every acknowledgement, of either receiver, is a committed row; nothing was stored twice.
   std::string list;

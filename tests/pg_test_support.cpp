@@ -4,6 +4,7 @@
 
 #include <Poco/DigestEngine.h>
 #include <Poco/MD5Engine.h>
+#include <Poco/UUIDGenerator.h>
 
 #include <cstdlib>
 #include <memory>
@@ -48,8 +49,12 @@ std::optional<std::string> pgServerUrl() {
 std::string pgDatabaseFor(const std::string& dir) {
   std::optional<std::string> server = pgServerUrl();
   if (!server) throw std::runtime_error("no B24ES_TEST_PG_URL");
+  // Temp folder names repeat across runs; the databases of an earlier run stay on the server
+  // (a developer's), so the name also holds a nonce of this process.
+  static const std::string nonce =
+      Poco::UUIDGenerator::defaultGenerator().createRandom().toString();
   Poco::MD5Engine md5;
-  md5.update(dir);
+  md5.update(nonce + dir);
   const std::string name = "b24es_t_" + Poco::DigestEngine::digestToHex(md5.digest()).substr(0, 20);
   Conn admin = connect(*server);
   const std::string exists =

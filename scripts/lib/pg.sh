@@ -3,7 +3,8 @@
 # Unix socket inside that folder, run as an unprivileged user (PostgreSQL refuses to run as
 # root, and CI runs as root). Source it; do not run it.
 #
-#   b24es_pg_start DIR   creates DIR, starts the server, exports B24ES_TEST_PG_URL
+#   b24es_pg_start DIR   creates DIR (its parent must be open to other users, as /tmp and
+#                        mktemp -d's own folder are), starts the server, exports B24ES_TEST_PG_URL
 #                        (postgresql://b24es:PASSWORD@127.0.0.1:PORT/postgres, a superuser, so
 #                        that tests can create a database per case)
 #   b24es_pg_stop DIR    stops it (immediate) and removes DIR

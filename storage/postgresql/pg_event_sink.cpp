@@ -1,6 +1,8 @@
 #include "pg_event_sink.h"
 
+#include <Poco/DigestEngine.h>
 #include <Poco/Logger.h>
+#include <Poco/MD5Engine.h>
 
 #include <pthread.h>
 
@@ -25,9 +27,8 @@ constexpr std::int64_t kMinuteBucketKeepSeconds = 7 * 86400;
 constexpr std::int64_t kHourBucketKeepSeconds = 90 * 86400;
 
 // Advisory lock keys (pg_advisory_xact_lock), constants of this program: ASCII "b24es-np"
-// (new portals) and "b24es-id" (commit order). Portal keys are hashtextextended(member_id, 0).
+// (new portals) and "b24es-id" (commit order, in kInsertEventsHead). Portal keys: lockKey().
 constexpr const char* kNewPortalLock = "SELECT pg_advisory_xact_lock(7102601135318347376)";
-constexpr const char* kCommitOrderLock = "SELECT pg_advisory_xact_lock(7102601135318346084)";
 
 constexpr const char* kSelectPortalBatchSql =
     "SELECT id, received_at FROM events WHERE member_id = $1 AND id > $2 AND id < $3 "
@@ -35,10 +36,18 @@ constexpr const char* kSelectPortalBatchSql =
 constexpr const char* kSelectOldestBatchSql =
     "SELECT id, received_at FROM events WHERE id > $1 ORDER BY id LIMIT $2";
 
-constexpr const char* kEventColumns =
+constexpr const char* kInsertEventsHead =
+    "WITH commit_order AS MATERIALIZED (SELECT pg_advisory_xact_lock(7102601135318346084)) "
     "INSERT INTO events(member_id, domain, event, event_handler_id, event_id, ts, received_at, "
-    "user_id, entity_id, entity_type_id, data) VALUES ";
+    "user_id, entity_id, entity_type_id, data) SELECT v.* FROM commit_order, (VALUES ";
+constexpr const char* kInsertEventsTail =
+    ") AS v(member_id, domain, event, event_handler_id, event_id, ts, received_at, user_id, "
+    "entity_id, entity_type_id, data) RETURNING id";
 constexpr int kEventParams = 11;
+// The columns' types: VALUES in a subquery does not take them from the target table.
+constexpr const char* kEventCasts[kEventParams] = {"::text",   "::text",   "::text",   "::bigint",
+                                                   "::text",   "::bigint", "::bigint", "::bigint",
+                                                   "::bigint", "::bigint", "::jsonb"};
 
 Poco::Logger& storageLog() { return Poco::Logger::get("b24es.storage"); }
 
@@ -46,18 +55,20 @@ IngestOutcome unavailable(const std::string& reason) {
   return IngestOutcome{IngestOutcome::Status::kUnavailable, 0, reason};
 }
 
-// "($1, $2, ...), ($12, ...)": placeholders for `rows` rows of `columns` values, with `cast`
-// after the column of that index (jsonb for events.data). Built from counts only.
-std::string placeholders(std::size_t rows, int columns, int castColumn = -1,
-                         const char* cast = "") {
+// "($1, $2, ...), ($12, ...)": placeholders for `rows` rows of `columns` values, numbered from
+// first + 1, with `cast` after the column of that index, or casts[c] after each column c.
+// Built from counts only.
+std::string placeholders(std::size_t rows, int columns, int castColumn = -1, const char* cast = "",
+                         int first = 0, const char* const* casts = nullptr) {
   std::string s;
-  int n = 0;
+  int n = first;
   for (std::size_t r = 0; r < rows; ++r) {
     s += r ? ", (" : "(";
     for (int c = 0; c < columns; ++c) {
       if (c) s += ", ";
       s += "$" + std::to_string(++n);
       if (c == castColumn) s += cast;
+      if (casts) s += casts[c];
     }
     s += ")";
   }
@@ -97,7 +108,7 @@ class PgEventSink::Writer {
     buckets_.clear();
     cleanups_.clear();
     installLocked_ = false;
-    lockPortals(batch, from, to);
+    beginLocked(batch, from, to);
     std::vector<std::size_t> stored;  // indexes in batch of the events to insert
     std::vector<std::int64_t> receivedAt;
     std::vector<bool> cleanup;
@@ -114,8 +125,9 @@ class PgEventSink::Writer {
     }
     flushCounters();
     if (stored.empty()) return;
-    // Ids are taken under the commit-order lock, held until COMMIT (see the header).
-    c.exec(kCommitOrderLock);
+    // Ids are taken under the commit-order lock, held until COMMIT (see the header). One
+    // statement: the lock is in a MATERIALIZED CTE that the rows are joined with, so it is
+    // granted before the first row (and its nextval) comes out of the join.
     Params params;
     for (std::size_t k = 0; k < stored.size(); ++k) {
       const IncomingEvent& e = *batch[stored[k]]->event;
@@ -123,10 +135,10 @@ class PgEventSink::Writer {
       params.add(e.eventId).add(e.ts).add(receivedAt[k]).add(e.userId).add(e.entityId);
       params.add(e.entityTypeId).add(e.dataJson);
     }
-    Result ids =
-        c.query(std::string(kEventColumns) +
-                    placeholders(stored.size(), kEventParams, 10, "::jsonb") + " RETURNING id",
-                params);
+    Result ids = c.query(std::string(kInsertEventsHead) +
+                             placeholders(stored.size(), kEventParams, -1, "", 0, kEventCasts) +
+                             kInsertEventsTail,
+                         params);
     // The rows of one INSERT take their ids in the order of its VALUES list; RETURNING's order
     // is not promised, so the ids are sorted rather than read in the order they come.
     std::vector<std::int64_t> assigned;
@@ -216,22 +228,31 @@ class PgEventSink::Writer {
   Connection c;
 
  private:
-  // The batch's portals, locked: advisory locks in member_id order, then the rows FOR UPDATE.
-  void lockPortals(const std::vector<Pending*>& batch, std::size_t from, std::size_t to) {
+  // Begins the transaction and locks the batch's portals: advisory locks in key order, then
+  // the rows FOR UPDATE. The locks go with BEGIN in one round trip (the keys are numbers made
+  // here, so the text holds no input); the SELECT is a statement of its own, so that its
+  // snapshot is taken after the locks were granted and shows what their last holder committed.
+  void beginLocked(const std::vector<Pending*>& batch, std::size_t from, std::size_t to) {
     std::set<std::string> members;
     for (std::size_t i = from; i < to; ++i) members.insert(batch[i]->event->memberId);
+    std::set<std::int64_t> keys;
+    for (const std::string& m : members) keys.insert(lockKey(m));
+    std::string begin = "BEGIN; SELECT ";
+    for (auto k = keys.begin(); k != keys.end(); ++k) {
+      // The target list is evaluated left to right: the locks are taken in key order, the same
+      // order in every receiver, so two batches never wait for each other in a circle.
+      begin += (k == keys.begin() ? "" : ", ") + std::string("pg_advisory_xact_lock(") +
+               std::to_string(*k) + ")";
+    }
+    c.exec(begin);
     Params params;
-    std::string locks = "SELECT ", in;
+    std::string in;
     int n = 0;
     for (const std::string& m : members) {
       params.add(m);
-      const std::string p = "$" + std::to_string(++n);
-      // The target list is evaluated left to right: the locks are taken in member_id order.
-      locks += (n > 1 ? ", " : "") + std::string("pg_advisory_xact_lock(hashtextextended(") + p +
-               ", 0))";
-      in += (n > 1 ? ", " : "") + p;
+      ++n;
+      in += (n > 1 ? ", $" : "$") + std::to_string(n);
     }
-    c.query(locks, params);
     Result rows = c.query(
         "SELECT member_id, application_token, installed_at, uninstalled_at FROM portals "
         "WHERE member_id IN (" +
@@ -239,6 +260,17 @@ class PgEventSink::Writer {
         params);
     for (const std::string& m : members) portals_[m] = std::nullopt;
     for (int i = 0; i < rows.rows(); ++i) portals_[rows.text(i, 0)] = portalOf(rows, i);
+  }
+
+  // A portal's advisory lock key: the first 8 bytes of the MD5 of its member_id (any stable
+  // hash does; a collision only makes two portals share a lock).
+  static std::int64_t lockKey(const std::string& memberId) {
+    Poco::MD5Engine md5;
+    md5.update(memberId);
+    const Poco::DigestEngine::Digest& d = md5.digest();
+    std::uint64_t k = 0;
+    for (std::size_t i = 0; i < 8; ++i) k = (k << 8) | d[i];
+    return static_cast<std::int64_t>(k);
   }
 
   static PortalRecord portalOf(const Result& r, int i) {
@@ -479,19 +511,26 @@ class PgEventSink::Writer {
             Params().add(width).add(member).add(start).add(event));
       }
     }
-    if (totalRows) {
-      c.query("INSERT INTO event_counts(member_id, event, count) VALUES " +
+    // Additions come in pairs (a total and its buckets): one statement for both tables, a
+    // data-modifying CTE for the totals, with the buckets' placeholders numbered after them.
+    if (totalRows && bucketRows) {
+      Params both = addTotals;
+      for (const auto& v : addBuckets.values()) {
+        if (v) {
+          both.add(*v);
+        } else {
+          both.nullValue();
+        }
+      }
+      c.query("WITH totals AS (INSERT INTO event_counts(member_id, event, count) VALUES " +
                   placeholders(totalRows, 3, 2, "::bigint") +
                   " ON CONFLICT(member_id, event) DO UPDATE "
-                  "SET count = event_counts.count + excluded.count",
-              addTotals);
-    }
-    if (bucketRows) {
-      c.query("INSERT INTO event_buckets(width, member_id, start, event, count) VALUES " +
-                  placeholders(bucketRows, 5, 4, "::bigint") +
+                  "SET count = event_counts.count + excluded.count) "
+                  "INSERT INTO event_buckets(width, member_id, start, event, count) VALUES " +
+                  placeholders(bucketRows, 5, 4, "::bigint", static_cast<int>(totalRows) * 3) +
                   " ON CONFLICT(width, member_id, start, event) DO UPDATE "
                   "SET count = event_buckets.count + excluded.count",
-              addBuckets);
+              both);
     }
     totals_.clear();
     buckets_.clear();
@@ -657,9 +696,8 @@ bool PgEventSink::commitRange(std::vector<Pending*>& batch, std::size_t from, st
       return false;
     }
     try {
-      Transaction tx(writer_->c);
-      writer_->applyBatch(batch, from, to, verifier_);
-      tx.commit();
+      writer_->applyBatch(batch, from, to, verifier_);  // sends BEGIN with the portal locks
+      writer_->c.exec("COMMIT");
       queueCleanups(writer_->takeCleanups());
       return true;
     } catch (const PgError& e) {
