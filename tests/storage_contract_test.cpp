@@ -919,6 +919,34 @@ CONTRACT_CASE(a_claim_leases_the_row_to_a_new_owner) {
   BOOST_TEST(again.leaseOwner != c.leaseOwner);
 }
 
+// Issue 16: refreshers in several processes (here, Storages of their own on one database) that
+// claim one row at the same moment lease it once, so one refresh token is spent once.
+CONTRACT_CASE(claims_from_several_processes_at_once_lease_the_row_once) {
+  Db db(backend);
+  db.stored(install());
+  constexpr int kProcesses = 3, kClaimsEach = 4;
+  std::vector<std::unique_ptr<Storage>> processes;
+  for (int p = 0; p < kProcesses; ++p) processes.push_back(backend.open(db.dir.path(), db.clock));
+  std::vector<Claim> claims(kProcesses * kClaimsEach);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < claims.size(); ++i) {
+    threads.emplace_back([&, i] {
+      claims[i] =
+          processes[i % kProcesses]->tokenStore().claim(db.request(), db.clock.nowSeconds());
+    });
+  }
+  for (auto& t : threads) t.join();
+  int leased = 0;
+  for (const Claim& c : claims) {
+    if (c.status == ClaimStatus::kClaimed) {
+      ++leased;
+    } else {
+      BOOST_TEST((c.status == ClaimStatus::kBusy));
+    }
+  }
+  BOOST_TEST(leased == 1);
+}
+
 CONTRACT_CASE(an_expired_lease_lets_another_claim_and_the_old_owner_cannot_release_it) {
   Db db(backend);
   db.stored(install());
