@@ -1,22 +1,35 @@
 #include "rejections.h"
 
+#include <Poco/UTF8Encoding.h>
+
 #include <utility>
 
 namespace b24es {
 
 std::string cutToChars(const std::string& text, std::size_t chars) {
-  // Written by hand: POCO's UTF-8 helpers convert or validate whole strings; this only needs
-  // where the (chars + 1)-th character starts.
-  // Also at most 4 bytes a character, so that stray continuation bytes cannot make it long.
+  // Written by hand: POCO converts or validates whole strings (UTF8Encoding::isLegal checks one
+  // sequence, used below); this needs the first `chars` characters, made valid on the way.
+  static const char kReplacement[] = "\xEF\xBF\xBD";  // U+FFFD
+  std::string out;
   std::size_t seen = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (i == 4 * chars) return text.substr(0, i);
-    const auto byte = static_cast<unsigned char>(text[i]);
-    if ((byte & 0xC0) == 0x80) continue;  // continues the character before
-    if (seen == chars) return text.substr(0, i);
-    ++seen;
+  for (std::size_t i = 0; i < text.size() && seen < chars; ++seen) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    std::size_t length = lead < 0x80 ? 1
+                         : (lead & 0xE0) == 0xC0 ? 2
+                         : (lead & 0xF0) == 0xE0 ? 3
+                         : (lead & 0xF8) == 0xF0 ? 4
+                                                 : 0;
+    const auto* bytes = reinterpret_cast<const unsigned char*>(text.data() + i);
+    if (length == 0 || i + length > text.size() ||
+        !Poco::UTF8Encoding::isLegal(bytes, static_cast<int>(length))) {
+      out += kReplacement;
+      ++i;
+      continue;
+    }
+    out.append(text, i, length);
+    i += length;
   }
-  return text;
+  return out;
 }
 
 RejectionRecord cutRejection(RejectionRecord record) {

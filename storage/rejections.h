@@ -29,9 +29,9 @@ struct RejectionRecord {
 // SPEC §5: every value of a rejection is cut to this many characters.
 inline constexpr std::size_t kRejectionValueChars = 64;
 
-// `text` cut to at most `chars` characters, counted as UTF-8 code points (a byte that does not
-// continue a sequence starts a character), so that a cut never splits one, and to at most
-// 4 * `chars` bytes. Pure.
+// `text` cut to at most `chars` characters (UTF-8 code points), so that a cut never splits one;
+// a byte that does not begin a valid UTF-8 sequence becomes one U+FFFD character (a form body
+// may carry any bytes, and the row is served as JSON and read with sqlite3). Pure.
 std::string cutToChars(const std::string& text, std::size_t chars = kRejectionValueChars);
 
 // `record` with every text value cut by cutToChars(); an empty optional text becomes nullopt.

@@ -4,6 +4,7 @@
 // the database: every decision that depends on stored state is taken inside a transaction.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -131,6 +132,9 @@ struct SinkSettings {
   std::size_t keepRejections = 10000;
   // Most rejections waiting for the writer; more are dropped (counted) until it catches up.
   std::size_t maxPendingRejections = 4096;
+  // How long rejections wait for a batch of events to ride in before they are committed on
+  // their own: a flood costs one commit per this much time, not one per request.
+  std::chrono::milliseconds rejectionDelay{100};
   // Called with the rejections written by a commit (`written`) or dropped (`dropped`: the
   // queue was full, the sink closing, or their transaction failed), from the writer thread or
   // from recordRejection()'s caller; must be thread-safe and quick. None when empty.

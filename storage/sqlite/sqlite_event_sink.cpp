@@ -644,7 +644,7 @@ bool SqliteEventSink::recordRejection(const RejectionRecord& rejection) {
     MutexLock lock(mutex_);
     if (!closing_ && rejections_.size() < sinkSettings_.maxPendingRejections) {
       first = rejections_.empty();
-      if (first) rejectionsDue_ = std::chrono::steady_clock::now() + kRejectionDelay;
+      if (first) rejectionsDue_ = std::chrono::steady_clock::now() + sinkSettings_.rejectionDelay;
       rejections_.push_back(std::move(record));
       queued = true;
     }

@@ -13,8 +13,8 @@
 //
 // Rejections (SPEC §5 `rejections`) wait in a bounded queue and ride in the next transaction
 // of events; when no events come, they are committed on their own once the oldest has waited
-// kRejectionDelay, so a flood of forged requests costs one commit per kRejectionDelay at most,
-// not one per request.
+// SinkSettings::rejectionDelay, so a flood of forged requests costs one commit per delay at
+// most, not one per request.
 #pragma once
 
 #include <chrono>
@@ -43,9 +43,6 @@ std::vector<SqlQuery> purgeQueries();
 
 // The statements that write and trim rejections, with sample parameters (for query_plan_test).
 std::vector<SqlQuery> rejectionWriteQueries();
-
-// How long a rejection may wait for a batch of events before it is committed alone.
-inline constexpr std::chrono::milliseconds kRejectionDelay{100};
 
 class SqliteEventSink final : public EventSink {
  public:
@@ -114,7 +111,7 @@ class SqliteEventSink final : public EventSink {
   // `failure` set otherwise.
   bool commitRange(std::vector<Pending*>& batch, std::size_t from, std::size_t to,
                    std::vector<RejectionRecord>& rejections, Failure& failure);
-  // Commits `rejections` alone (no events came within kRejectionDelay); dropped on failure.
+  // Commits `rejections` alone (no events came within rejectionDelay); dropped on failure.
   void commitRejections(std::vector<RejectionRecord>& rejections);
   // Counts `rejections` as dropped and empties it.
   void dropRejections(std::vector<RejectionRecord>& rejections);
@@ -155,7 +152,7 @@ class SqliteEventSink final : public EventSink {
   bool closing_ GUARDED_BY(mutex_) = false;
   // Rejections waiting for a transaction, oldest first; at most maxPendingRejections.
   std::vector<RejectionRecord> rejections_ GUARDED_BY(mutex_);
-  // When the oldest of rejections_ has waited kRejectionDelay (meaningful while not empty).
+  // When the oldest of rejections_ has waited rejectionDelay (meaningful while not empty).
   std::chrono::steady_clock::time_point rejectionsDue_ GUARDED_BY(mutex_);
   std::thread thread_;
 };
