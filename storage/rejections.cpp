@@ -14,7 +14,7 @@ std::string cutToChars(const std::string& text, std::size_t chars) {
   std::size_t seen = 0;
   for (std::size_t i = 0; i < text.size() && seen < chars; ++seen) {
     const auto lead = static_cast<unsigned char>(text[i]);
-    std::size_t length = lead < 0x80 ? 1
+    std::size_t length = lead < 0x80             ? 1
                          : (lead & 0xE0) == 0xC0 ? 2
                          : (lead & 0xF0) == 0xE0 ? 3
                          : (lead & 0xF8) == 0xF0 ? 4

@@ -67,12 +67,12 @@ struct Server {
   }
   test::HttpResult forged(const std::string& member = kMember,
                           const std::map<std::string, std::string>& headers = {}) {
-    return test::httpRequest(ingest, "POST", kPath,
-                             "event=ONCRMDEALADD&data[FIELDS][ID]=7&auth[member_id]=" + member +
-                                 "&auth[domain]=acme-test.bitrix24.com&auth[application_token]=" +
-                                 kForgedAppToken + "&auth[access_token]=" + kForgedAccess +
-                                 "&auth[refresh_token]=" + kForgedRefresh,
-                             "application/x-www-form-urlencoded", headers);
+    return test::httpRequest(
+        ingest, "POST", kPath,
+        "event=ONCRMDEALADD&data[FIELDS][ID]=7&auth[member_id]=" + member +
+            "&auth[domain]=acme-test.bitrix24.com&auth[application_token]=" + kForgedAppToken +
+            "&auth[access_token]=" + kForgedAccess + "&auth[refresh_token]=" + kForgedRefresh,
+        "application/x-www-form-urlencoded", headers);
   }
 
   test::TempDir dir;
@@ -125,8 +125,7 @@ void checkError(const test::HttpResult& r, int status, const std::string& code) 
 }
 
 test::HttpResult bearerGet(const Server& s, const std::string& target, const std::string& token) {
-  return test::httpRequest(s.query, "GET", target, {}, {},
-                           {{"Authorization", "Bearer " + token}});
+  return test::httpRequest(s.query, "GET", target, {}, {}, {{"Authorization", "Bearer " + token}});
 }
 
 }  // namespace
@@ -137,11 +136,17 @@ BOOST_AUTO_TEST_CASE(cut_to_chars_counts_characters_never_splits_one_and_repairs
   BOOST_TEST(cutToChars(std::string(64, 'a')) == std::string(64, 'a'));
   BOOST_TEST(cutToChars(std::string(65, 'a')) == std::string(64, 'a'));
   BOOST_TEST(cutToChars("\xd0\xb6\xd0\xb6\xd0\xb6", 2) == "\xd0\xb6\xd0\xb6");  // 2 of 3
-  BOOST_TEST(cutToChars("ab\xf0\x9f\x98\x80" "cd", 3) == "ab\xf0\x9f\x98\x80");  // 4-byte char
+  BOOST_TEST(cutToChars("ab\xf0\x9f\x98\x80"
+                        "cd",
+                        3) == "ab\xf0\x9f\x98\x80");  // 4-byte char
   // Bytes that begin no valid sequence: one U+FFFD each.
-  BOOST_TEST(cutToChars("a\xff" "b", 64) == "a\xef\xbf\xbd" "b");
+  BOOST_TEST(cutToChars("a\xff"
+                        "b",
+                        64) ==
+             "a\xef\xbf\xbd"
+             "b");
   BOOST_TEST(cutToChars("\x80\x80\x80", 2) == "\xef\xbf\xbd\xef\xbf\xbd");
-  BOOST_TEST(cutToChars("x\xd0", 64) == "x\xef\xbf\xbd");          // cut short
+  BOOST_TEST(cutToChars("x\xd0", 64) == "x\xef\xbf\xbd");                // cut short
   BOOST_TEST(cutToChars("\xc0\xaf", 64) == "\xef\xbf\xbd\xef\xbf\xbd");  // overlong '/'
   RejectionRecord r;
   r.event = "";
@@ -174,8 +179,8 @@ BOOST_AUTO_TEST_CASE(a_forged_event_is_recorded_with_what_it_claimed_and_no_body
     const std::string bytes = test::readFile(s.settings.db.path + suffix);
     all += bytes;
     for (const std::string& secret : {kForgedAppToken, kForgedAccess, kForgedRefresh}) {
-      BOOST_TEST(bytes.find(secret) == std::string::npos, "events.db" << suffix << " holds "
-                                                                      << secret);
+      BOOST_TEST(bytes.find(secret) == std::string::npos,
+                 "events.db" << suffix << " holds " << secret);
     }
     BOOST_TEST(bytes.find("data[FIELDS]") == std::string::npos);  // nor the body
   }
@@ -285,8 +290,8 @@ BOOST_AUTO_TEST_CASE(every_kind_of_ingest_rejection_is_recorded_with_its_status_
       if (!c.expected.error.empty()) BOOST_TEST(got.error == c.expected.error);
       BOOST_REQUIRE(s.waitForRejections(++n));
       // The row says what the answer said, and what the request claimed.
-      BOOST_TEST(s.newest() == std::to_string(got.status) + "|" + got.error + "|" + c.claimed +
-                                   "|127.0.0.1");
+      BOOST_TEST(s.newest() ==
+                 std::to_string(got.status) + "|" + got.error + "|" + c.claimed + "|127.0.0.1");
     }
   }
   BOOST_TEST(s.count("events") == 0);  // a rejection never stores an event
@@ -315,10 +320,7 @@ BOOST_AUTO_TEST_CASE(claimed_values_are_cut_to_64_characters) {
                  "FROM rejections") == "64 64 64");
   BOOST_TEST(s.q("SELECT member_id FROM rejections") == memberCut);
   BOOST_TEST(s.q("SELECT event FROM rejections") == std::string(64, 'E'));
-  auto item = test::httpGet(s.query, "/api/v1/rejections")
-                  .json()
-                  ->getArray("items")
-                  ->getObject(0);
+  auto item = test::httpGet(s.query, "/api/v1/rejections").json()->getArray("items")->getObject(0);
   BOOST_TEST(item->getValue<std::string>("member_id") == memberCut);
   BOOST_TEST(item->getValue<std::string>("domain") == std::string(64, 'd'));
 }
@@ -385,13 +387,14 @@ BOOST_AUTO_TEST_CASE(the_rejections_route_pages_newest_first_and_filters_by_memb
 
 BOOST_AUTO_TEST_CASE(bad_parameters_of_the_rejections_route_get_400_with_the_error_body) {
   Server s;
-  for (const char* target :
-       {"/api/v1/rejections?limit=abc", "/api/v1/rejections?limit=0",
-        "/api/v1/rejections?limit=1001", "/api/v1/rejections?after_id=-1",
-        "/api/v1/rejections?after_id=1.5", "/api/v1/rejections?member_id=",
-        "/api/v1/rejections?order=desc", "/api/v1/rejections?limit=1&limit=2",
-        "/api/v1/rejections?limit=%ZZ"}) {
-    BOOST_TEST_CONTEXT(target) { checkError(test::httpGet(s.query, target), 400, "invalid_parameter"); }
+  for (const char* target : {"/api/v1/rejections?limit=abc", "/api/v1/rejections?limit=0",
+                             "/api/v1/rejections?limit=1001", "/api/v1/rejections?after_id=-1",
+                             "/api/v1/rejections?after_id=1.5", "/api/v1/rejections?member_id=",
+                             "/api/v1/rejections?order=desc", "/api/v1/rejections?limit=1&limit=2",
+                             "/api/v1/rejections?limit=%ZZ"}) {
+    BOOST_TEST_CONTEXT(target) {
+      checkError(test::httpGet(s.query, target), 400, "invalid_parameter");
+    }
   }
   BOOST_TEST(test::httpRequest(s.query, "POST", "/api/v1/rejections", "x").status == 405);
   BOOST_TEST(test::httpGet(s.query, "/api/v1/rejections/1").status == 404);
