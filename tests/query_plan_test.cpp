@@ -222,7 +222,7 @@ BOOST_AUTO_TEST_CASE(rejection_pages_and_the_trim_are_ranges_of_an_index_never_s
   byMember.afterId = 500;
   std::string member = joined(db.plan(b24es::sqlite::rejectionsQuery(byMember)));
   BOOST_CHECK_MESSAGE(member.find("SEARCH rejections USING INDEX rejections_member_id "
-                                  "(member_id=? AND rowid<?)") != std::string::npos,
+                                  "(member_id=? AND id<?)") != std::string::npos,
                       member);
   for (const std::string& plan : {all, member}) {
     BOOST_CHECK_MESSAGE(plan.find("TEMP B-TREE") == std::string::npos, plan);  // no sort

@@ -444,9 +444,9 @@ BOOST_FIXTURE_TEST_CASE(every_report_runs_in_every_format_without_token_values, 
 BOOST_AUTO_TEST_CASE(list_names_each_report_with_its_first_comment_line) {
   ScriptResult r = runScript("report", {"--list"});
   BOOST_REQUIRE_EQUAL(r.exitCode, 0);
-  for (const std::string name : {"events_per_day", "portal_activity", "silent_portals",
-                                 "token_health", "repeated_deliveries", "busiest_entities",
-                                 "rejections"}) {
+  for (const std::string name :
+       {"events_per_day", "portal_activity", "silent_portals", "token_health",
+        "repeated_deliveries", "busiest_entities", "rejections"}) {
     std::string first =
         b24es::test::readFile(std::string(B24ES_SOURCE_DIR) + "/scripts/reports/" + name + ".sql");
     first = first.substr(3, first.find('\n') - 3);  // without "-- "
