@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "rejections.h"
+
 namespace b24es {
 
 // Which events to list. Every set field narrows the result (AND). Validated by the caller
@@ -176,6 +178,8 @@ class EventReader {
   virtual Timeline timeline(const TimelineQuery& query) = 0;
   // `nowSeconds` decides which access tokens count as expired.
   virtual TokenStateCounts tokenStates(std::int64_t nowSeconds) = 0;
+  // One page of rejections (rejections.h), newest first, by keyset on id (never OFFSET).
+  virtual RejectionPage listRejections(const RejectionFilter& filter) = 0;
 };
 
 }  // namespace b24es

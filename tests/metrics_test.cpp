@@ -121,3 +121,17 @@ BOOST_AUTO_TEST_CASE(recording_from_many_threads_loses_nothing) {
   BOOST_CHECK(hasLine(text, "b24es_events_received_total{result=\"stored\",event=\"E\"} 8000"));
   BOOST_CHECK(hasLine(text, "b24es_writer_batch_events_count 8000"));
 }
+
+BOOST_AUTO_TEST_CASE(rejections_recorded_and_dropped_are_counters_from_zero) {
+  Metrics m;
+  std::string before = m.render(std::nullopt);
+  BOOST_CHECK(hasLine(before, "b24es_rejections_recorded_total 0"));
+  BOOST_CHECK(hasLine(before, "b24es_rejections_dropped_total 0"));
+  BOOST_CHECK(before.find("# TYPE b24es_rejections_dropped_total counter") != std::string::npos);
+  m.countRejections(5, 0);
+  m.countRejections(2, 3);
+  m.countRejections(0, 1);
+  std::string after = m.render(std::nullopt);
+  BOOST_CHECK(hasLine(after, "b24es_rejections_recorded_total 7"));
+  BOOST_CHECK(hasLine(after, "b24es_rejections_dropped_total 4"));
+}

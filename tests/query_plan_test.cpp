@@ -15,6 +15,7 @@
 #include "test_support.h"
 
 using b24es::EventFilter;
+using b24es::RejectionFilter;
 using b24es::sqlite::SqlQuery;
 
 namespace {
@@ -207,4 +208,29 @@ BOOST_AUTO_TEST_CASE(filter_values_are_bound_never_spliced_into_the_sql) {
   BOOST_CHECK(query.sql.find("7405") == std::string::npos);
   BOOST_CHECK_EQUAL(query.params.size(), 10u);  // 8 filters, the cursor and the limit
   BOOST_CHECK_EQUAL(std::count(query.sql.begin(), query.sql.end(), '?'), 10);
+}
+
+BOOST_AUTO_TEST_CASE(rejection_pages_and_the_trim_are_ranges_of_an_index_never_scans) {
+  // GET /api/v1/rejections (newest first, by keyset) and the writer's trim to
+  // ingest.keep_rejections: each a range of the rowid or of rejections_member_id.
+  Database db;
+  std::string all = joined(db.plan(b24es::sqlite::rejectionsQuery(RejectionFilter{})));
+  BOOST_CHECK_MESSAGE(
+      all.find("SEARCH rejections USING INTEGER PRIMARY KEY (rowid<?)") != std::string::npos, all);
+  RejectionFilter byMember;
+  byMember.memberId = "member";
+  byMember.afterId = 500;
+  std::string member = joined(db.plan(b24es::sqlite::rejectionsQuery(byMember)));
+  BOOST_CHECK_MESSAGE(member.find("SEARCH rejections USING INDEX rejections_member_id "
+                                  "(member_id=? AND id<?)") != std::string::npos,
+                      member);
+  for (const std::string& plan : {all, member}) {
+    BOOST_CHECK_MESSAGE(plan.find("TEMP B-TREE") == std::string::npos, plan);  // no sort
+  }
+  std::vector<SqlQuery> writes = b24es::sqlite::rejectionWriteQueries();
+  BOOST_REQUIRE_EQUAL(writes.size(), 2u);
+  std::string trim = joined(db.plan(writes[1]));
+  BOOST_CHECK_MESSAGE(
+      trim.find("SEARCH rejections USING INTEGER PRIMARY KEY (rowid<?)") != std::string::npos,
+      trim);
 }

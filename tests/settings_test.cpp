@@ -185,3 +185,14 @@ BOOST_AUTO_TEST_CASE(retention_days_and_purge_on_clean) {
   c->setString("bitrix24.purge_on_clean", "sometimes");
   BOOST_CHECK_THROW(b24es::loadSettings(*c), Poco::SyntaxException);
 }
+
+BOOST_AUTO_TEST_CASE(ingest_keep_rejections_defaults_to_10000_and_is_not_negative) {
+  Poco::AutoPtr<Poco::Util::MapConfiguration> c(new Poco::Util::MapConfiguration);
+  BOOST_CHECK_EQUAL(b24es::loadSettings(*c).ingest.keepRejections, 10000u);  // SPEC §3
+  c->setString("ingest.keep_rejections", "0");
+  BOOST_CHECK_EQUAL(b24es::loadSettings(*c).ingest.keepRejections, 0u);
+  c->setString("ingest.keep_rejections", "250");
+  BOOST_CHECK_EQUAL(b24es::loadSettings(*c).ingest.keepRejections, 250u);
+  c->setString("ingest.keep_rejections", "-1");
+  BOOST_CHECK_THROW(b24es::loadSettings(*c), Poco::SyntaxException);
+}

@@ -174,12 +174,14 @@ class Outcomes {
 // A fresh migrated database of `backend` with an open sink over modelVerifier (or `verifier`),
 // which records every portal the verifier was shown and every batch the sink reported.
 struct Db {
-  explicit Db(const test::StorageBackend& backend, std::size_t maxBatch = 256) {
+  explicit Db(const test::StorageBackend& backend, std::size_t maxBatch = 256,
+              const std::function<void(SinkSettings&)>& adjust = {}) {
     storage = backend.open(dir.path(), clock);
     MigrationResult migrated = storage->migrator().apply();
     BOOST_REQUIRE_MESSAGE(migrated.ok, migrated.error);
     SinkSettings settings;
     settings.maxBatch = maxBatch;
+    if (adjust) adjust(settings);
     settings.onBatch = [this](std::size_t n) {
       std::lock_guard<std::mutex> lock(mutex);
       batches.push_back(n);
@@ -1458,6 +1460,201 @@ CONTRACT_CASE(token_states_count_each_row_once_in_the_documented_order) {
   BOOST_TEST(later.noRefreshToken == 2);
   BOOST_TEST(later.accessExpired == 3);
   BOOST_TEST(later.valid == 0);
+}
+
+// --- rejections (SPEC §5, §7): queued by recordRejection, written in the writer's batches ---
+
+RejectionRecord rejection(int n, const std::string& member = kMemberA) {
+  RejectionRecord r;
+  r.clientAddr = "198.51.100." + std::to_string(n);
+  r.status = 401;
+  r.error = "verification_failed";
+  r.event = "ONCRMDEALADD";
+  r.memberId = member;
+  r.domain = "acme-test.bitrix24.com";
+  return r;
+}
+
+// Rejections never commit alone in these cases: they wait for a batch of events.
+void holdRejections(SinkSettings& s) { s.rejectionDelay = std::chrono::hours(1); }
+
+// The rejections' counts reported through SinkSettings::onRejections. Thread-safe.
+struct RejectionCounts {
+  std::mutex mutex;
+  std::size_t written = 0, dropped = 0;
+  std::function<void(std::size_t, std::size_t)> callback() {
+    return [this](std::size_t w, std::size_t d) {
+      std::lock_guard<std::mutex> lock(mutex);
+      written += w;
+      dropped += d;
+    };
+  }
+};
+
+CONTRACT_CASE(rejections_ride_in_the_next_batch_of_events_newest_first) {
+  Db db(backend, 256, holdRejections);
+  BOOST_TEST(db.sink->recordRejection(rejection(1)));
+  RejectionRecord unclaimed;
+  unclaimed.clientAddr = "::1";
+  unclaimed.status = 404;
+  unclaimed.error = "not_found";
+  unclaimed.event = "";  // empty claims are stored as NULL
+  BOOST_TEST(db.sink->recordRejection(unclaimed));
+  BOOST_TEST(db.storage->reader().listRejections({}).items.empty());  // still queued
+
+  db.stored(install());  // its transaction carries them
+  RejectionPage page = db.storage->reader().listRejections({});
+  BOOST_REQUIRE_EQUAL(page.items.size(), 2u);
+  BOOST_TEST(!page.nextAfterId.has_value());
+  const RejectionRecord& newest = page.items[0];
+  BOOST_TEST(newest.id > page.items[1].id);
+  BOOST_TEST(newest.clientAddr == "::1");
+  BOOST_TEST(newest.status == 404);
+  BOOST_TEST(newest.error == "not_found");
+  BOOST_TEST(!newest.event.has_value());
+  BOOST_TEST(!newest.memberId.has_value());
+  const RejectionRecord& oldest = page.items[1];
+  BOOST_TEST(oldest.clientAddr == "198.51.100.1");
+  BOOST_TEST(oldest.status == 401);
+  BOOST_TEST(oldest.error == "verification_failed");
+  BOOST_TEST(*oldest.event == "ONCRMDEALADD");
+  BOOST_TEST(*oldest.memberId == kMemberA);
+  BOOST_TEST(*oldest.domain == "acme-test.bitrix24.com");
+  BOOST_TEST(oldest.receivedAt == db.clock.nowMillis());
+  // No event is stored for a rejection: only the install.
+  BOOST_TEST(db.storage->reader().stats().total == 1);
+}
+
+CONTRACT_CASE(rejections_commit_on_their_own_when_no_events_come) {
+  RejectionCounts counts;
+  Db db(backend, 256, [&counts](SinkSettings& s) {
+    s.rejectionDelay = std::chrono::milliseconds(10);
+    s.onRejections = counts.callback();
+  });
+  BOOST_TEST(db.sink->recordRejection(rejection(1)));
+  // Bounded wait for the writer's own commit (not a timing assertion: only that it comes).
+  for (int i = 0; i < 1000 && db.storage->reader().listRejections({}).items.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  BOOST_TEST(db.storage->reader().listRejections({}).items.size() == 1u);
+  std::lock_guard<std::mutex> lock(counts.mutex);
+  BOOST_TEST(counts.written == 1u);
+  BOOST_TEST(counts.dropped == 0u);
+}
+
+CONTRACT_CASE(every_value_of_a_rejection_is_cut_to_64_characters) {
+  Db db(backend, 256, holdRejections);
+  RejectionRecord r = rejection(1);
+  const std::string cyrillic = "\xd0\xb6";  // one character, two bytes
+  std::string longMember;
+  for (int i = 0; i < 100; ++i) longMember += cyrillic;
+  r.memberId = longMember;
+  r.event = std::string(300, 'E');
+  r.domain = std::string(65, 'd');
+  r.clientAddr = std::string(70, 'c');
+  r.error = std::string(64, 'x');
+  BOOST_TEST(db.sink->recordRejection(r));
+  db.stored(install());
+  RejectionPage page = db.storage->reader().listRejections({});
+  BOOST_REQUIRE_EQUAL(page.items.size(), 1u);
+  const RejectionRecord& got = page.items[0];
+  std::string member64;
+  for (int i = 0; i < 64; ++i) member64 += cyrillic;
+  BOOST_TEST(*got.memberId == member64);  // 64 characters, 128 bytes: no character split
+  BOOST_TEST(*got.event == std::string(64, 'E'));
+  BOOST_TEST(*got.domain == std::string(64, 'd'));
+  BOOST_TEST(got.clientAddr == std::string(64, 'c'));
+  BOOST_TEST(got.error == std::string(64, 'x'));
+}
+
+CONTRACT_CASE(only_the_newest_keep_rejections_are_kept) {
+  Db db(backend, 256, [](SinkSettings& s) {
+    holdRejections(s);
+    s.keepRejections = 3;
+  });
+  for (int i = 1; i <= 5; ++i) BOOST_TEST(db.sink->recordRejection(rejection(i)));
+  db.stored(install());
+  for (int i = 6; i <= 7; ++i) BOOST_TEST(db.sink->recordRejection(rejection(i)));
+  db.stored(deal());
+  RejectionPage page = db.storage->reader().listRejections({});
+  BOOST_REQUIRE_EQUAL(page.items.size(), 3u);
+  BOOST_TEST(page.items[0].clientAddr == "198.51.100.7");
+  BOOST_TEST(page.items[1].clientAddr == "198.51.100.6");
+  BOOST_TEST(page.items[2].clientAddr == "198.51.100.5");
+}
+
+CONTRACT_CASE(keep_rejections_zero_records_none) {
+  Db db(backend, 256, [](SinkSettings& s) { s.keepRejections = 0; });
+  BOOST_TEST(!db.sink->recordRejection(rejection(1)));
+  db.stored(install());
+  BOOST_TEST(db.storage->reader().listRejections({}).items.empty());
+}
+
+CONTRACT_CASE(a_full_rejection_queue_drops_and_counts) {
+  RejectionCounts counts;
+  Db db(backend, 256, [&counts](SinkSettings& s) {
+    holdRejections(s);
+    s.maxPendingRejections = 2;
+    s.onRejections = counts.callback();
+  });
+  BOOST_TEST(db.sink->recordRejection(rejection(1)));
+  BOOST_TEST(db.sink->recordRejection(rejection(2)));
+  BOOST_TEST(!db.sink->recordRejection(rejection(3)));  // dropped: the queue holds 2
+  {
+    std::lock_guard<std::mutex> lock(counts.mutex);
+    BOOST_TEST(counts.dropped == 1u);
+    BOOST_TEST(counts.written == 0u);
+  }
+  db.stored(install());
+  BOOST_TEST(db.storage->reader().listRejections({}).items.size() == 2u);
+  BOOST_TEST(db.sink->recordRejection(rejection(4)));  // room again
+  std::lock_guard<std::mutex> lock(counts.mutex);
+  BOOST_TEST(counts.written == 2u);
+}
+
+CONTRACT_CASE(close_writes_the_rejections_still_waiting_then_drops) {
+  Db db(backend, 256, holdRejections);
+  BOOST_TEST(db.sink->recordRejection(rejection(1)));
+  db.sink->close();
+  BOOST_TEST(!db.sink->recordRejection(rejection(2)));
+  RejectionPage page = db.storage->reader().listRejections({});
+  BOOST_REQUIRE_EQUAL(page.items.size(), 1u);
+  BOOST_TEST(page.items[0].clientAddr == "198.51.100.1");
+}
+
+CONTRACT_CASE(rejection_pages_go_newest_first_by_keyset_and_filter_by_member) {
+  Db db(backend, 256, holdRejections);
+  for (int i = 1; i <= 5; ++i) {
+    BOOST_TEST(db.sink->recordRejection(rejection(i, i % 2 ? kMemberA : kMemberB)));
+  }
+  db.stored(install());
+  EventReader& reader = db.storage->reader();
+  RejectionFilter f;
+  f.limit = 2;
+  RejectionPage first = reader.listRejections(f);
+  BOOST_REQUIRE_EQUAL(first.items.size(), 2u);
+  BOOST_TEST(first.items[0].clientAddr == "198.51.100.5");
+  BOOST_TEST(first.items[1].clientAddr == "198.51.100.4");
+  BOOST_REQUIRE(first.nextAfterId.has_value());
+  BOOST_TEST(*first.nextAfterId == first.items[1].id);
+  f.afterId = first.nextAfterId;
+  RejectionPage second = reader.listRejections(f);
+  BOOST_REQUIRE_EQUAL(second.items.size(), 2u);
+  BOOST_TEST(second.items[0].clientAddr == "198.51.100.3");
+  f.afterId = second.nextAfterId;
+  RejectionPage last = reader.listRejections(f);
+  BOOST_REQUIRE_EQUAL(last.items.size(), 1u);
+  BOOST_TEST(last.items[0].clientAddr == "198.51.100.1");
+  BOOST_TEST(!last.nextAfterId.has_value());
+
+  RejectionFilter byMember;
+  byMember.memberId = kMemberB;
+  RejectionPage b = reader.listRejections(byMember);
+  BOOST_REQUIRE_EQUAL(b.items.size(), 2u);
+  BOOST_TEST(b.items[0].clientAddr == "198.51.100.4");
+  BOOST_TEST(b.items[1].clientAddr == "198.51.100.2");
+  byMember.memberId = "nobody";
+  BOOST_TEST(reader.listRejections(byMember).items.empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -88,6 +88,10 @@ Service::Service(const Settings& settings, const Clock& clock) : settings_(setti
   sinkSettings.onBatch = [this](std::size_t events) { metrics_.observeBatch(events); };
   sinkSettings.maxNewPortalsPerHour = settings_.ingest.maxNewPortals;
   sinkSettings.purgeOnClean = settings_.retention.purgeOnClean;
+  sinkSettings.keepRejections = settings_.ingest.keepRejections;
+  sinkSettings.onRejections = [this](std::size_t written, std::size_t dropped) {
+    metrics_.countRejections(written, dropped);
+  };
   sink_ = storage_->openEventSink(
       [staticTokens](const IncomingEvent& e, const std::optional<PortalRecord>& p) {
         return verifyEvent(e, p, staticTokens);
@@ -103,6 +107,19 @@ Service::Service(const Settings& settings, const Clock& clock) : settings_(setti
   ingestSettings.requestTimeout = Poco::Timespan(settings_.ingest.requestTimeoutSeconds, 0);
   ingestSettings.maxBodyBytes = settings_.ingest.maxBodyBytes;
   ingestSettings.trustedProxies = settings_.ingest.trustedProxies;
+  // Every 4xx answer of the ingest listener, whichever layer gave it, goes to `rejections`
+  // (SPEC §5); the sink queues it without waiting. Only the status, the error code and what
+  // the request claimed: never its body or a token.
+  ingestSettings.onRejection = [sink = sink_.get()](int status, const RequestNotes& notes) {
+    RejectionRecord r;
+    r.clientAddr = notes.client;
+    r.status = status;
+    r.error = notes.error;
+    r.event = notes.event;
+    r.memberId = notes.memberId;
+    r.domain = notes.domain;
+    sink->recordRejection(r);
+  };
   ingest_ = std::make_unique<HttpServer>(
       ingestSocket, new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock, &metrics_),
       serverParams(), ingestSettings);
@@ -112,6 +129,7 @@ Service::Service(const Settings& settings, const Clock& clock) : settings_(setti
   querySettings.name = "query";
   querySettings.threads = 1;
   querySettings.workers = kQueryWorkers;
+  querySettings.onRejection = nullptr;  // the query API's refusals are not ingest rejections
   query_ = std::make_unique<HttpServer>(
       querySocket, new QueryHandlerFactory(settings_.query, *storage_, metrics_, clock),
       serverParams(), querySettings);

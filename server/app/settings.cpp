@@ -99,6 +99,10 @@ Settings loadSettings(const Poco::Util::AbstractConfiguration& c) {
       intKey(c, "ingest.max_new_portals", static_cast<int>(s.ingest.maxNewPortals));
   if (maxNewPortals < 0) throw Poco::SyntaxException("ingest.max_new_portals must be >= 0");
   s.ingest.maxNewPortals = static_cast<std::size_t>(maxNewPortals);
+  const int keepRejections =
+      intKey(c, "ingest.keep_rejections", static_cast<int>(s.ingest.keepRejections));
+  if (keepRejections < 0) throw Poco::SyntaxException("ingest.keep_rejections must be >= 0");
+  s.ingest.keepRejections = static_cast<std::size_t>(keepRejections);
   s.query.listen = c.getString("query.listen", s.query.listen);
   // Checked here so a bad address is a configuration error (exit 2), not a failure to serve.
   splitHostPort(s.ingest.listen);

@@ -111,6 +111,11 @@ std::optional<std::int64_t> integerOf(const BodyValue& value) {
   return integerOf(value.text);
 }
 
+ClaimedIdentity claimedIdentity(const BodyValue& root) {
+  const BodyValue* auth = objectMember(&root, "auth");
+  return {Poco::toUpper(textOf(&root, "event")), textOf(auth, "member_id"), textOf(auth, "domain")};
+}
+
 std::variant<IncomingEvent, EventError> parseEvent(BodyValue& root, std::int64_t nowSeconds) {
   IncomingEvent e;
   e.event = Poco::toUpper(textOf(&root, "event"));

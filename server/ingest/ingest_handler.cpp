@@ -109,6 +109,7 @@ class IngestHandler final : public AsyncRequestHandler {
     if (notes) {
       notes->memberId = event.memberId;
       notes->event = event.event;
+      notes->domain = event.domain;
     }
     switch (outcome_.status) {
       case IngestOutcome::Status::kStored:
@@ -193,6 +194,13 @@ class IngestHandler final : public AsyncRequestHandler {
     }
     auto parsed = parseEvent(*decoded.root, clock_.nowSeconds());
     if (auto* error = std::get_if<EventError>(&parsed)) {
+      // What it claimed to be, for the access log and the rejection record.
+      if (RequestNotes* notes = notesOf(response)) {
+        ClaimedIdentity claimed = claimedIdentity(*decoded.root);
+        notes->event = std::move(claimed.event);
+        notes->memberId = std::move(claimed.memberId);
+        notes->domain = std::move(claimed.domain);
+      }
       sendError(response, {400, error->code, error->message}, log);
       return false;
     }

@@ -107,6 +107,11 @@ void Metrics::countIngest(IngestResult result, const std::string& event, double 
 
 void Metrics::observeBatch(std::size_t events) { batchSizes_.observe(static_cast<double>(events)); }
 
+void Metrics::countRejections(std::size_t written, std::size_t dropped) {
+  if (written) rejectionsRecorded_.fetch_add(written, std::memory_order_relaxed);
+  if (dropped) rejectionsDropped_.fetch_add(dropped, std::memory_order_relaxed);
+}
+
 void Metrics::countRefresh(const std::string& result) {
   MutexLock lock(refreshMutex_);
   std::string label = capped(refreshResults_, result);
@@ -141,6 +146,16 @@ std::string Metrics::render(const std::optional<TokenStateCounts>& tokens) const
       "transaction.\n";
   out += "# TYPE b24es_writer_batch_events histogram\n";
   batchSizes_.render("b24es_writer_batch_events", out);
+  out +=
+      "# HELP b24es_rejections_recorded_total 4xx answers of the ingest listener written to "
+      "the rejections table.\n";
+  out += "# TYPE b24es_rejections_recorded_total counter\n";
+  out += "b24es_rejections_recorded_total " + std::to_string(rejectionsRecorded_.load()) + "\n";
+  out +=
+      "# HELP b24es_rejections_dropped_total 4xx answers of the ingest listener not recorded: "
+      "the writer's queue was full or their commit failed.\n";
+  out += "# TYPE b24es_rejections_dropped_total counter\n";
+  out += "b24es_rejections_dropped_total " + std::to_string(rejectionsDropped_.load()) + "\n";
   out += "# HELP b24es_token_refresh_total Token refresh attempts, by result.\n";
   out += "# TYPE b24es_token_refresh_total counter\n";
   {

@@ -63,6 +63,9 @@ class Metrics {
   void countIngest(IngestResult result, const std::string& event, double seconds);
   // One commit of the writer with `events` events in it (SinkSettings::onBatch).
   void observeBatch(std::size_t events);
+  // Rejections (SPEC §5) written to the store, and dropped (the writer's queue was full, or
+  // their commit failed): SinkSettings::onRejections.
+  void countRejections(std::size_t written, std::size_t dropped);
   // One token refresh attempt and its result ("success", "invalid_grant", "http_error", ...).
   void countRefresh(const std::string& result);
 
@@ -82,6 +85,8 @@ class Metrics {
   std::set<std::string, std::less<>> events_ GUARDED_BY(receivedMutex_);  // label values seen
   Histogram ingestSeconds_;
   Histogram batchSizes_;
+  std::atomic<std::uint64_t> rejectionsRecorded_{0};
+  std::atomic<std::uint64_t> rejectionsDropped_{0};
 
   mutable Mutex refreshMutex_;
   std::map<std::string, std::uint64_t> refreshes_ GUARDED_BY(refreshMutex_);

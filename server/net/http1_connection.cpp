@@ -266,6 +266,8 @@ void Http1Connection::refuse(const ApiError& error, const std::string& context) 
 }
 
 void Http1Connection::logAnswer(const Http1Request* request, const Http1Response& response) const {
+  const int status = static_cast<int>(response.getStatus());
+  if (status >= 400 && status < 500 && limits_.onRejection) limits_.onRejection(status, response);
   if (!accessLogOn()) return;
   AccessRecord record;
   record.listener = limits_.listener;
@@ -277,7 +279,7 @@ void Http1Connection::logAnswer(const Http1Request* request, const Http1Response
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_)
             .count();
   }
-  record.status = static_cast<int>(response.getStatus());
+  record.status = status;
   record.bytes = response.bodyBytes();
   record.memberId = response.memberId;
   record.event = response.event;

@@ -54,6 +54,8 @@ struct Http1Limits {
   // peers whose X-Forwarded-For / X-Real-IP name the client.
   std::string listener = "http";
   std::vector<Poco::Net::IPAddress> trustedProxies;
+  // Told of every 4xx answer, refusals of unframeable input included; none when empty.
+  RejectionObserver onRejection;
 };
 
 // The answer to one request, collected in memory and serialized whole. Its RequestNotes carry the
@@ -179,7 +181,8 @@ class Http1Connection {
   void refuseMalformed(const std::string& message);
   void sendContinue();
   void resetReading();
-  // The access-log line of `response` to `request` (null: its head was unreadable).
+  // The access-log line of `response` to `request` (null: its head was unreadable), and the
+  // rejection observer's call for a 4xx answer.
   void logAnswer(const Http1Request* request, const Http1Response& response) const;
 
   const Poco::Net::SocketAddress peer_;

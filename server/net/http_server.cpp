@@ -146,6 +146,7 @@ class HttpServer::Loop {
     limits_.maxBodyBytes = settings.maxBodyBytes;
     limits_.listener = settings.name;
     limits_.trustedProxies = settings.trustedProxies;
+    limits_.onRejection = settings.onRejection;
     listen(true);
   }
 

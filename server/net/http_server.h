@@ -20,6 +20,8 @@
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Timespan.h>
 
+#include "access_log.h"
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -53,6 +55,9 @@ struct HttpServerSettings {
   // Peers whose X-Forwarded-For / X-Real-IP name the client in the access log and in rejections'
   // log lines (SPEC §10 ingest.trusted_proxies); empty trusts none.
   std::vector<Poco::Net::IPAddress> trustedProxies;
+  // Told of every 4xx answer the server queues, whichever layer answered (a handler, or the
+  // connection refusing what it cannot frame); see RejectionObserver. None when empty.
+  RejectionObserver onRejection;
 };
 
 class HttpServer {

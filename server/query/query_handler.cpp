@@ -34,7 +34,8 @@ enum class Route {
   kPortals,
   kPortal,
   kStats,
-  kTimeline
+  kTimeline,
+  kRejections
 };
 
 struct RouteSpec {
@@ -52,6 +53,7 @@ const RouteSpec kRoutes[] = {
     {"/api/v1/portals/{member_id}", Route::kPortal},
     {"/api/v1/stats", Route::kStats},
     {"/api/v1/stats/timeline", Route::kTimeline},
+    {"/api/v1/rejections", Route::kRejections},
 };
 
 // Matches a decoded path against a pattern segment by segment; the one "{...}" segment, if
@@ -192,6 +194,15 @@ class QueryHandler final : public Poco::Net::HTTPRequestHandler {
       return sendOk(request, response, json,
                     timelineJson(query.width, storage_.reader().timeline(query)));
     }
+    if (route_ == Route::kRejections) {
+      auto parsed = parseRejectionFilter(params);
+      if (auto* error = std::get_if<InvalidParameter>(&parsed)) {
+        return sendError(response, {400, "invalid_parameter", error->message}, log, context);
+      }
+      return sendOk(
+          request, response, json,
+          rejectionPageJson(storage_.reader().listRejections(std::get<RejectionFilter>(parsed))));
+    }
     // The other routes take no parameters; an unexpected one is more likely a mistake
     // (a filter meant for /api/v1/events) than something to ignore.
     if (route_ != Route::kMetrics) {
@@ -240,6 +251,7 @@ class QueryHandler final : public Poco::Net::HTTPRequestHandler {
       case Route::kEvents:
       case Route::kPortals:
       case Route::kTimeline:
+      case Route::kRejections:
         break;  // answered elsewhere
     }
   }

@@ -280,6 +280,26 @@ std::string statsJson(const EventStats& stats) {
   return stringified(body);
 }
 
+std::string rejectionPageJson(const RejectionPage& page) {
+  Object body(Poco::JSON_PRESERVE_KEY_ORDER);
+  Array::Ptr items = new Array;
+  for (const RejectionRecord& r : page.items) {
+    Object::Ptr item = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    item->set("id", r.id);
+    item->set("received_at", isoMillis(r.receivedAt));
+    item->set("client_addr", r.clientAddr);
+    item->set("status", r.status);
+    item->set("error", r.error);
+    item->set("event", varOf(r.event));
+    item->set("member_id", varOf(r.memberId));
+    item->set("domain", varOf(r.domain));
+    items->add(item);
+  }
+  body.set("items", items);
+  body.set("next_after_id", varOf(page.nextAfterId));
+  return stringified(body);
+}
+
 std::string timelineJson(std::int64_t width, const Timeline& timeline) {
   Object body(Poco::JSON_PRESERVE_KEY_ORDER);
   body.set("bucket", width == 60 ? "minute" : width == 3600 ? "hour" : "day");

@@ -89,6 +89,35 @@ std::variant<PortalFilter, InvalidParameter> parsePortalFilter(const QueryParame
   return filter;
 }
 
+std::variant<RejectionFilter, InvalidParameter> parseRejectionFilter(
+    const QueryParameters& params) {
+  RejectionFilter filter;
+  std::set<std::string> seen;
+  for (const auto& [name, value] : params) {
+    if (!seen.insert(name).second) {
+      return invalid("parameter '" + shown(name) + "' is given twice");
+    }
+    if (value.empty()) return invalid("parameter '" + shown(name) + "' is empty");
+    if (name == "member_id") {
+      filter.memberId = value;
+    } else if (name == "after_id") {
+      filter.afterId = parseInteger(value);
+      if (!filter.afterId) return invalid("after_id must be an integer");
+      if (*filter.afterId < 0) return invalid("after_id must not be negative");
+    } else if (name == "limit") {
+      std::optional<std::int64_t> limit = parseInteger(value);
+      if (!limit || *limit < 1 || *limit > static_cast<std::int64_t>(RejectionFilter::kMaxLimit)) {
+        return invalid("limit must be an integer from 1 to " +
+                       std::to_string(RejectionFilter::kMaxLimit));
+      }
+      filter.limit = static_cast<std::size_t>(*limit);
+    } else {
+      return invalid("unknown parameter '" + shown(name) + "'");
+    }
+  }
+  return filter;
+}
+
 std::variant<EventFilter, InvalidParameter> parseEventFilter(const QueryParameters& params) {
   EventFilter filter;
   std::set<std::string> seen;

@@ -75,6 +75,15 @@ constexpr const char* kTokenStatesSql =
     "WHEN refresh_token IS NULL THEN 1 "
     "WHEN expires_at IS NULL OR expires_at <= ? THEN 2 ELSE 3 END AS state, count(*) "
     "FROM tokens GROUP BY state";
+// A page of rejections (0008), newest first: a range of the rowid from the cursor down, or of
+// rejections_member_id (member_id, id) for one portal.
+constexpr const char* kRejectionColumns =
+    "SELECT id, received_at, client_addr, status, error, event, member_id, domain "
+    "FROM rejections";
+const std::string kRejectionPageSql =
+    std::string(kRejectionColumns) + " WHERE id < ? ORDER BY id DESC LIMIT ?";
+const std::string kPortalRejectionPageSql =
+    std::string(kRejectionColumns) + " WHERE member_id = ? AND id < ? ORDER BY id DESC LIMIT ?";
 
 // The filter whose index drives a page query. Without statistics (no ANALYZE) SQLite breaks
 // ties between single-column indexes by schema order, which for member_id + entity_id would
@@ -262,7 +271,16 @@ std::vector<SqlQuery> fixedReaderQueries() {
       {kTimelineEventSql,
        {std::int64_t{60}, std::string("member"), std::int64_t{0}, std::int64_t{600},
         std::string("ONCRMDEALADD")}},
+      rejectionsQuery(RejectionFilter{}),
+      rejectionsQuery(RejectionFilter{std::int64_t{500}, std::string("member"), 100}),
   };
+}
+
+SqlQuery rejectionsQuery(const RejectionFilter& filter) {
+  const std::int64_t before = filter.afterId.value_or(std::numeric_limits<std::int64_t>::max());
+  const auto limit = static_cast<std::int64_t>(filter.limit) + 1;  // +1: is there a next page?
+  if (filter.memberId) return {kPortalRejectionPageSql, {*filter.memberId, before, limit}};
+  return {kRejectionPageSql, {before, limit}};
 }
 
 std::vector<std::string> explainQueryPlan(Poco::Data::Session& session, const SqlQuery& query) {
@@ -420,6 +438,40 @@ Timeline SqliteEventReader::timeline(const TimelineQuery& query) {
     throw StorageError(e.displayText());
   }
   return timeline;
+}
+
+RejectionPage SqliteEventReader::listRejections(const RejectionFilter& filter) {
+  const SqlQuery query = rejectionsQuery(filter);
+  RejectionPage page;
+  try {
+    Poco::Data::Session session = pool_.get();
+    std::vector<Poco::Int64> id, receivedAt;
+    std::vector<std::string> client, error;
+    std::vector<int> status;
+    std::vector<Nullable<std::string>> event, memberId, domain;
+    Poco::Data::Statement statement(session);
+    statement << query.sql;
+    bindParams(statement, query);
+    statement, into(id), into(receivedAt), into(client), into(status), into(error), into(event),
+        into(memberId), into(domain);
+    statement.execute();
+    for (std::size_t i = 0; i < id.size() && i < filter.limit; ++i) {
+      RejectionRecord r;
+      r.id = id[i];
+      r.receivedAt = receivedAt[i];
+      r.clientAddr = std::move(client[i]);
+      r.status = status[i];
+      r.error = std::move(error[i]);
+      r.event = optionalOf(event[i]);
+      r.memberId = optionalOf(memberId[i]);
+      r.domain = optionalOf(domain[i]);
+      page.items.push_back(std::move(r));
+    }
+    if (id.size() > filter.limit) page.nextAfterId = page.items.back().id;
+  } catch (const Poco::Exception& e) {
+    throw StorageError(e.displayText());
+  }
+  return page;
 }
 
 TokenStateCounts SqliteEventReader::tokenStates(std::int64_t nowSeconds) {

@@ -34,12 +34,27 @@ constexpr const char* kSelectPortalBatchSql =
 constexpr const char* kSelectOldestBatchSql =
     "SELECT id, member_id, event, received_at FROM events WHERE id > ?1 ORDER BY id LIMIT ?2";
 
+// Rejections (0008): one insert per rejection, then the trim, which deletes the ids at or below
+// (newest id - ingest.keep_rejections): a range of the rowid, as long as the rows it removes.
+constexpr const char* kInsertRejectionSql =
+    "INSERT INTO rejections(received_at, client_addr, status, error, event, member_id, domain) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+constexpr const char* kTrimRejectionsSql = "DELETE FROM rejections WHERE id <= ?1";
+
 }  // namespace
 
 std::vector<SqlQuery> purgeQueries() {
   return {{kSelectPortalBatchSql,
            {std::string("member"), std::int64_t{0}, std::int64_t{100}, std::int64_t{1000}}},
           {kSelectOldestBatchSql, {std::int64_t{0}, std::int64_t{1000}}}};
+}
+
+std::vector<SqlQuery> rejectionWriteQueries() {
+  return {{kInsertRejectionSql,
+           {std::int64_t{0}, std::string("127.0.0.1"), std::int64_t{401},
+            std::string("verification_failed"), std::string("ONCRMDEALADD"), std::string("member"),
+            std::string("example.bitrix24.com")}},
+          {kTrimRejectionsSql, {std::int64_t{100}}}};
 }
 
 // The write connection, its prepared statements and what one event writes. Used only by the
@@ -271,6 +286,32 @@ class SqliteEventSink::Writer {
     return finished;
   }
 
+  // Inserts `rejections` and trims the table to the newest `keep`, inside the open transaction.
+  // Returns how many were written: 0 when this file has no rejections table (a schema before
+  // 0008, which still takes events). Throws StorageError when an insert fails.
+  std::size_t insertRejections(const std::vector<RejectionRecord>& rejections, std::size_t keep) {
+    if (rejections.empty()) return 0;
+    if (!insertRejection_) {
+      // Prepared on first use, and again after a failure: the table may come with a migration.
+      try {
+        insertRejection_.emplace(db_, kInsertRejectionSql);
+        trimRejections_.emplace(db_, kTrimRejectionsSql);
+      } catch (const StorageError&) {
+        insertRejection_.reset();
+        return 0;
+      }
+    }
+    for (const RejectionRecord& r : rejections) {
+      insertRejection_->bind(1, r.receivedAt).bind(2, r.clientAddr);
+      insertRejection_->bind(3, static_cast<std::int64_t>(r.status)).bind(4, r.error);
+      insertRejection_->bind(5, r.event).bind(6, r.memberId).bind(7, r.domain).run();
+    }
+    const std::int64_t newest = ::sqlite3_last_insert_rowid(db_);
+    const auto kept = static_cast<std::int64_t>(keep);
+    if (newest > kept) trimRejections_->bind(1, newest - kept).run();
+    return rejections.size();
+  }
+
   // The probe of a faulted writer: a small write of its own, with the events' id sequence
   // raised to `highestId` (a file that replaced the one this sink wrote must not hand out an id
   // this sink already acknowledged). Inside an open transaction. Throws StorageError.
@@ -471,8 +512,10 @@ class SqliteEventSink::Writer {
   Statement countInstalls_;
   Statement freeingInstall_;
   Statement insertEvent_;
-  std::optional<Statement> probe_;          // see probeWrite()
-  std::optional<Statement> raiseSequence_;  // see probeWrite()
+  std::optional<Statement> probe_;            // see probeWrite()
+  std::optional<Statement> raiseSequence_;    // see probeWrite()
+  std::optional<Statement> insertRejection_;  // see insertRejections()
+  std::optional<Statement> trimRejections_;
   // What this transaction already read or wrote (see beginTransaction()).
   std::unordered_map<std::string, std::optional<PortalRecord>> portals_;  // by member_id
   std::map<std::pair<std::string, std::int64_t>, TokenGrant> grants_;     // by (member, user)
@@ -590,6 +633,48 @@ void SqliteEventSink::submit(const IncomingEvent& event, Completion done) {
   if (!enqueue(raw, pending)) raw->done(shuttingDown());
 }
 
+bool SqliteEventSink::recordRejection(const RejectionRecord& rejection) {
+  if (sinkSettings_.keepRejections == 0) return false;  // ingest.keep_rejections = 0: none kept
+  RejectionRecord record = cutRejection(rejection);
+  record.id = 0;
+  record.receivedAt = clock_.nowMillis();
+  bool queued = false;
+  bool first = false;
+  {
+    MutexLock lock(mutex_);
+    if (!closing_ && rejections_.size() < sinkSettings_.maxPendingRejections) {
+      first = rejections_.empty();
+      if (first) rejectionsDue_ = std::chrono::steady_clock::now() + sinkSettings_.rejectionDelay;
+      rejections_.push_back(std::move(record));
+      queued = true;
+    }
+  }
+  // The writer learns of a deadline earlier than the one it sleeps towards; later ones it sees
+  // when it next wakes.
+  if (first) wake_.signal();
+  if (!queued && sinkSettings_.onRejections) sinkSettings_.onRejections(0, 1);
+  return queued;
+}
+
+void SqliteEventSink::dropRejections(std::vector<RejectionRecord>& rejections) {
+  if (!rejections.empty() && sinkSettings_.onRejections) {
+    sinkSettings_.onRejections(0, rejections.size());
+  }
+  rejections.clear();
+}
+
+void SqliteEventSink::commitRejections(std::vector<RejectionRecord>& rejections) {
+  // While faulted, the events' commits and the probe decide when the store works again (a
+  // small commit may fit where a batch does not); rejections wait for no one and are dropped.
+  if (fault_ != Fault::kNone || !writer_) return dropRejections(rejections);
+  std::vector<Pending*> none;
+  Failure failure;
+  if (commitRange(none, 0, 0, rejections, failure)) return;
+  // Not a fault of its own: the next batch of events, or tick() within a second, finds out
+  // whether the storage is failing.
+  dropRejections(rejections);
+}
+
 std::int64_t SqliteEventSink::purge(const PurgeRequest& request) {
   auto job = std::make_shared<PurgeJob>();
   job->request = request;
@@ -661,13 +746,19 @@ void SqliteEventSink::run() {
   ::pthread_setname_np(::pthread_self(), "b24es-writer");
 #endif
   Poco::Logger& log = storageLog();
+  std::vector<RejectionRecord> rejections;  // taken from rejections_ for the next transaction
   for (;;) {
     std::shared_ptr<Group> group;
+    bool rejectionsDue = false;
+    bool finished = false;
     {
       MutexLock lock(mutex_);
-      while (!closing_ && groups_.empty() && purges_.empty()) {
-        if (!wake_.waitUntil(mutex_, nextTick_) && std::chrono::steady_clock::now() >= nextTick_)
-          break;
+      for (;;) {
+        const auto now = std::chrono::steady_clock::now();
+        rejectionsDue = !rejections_.empty() && now >= rejectionsDue_;
+        if (closing_ || !groups_.empty() || !purges_.empty() || rejectionsDue) break;
+        const auto until = rejections_.empty() ? nextTick_ : std::min(nextTick_, rejectionsDue_);
+        if (!wake_.waitUntil(mutex_, until) && std::chrono::steady_clock::now() >= nextTick_) break;
       }
       if (groups_.empty() && closing_) {  // closing and drained: purges stop where they are
         for (const std::shared_ptr<PurgeJob>& job : purges_) {
@@ -675,24 +766,32 @@ void SqliteEventSink::run() {
           job->done.set();
         }
         purges_.clear();
-        return;
-      }
-      if (!groups_.empty()) {
+        rejections.swap(rejections_);  // the last rejections still go in, on their own
+        finished = true;
+      } else if (!groups_.empty()) {
         // Once off the queue a group receives no more events: writers append to groups_.back().
         group = groups_.front();
         groups_.pop_front();
+        rejections.swap(rejections_);  // they ride with the events
+      } else if (rejectionsDue) {
+        rejections.swap(rejections_);
       }
+    }
+    if (finished) {
+      if (!rejections.empty()) commitRejections(rejections);
+      return;
     }
     if (std::chrono::steady_clock::now() >= nextTick_) {
       tick();
       nextTick_ = std::chrono::steady_clock::now() + kTickInterval;
     }
     if (!group) {
+      if (rejectionsDue) commitRejections(rejections);
       // No events waiting: a purge turn, while the files are sound.
       if (writer_ && fault_ == Fault::kNone) runPurgeTurn(log);
       continue;
     }
-    commitGroup(*group);
+    commitGroup(*group, rejections);
     const std::size_t size = group->items.size();  // `items` may be gone once the waiters wake
     for (const std::unique_ptr<Pending>& submitted : group->submitted) {
       try {
@@ -711,7 +810,8 @@ void SqliteEventSink::run() {
 }
 
 bool SqliteEventSink::commitRange(std::vector<Pending*>& batch, std::size_t from, std::size_t to,
-                                  Failure& failure) {
+                                  std::vector<RejectionRecord>& rejections, Failure& failure) {
+  std::size_t written = 0;
   try {
     sqlite::ImmediateTransaction tx(writer_->session);
     writer_->beginTransaction();
@@ -719,6 +819,7 @@ bool SqliteEventSink::commitRange(std::vector<Pending*>& batch, std::size_t from
       for (std::size_t i = from; i < to; ++i) {
         batch[i]->outcome = writer_->apply(*batch[i]->event, verifier_);
       }
+      written = writer_->insertRejections(rejections, sinkSettings_.keepRejections);
       writer_->finishTransaction();  // the counters, in the same transaction as the events
       // Last, right before COMMIT: a commit into a file no longer at the path would be
       // acknowledged and then lost; rolled back, it is answered 503 and truly not stored.
@@ -741,20 +842,28 @@ bool SqliteEventSink::commitRange(std::vector<Pending*>& batch, std::size_t from
     return false;
   }
   for (std::size_t i = from; i < to; ++i) highestId_ = std::max(highestId_, batch[i]->outcome.id);
+  if (!rejections.empty() && sinkSettings_.onRejections) {
+    // Those not written had no table to go to (a schema before 0008).
+    sinkSettings_.onRejections(written, rejections.size() - written);
+  }
+  rejections.clear();
   return true;
 }
 
-void SqliteEventSink::commitGroup(Group& group) {
+void SqliteEventSink::commitGroup(Group& group, std::vector<RejectionRecord>& rejections) {
   std::vector<Pending*>& batch = group.items;
   auto failAll = [&](const std::string& reason) {
     for (Pending* p : batch) p->outcome = unavailable(reason);
   };
   // Nothing is committed to files that are no longer the database at the path; tick() retries
   // the recovery once a second (each try may copy the whole database).
-  if (fault_ == Fault::kFiles || !writer_) return failAll(problem_);
+  if (fault_ == Fault::kFiles || !writer_) {
+    failAll(problem_);
+    return dropRejections(rejections);
+  }
 
   Failure failure;
-  if (commitRange(batch, 0, batch.size(), failure)) return leaveFault();
+  if (commitRange(batch, 0, batch.size(), rejections, failure)) return leaveFault();
   failAll(failure.reason);
   lastFailedBatch_ = std::chrono::steady_clock::now();
   if (!failure.filesChanged) {
@@ -767,25 +876,29 @@ void SqliteEventSink::commitGroup(Group& group) {
   }
   if (failure.filesChanged) {
     enterFault(Fault::kFiles, failure.reason);
+    dropRejections(rejections);
     // Right away, so that the events queued behind this batch can commit on the saved file.
     recover();
     return;
   }
   if (batch.size() == 1 || storageWide(failure.code)) {
+    dropRejections(rejections);
     return enterFault(Fault::kCommit, "a commit failed: " + failure.reason);
   }
   // One event that cannot be written must not take its neighbours down with it: retry each
   // alone. Only when none commits is it the storage's fault rather than those events'.
   std::vector<std::size_t> failed;
   std::string lastReason = failure.reason;
+  // The rejections ride with the first of these transactions that commits.
   for (std::size_t i = 0; i < batch.size(); ++i) {
     Failure one;
-    if (!commitRange(batch, i, i + 1, one)) {
+    if (!commitRange(batch, i, i + 1, rejections, one)) {
       batch[i]->outcome = unavailable(one.reason);
       failed.push_back(i);
       lastReason = one.reason;
     }
   }
+  dropRejections(rejections);  // none committed
   if (failed.size() == batch.size()) {
     return enterFault(Fault::kCommit, "a commit failed: " + lastReason);
   }
