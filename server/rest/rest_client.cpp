@@ -271,6 +271,55 @@ RestResult classifyRestAnswer(int httpStatus, std::string body) {
   return r;
 }
 
+std::string batchCommand(const std::string& method,
+                         const std::vector<std::pair<std::string, std::string>>& params) {
+  // What PHP's http_build_query gives and Bitrix24 parses: reserved characters, brackets
+  // included, percent-encoded.
+  const std::string reserved = "!#$&'()*+,/:;=?@[]\"% ";
+  std::string out = method;
+  char separator = '?';
+  for (const auto& [key, value] : params) {
+    std::string k, v;
+    Poco::URI::encode(key, reserved, k);
+    Poco::URI::encode(value, reserved, v);
+    out += separator + k + "=" + v;
+    separator = '&';
+  }
+  return out;
+}
+
+RestResult batchPart(const RestResult& batch, const std::string& key) {
+  // An empty PHP array is `[]` in JSON: result and result_error are objects only when not empty.
+  auto objectAt = [](const Poco::JSON::Object::Ptr& o, const std::string& name) {
+    if (!o || !o->has(name)) return Poco::JSON::Object::Ptr();
+    Poco::Dynamic::Var v = o->get(name);
+    return v.type() == typeid(Poco::JSON::Object::Ptr) ? v.extract<Poco::JSON::Object::Ptr>()
+                                                       : Poco::JSON::Object::Ptr();
+  };
+  Poco::JSON::Object::Ptr outer;
+  if (batch.result().type() == typeid(Poco::JSON::Object::Ptr)) {
+    outer = batch.result().extract<Poco::JSON::Object::Ptr>();
+  }
+  if (Poco::JSON::Object::Ptr errors = objectAt(outer, "result_error");
+      errors && errors->has(key)) {
+    Poco::JSON::Object::Ptr e = objectAt(errors, key);
+    std::string error = textMember(e, "error");
+    return failure(RestResult::Kind::kError, error.empty() ? "bad_answer" : error,
+                   textMember(e, "error_description").substr(0, 300));
+  }
+  Poco::JSON::Object::Ptr results = objectAt(outer, "result");
+  if (!results || !results->has(key)) {
+    return failure(RestResult::Kind::kError, "not_run",
+                   "the batch answered nothing for " + key.substr(0, 64));
+  }
+  RestResult r;
+  r.kind = RestResult::Kind::kOk;
+  r.httpStatus = batch.httpStatus;
+  r.answer = new Poco::JSON::Object;
+  r.answer->set("result", results->get(key));
+  return r;
+}
+
 bool sleepMillis(std::int64_t millis) {
   if (millis > 0) Poco::Thread::sleep(static_cast<long>(millis));
   return true;

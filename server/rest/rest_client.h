@@ -161,6 +161,15 @@ class RestClient {
 // (bad_answer). Pure.
 RestResult classifyRestAnswer(int httpStatus, std::string body);
 
+// Bitrix24's `batch` method (several calls in one request, in order): `cmd[KEY]` holds
+// `METHOD?QUERY`, the query form-encoded here so that it survives the body's own encoding. Pure.
+std::string batchCommand(const std::string& method,
+                         const std::vector<std::pair<std::string, std::string>>& params);
+// The part of a successful `batch` answer that command `key` got: kOk with answer {"result":
+// ...} from result.result[key], kError with Bitrix24's error from result.result_error[key], or
+// kError `not_run` when the batch halted before it. Pure.
+RestResult batchPart(const RestResult& batch, const std::string& key);
+
 // A real sleep in milliseconds (for commands; the service passes one that stop interrupts).
 bool sleepMillis(std::int64_t millis);
 
