@@ -222,6 +222,36 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(calls)
 
+// Bitrix24's batch: each command's query is encoded once more, so that it survives the body's
+// own form encoding, and each command's part of the answer is read back as a call of its own.
+BOOST_AUTO_TEST_CASE(batch_commands_are_encoded_and_their_parts_read_back) {
+  BOOST_CHECK_EQUAL(batchCommand("event.offline.clear",
+                                 {{"process_id", "p 1&x=2"}, {"id[]", "7"}, {"id[]", "8"}}),
+                    "event.offline.clear?process_id=p%201%26x%3D2&id%5B%5D=7&id%5B%5D=8");
+  BOOST_CHECK_EQUAL(batchCommand("app.info", {}), "app.info");
+  RestResult both = classifyRestAnswer(
+      200, R"({"result":{"result":{"clear":true,"get":{"process_id":"p2","events":[]}},)"
+           R"("result_error":[],"result_total":[],"result_next":[]},"time":{}})");
+  BOOST_REQUIRE(both.ok());
+  RestResult cleared = batchPart(both, "clear");
+  BOOST_CHECK(cleared.ok());
+  BOOST_CHECK(cleared.result().convert<bool>());
+  RestResult got = batchPart(both, "get");
+  BOOST_REQUIRE(got.ok());
+  BOOST_CHECK_EQUAL(
+      got.result().extract<Poco::JSON::Object::Ptr>()->getValue<std::string>("process_id"), "p2");
+  RestResult halted = classifyRestAnswer(
+      200, R"({"result":{"result":[],"result_error":{"clear":{"error":"ERROR_CORE",)"
+           R"("error_description":"no such process"}}},"time":{}})");
+  RestResult failed = batchPart(halted, "clear");
+  BOOST_CHECK(failed.kind == RestResult::Kind::kError);
+  BOOST_CHECK_EQUAL(failed.error, "ERROR_CORE");
+  BOOST_CHECK_EQUAL(failed.description, "no such process");
+  RestResult notRun = batchPart(halted, "get");
+  BOOST_CHECK(notRun.kind == RestResult::Kind::kError);
+  BOOST_CHECK_EQUAL(notRun.error, "not_run");
+}
+
 BOOST_AUTO_TEST_CASE(the_token_goes_in_the_body_never_in_the_url) {
   FakeBitrix24 fake;
   fake.acceptToken(kToken);
