@@ -475,6 +475,9 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2_and_call_nothing) {
   BOOST_CHECK_EQUAL(h.run({"call", h.spec.memberId, "x.y", "--force"}, out, err), 2);
   BOOST_CHECK_EQUAL(
       h.run({"call", h.spec.memberId, "x.y", "--param", "a=1", "--json", "{}"}, out, err), 2);
+  BOOST_CHECK_EQUAL(h.run({"bind", "--param", "a=1"}, out, err), 2);
+  BOOST_CHECK(err.find("bind does not take --param") != std::string::npos);
+  BOOST_CHECK_EQUAL(h.run({"fetch-offline", "--json", "{}"}, out, err), 2);
   BOOST_CHECK(h.portal.requests().empty());
 }
 

@@ -191,6 +191,11 @@ int App::main(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   const std::string& command = args[0];
+  // Only `call` reads --param: elsewhere it would be dropped without a word.
+  if (!restParams_.empty() && command != "call") {
+    std::cerr << command << " does not take --param (try " << command << " --help)" << std::endl;
+    return kExitUsage;
+  }
   if (command == "token") {
     return runToken({configFile_, flags_, params_, args, {}}, std::cout, std::cerr);
   }
