@@ -218,6 +218,32 @@ BOOST_AUTO_TEST_CASE(calls_to_one_portal_are_paced_and_other_portals_have_their_
   BOOST_CHECK_EQUAL(fake.requests().size(), 6u);
 }
 
+BOOST_AUTO_TEST_CASE(a_stopping_service_makes_no_call_that_waits_for_the_bucket) {
+  FakeBitrix24 fake;
+  fake.acceptToken(kToken);
+  RestSettings s = loopbackSettings();
+  s.rate = 2;
+  s.burst = 2;
+  FakeClock clock;
+  Interrupter stop;
+  RestClient rest(
+      s,
+      [](const std::string&, const std::optional<std::int64_t>&, bool) {
+        AccessTokenResult r;
+        r.accessToken = kToken;
+        return r;
+      },
+      clock, stop.sleeper());
+  stop.stop();
+  const PortalRecord portal = portalAt(fake.clientEndpoint(), "a");
+  BOOST_CHECK(rest.call(portal, std::nullopt, "x.y", {}).ok());  // the burst
+  BOOST_CHECK(rest.call(portal, std::nullopt, "x.y", {}).ok());
+  RestResult refused = rest.call(portal, std::nullopt, "x.y", {});
+  BOOST_CHECK(refused.kind == RestResult::Kind::kUnreachable);
+  BOOST_CHECK_EQUAL(refused.error, "stopped");
+  BOOST_CHECK_EQUAL(fake.requests().size(), 2u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(calls)

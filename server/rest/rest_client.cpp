@@ -367,7 +367,7 @@ RestClient::~RestClient() {
   Poco::Net::uninitializeSSL();
 }
 
-void RestClient::pace(const std::string& memberId) {
+bool RestClient::pace(const std::string& memberId) {
   TokenBucket* bucket = nullptr;
   {
     MutexLock lock(bucketsMutex_);
@@ -376,7 +376,7 @@ void RestClient::pace(const std::string& memberId) {
     bucket = slot.get();  // buckets are never removed, so the pointer stays valid
   }
   std::int64_t wait = bucket->reserve(clock_.nowMillis());
-  if (wait > 0) sleep_(wait);
+  return wait <= 0 || sleep_(wait);
 }
 
 RestResult RestClient::call(const PortalRecord& portal, const std::optional<std::int64_t>& userId,
@@ -412,7 +412,11 @@ RestResult RestClient::send(const PortalRecord& portal, const std::string& acces
   }
   std::int64_t wait = options_.firstLimitWaitMillis;
   for (int attempt = 0;; ++attempt) {
-    pace(portal.memberId);
+    // A stopping service makes no call that has to wait for the bucket: a pass in progress ends
+    // within the portal's burst, not after every batch still queued.
+    if (!pace(portal.memberId)) {
+      return failure(RestResult::Kind::kUnreachable, "stopped", "the service is stopping");
+    }
     RestResult r = exchange(target, accessToken, params);
     if (onCall_)
       onCall_(method, r.ok() ? "ok" : (r.error.empty() ? restKindName(r.kind) : r.error));

@@ -141,7 +141,8 @@ class RestClient {
   // One HTTP exchange.
   RestResult exchange(const RestTarget& target, const std::string& accessToken,
                       const RestParams& params);
-  void pace(const std::string& memberId);
+  // Waits for the portal's bucket; false when the sleeper was interrupted (the service stops).
+  bool pace(const std::string& memberId);
 
   const RestSettings settings_;  // const after construction
   AccessTokenSource tokens_;     // const after construction
