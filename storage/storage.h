@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "event_query.h"
+#include "portal_state.h"
 #include "records.h"
 #include "rejections.h"
 #include "token_store.h"
@@ -174,6 +175,8 @@ class Storage {
   virtual TokenStore& tokenStore() = 0;
   // The read-only queries of the query API (event_query.h). Owned by the Storage; thread-safe.
   virtual EventReader& reader() = 0;
+  // Bindings and the offline queue (portal_state.h). Owned by the Storage; thread-safe.
+  virtual PortalStateStore& portalState() = 0;
 };
 
 // What /healthz reports: nullopt while `storage` is healthy, else the problem sentence.

@@ -48,6 +48,10 @@ const std::int64_t kStart = 1767261600;  // FakeClock's default, in seconds
 Verdict modelVerifier(const IncomingEvent& e, const std::optional<PortalRecord>& portal) {
   using Action = Verdict::Action;
   if (e.applicationToken == "forged") return {Action::kReject, "forged by the test"};
+  if (e.confirmed == IncomingEvent::Confirmed::kRotation) {
+    const bool same = portal && portal->installed() && portal->applicationToken == e.replacedToken;
+    return {same ? Action::kRotate : Action::kReject, same ? "" : "rotated meanwhile"};
+  }
   if (e.kind == EventKind::kInstall) return {Action::kInstall, {}};
   if (e.applicationToken == kStaticToken) {
     return {portal ? Action::kStore : Action::kStoreAndCreatePortal, {}};
@@ -1655,6 +1659,126 @@ CONTRACT_CASE(rejection_pages_go_newest_first_by_keyset_and_filter_by_member) {
   BOOST_TEST(b.items[1].clientAddr == "198.51.100.2");
   byMember.memberId = "nobody";
   BOOST_TEST(reader.listRejections(byMember).items.empty());
+}
+
+// Issue 12 (SPEC §7, §8): what the store keeps of its conversation with portals.
+
+CONTRACT_CASE(a_confirmed_rotation_replaces_the_application_token_with_the_event) {
+  Db db(backend);
+  db.stored(install());
+  IncomingEvent update = deal();
+  update.event = "ONAPPUPDATE";
+  update.applicationToken = "rotated-app-token";
+  update.confirmed = IncomingEvent::Confirmed::kRotation;
+  update.replacedToken = kAppToken;
+  db.stored(update);
+  BOOST_TEST((db.storage->findPortal(kMemberA)->applicationToken == "rotated-app-token"));
+  // The old token verifies nothing now; a second rotation from the old token is refused.
+  BOOST_TEST((db.sink->write(deal()).status == Status::kRejected));
+  BOOST_TEST((db.sink->write(update).status == Status::kRejected));
+  BOOST_TEST((db.sink->write(deal(kMemberA, "rotated-app-token")).status == Status::kStored));
+}
+
+CONTRACT_CASE(installed_portals_are_those_installed_and_not_uninstalled) {
+  Db db(backend);
+  db.stored(install());
+  db.stored(install(kMemberB));
+  PortalStateStore& state = db.storage->portalState();
+  BOOST_TEST(state.installedPortals(std::nullopt).size() == 2u);
+  db.stored(uninstall(kMemberB));
+  std::vector<PortalRecord> left = state.installedPortals(std::nullopt);
+  BOOST_REQUIRE_EQUAL(left.size(), 1u);
+  BOOST_TEST(left[0].memberId == kMemberA);
+  BOOST_TEST(left[0].clientEndpoint == "https://acme-test.bitrix24.com/rest/");
+  BOOST_TEST(state.installedPortals(kMemberB).empty());
+  BOOST_TEST(state.installedPortals(kMemberA).size() == 1u);
+}
+
+CONTRACT_CASE(bindings_are_recorded_replaced_removed_and_shown_with_the_portal) {
+  Db db(backend);
+  db.stored(install());
+  db.stored(install(kMemberB));
+  PortalStateStore& state = db.storage->portalState();
+  state.recordBinding(kMemberA, {"ONCRMDEALADD", "online", "error", "ERROR_CORE: no", kStart});
+  state.recordBinding(kMemberA, {"ONCRMDEALADD", "online", "bound", std::nullopt, kStart + 1});
+  state.recordBinding(kMemberA, {"ONCRMCONTACTADD", "offline", "bound", std::nullopt, kStart});
+  state.recordBinding(kMemberB, {"ONCRMDEALADD", "online", "error", "http_500", kStart});
+  std::vector<BindingRecord> a = state.bindings(kMemberA);
+  BOOST_REQUIRE_EQUAL(a.size(), 2u);
+  BOOST_TEST(a[0].event == "ONCRMCONTACTADD");
+  BOOST_TEST((a[1].state == "bound" && !a[1].error && a[1].updatedAt == kStart + 1));
+  std::optional<PortalView> view = db.storage->reader().findPortalView(kMemberA);
+  BOOST_REQUIRE(view.has_value());
+  BOOST_TEST(view->bindings.size() == 2u);
+  BOOST_TEST(!view->offline.has_value());
+  PortalPage page = db.storage->reader().listPortals(PortalFilter{});
+  BOOST_REQUIRE_EQUAL(page.items.size(), 2u);
+  for (const PortalView& p : page.items) {
+    BOOST_TEST(p.bindings.size() == (p.memberId == kMemberA ? 2u : 1u));
+  }
+  std::vector<BindingStateCount> counts = db.storage->reader().bindingStates();
+  BOOST_REQUIRE_EQUAL(counts.size(), 3u);  // offline/bound, online/bound, online/error
+  BOOST_TEST((counts[0].type == "offline" && counts[0].state == "bound" && counts[0].count == 1));
+  BOOST_TEST((counts[2].type == "online" && counts[2].state == "error" && counts[2].count == 1));
+  state.removeBinding(kMemberA, "ONCRMDEALADD", "online");
+  BOOST_TEST(state.bindings(kMemberA).size() == 1u);
+  BOOST_TEST(state.bindings(kMemberB).size() == 1u);
+}
+
+CONTRACT_CASE(an_offline_batch_is_stored_once_with_its_note_and_counted) {
+  Db db(backend);
+  db.stored(install());
+  PortalStateStore& state = db.storage->portalState();
+  auto record = [](std::int64_t id) {
+    OfflineEvent r;
+    r.event = deal();
+    r.event.applicationToken.clear();
+    r.event.entityId = 1000 + id;
+    r.offlineId = id;
+    r.messageId = "msg" + std::to_string(id);
+    return r;
+  };
+  BOOST_TEST(state.offlineState(kMemberA).mode == "reserve");  // the default, without a row
+  BOOST_TEST(state.storeOfflineBatch(kMemberA, "proc1", {record(1), record(2)}, kStart * 1000) ==
+             2u);
+  // Handed out again (a lapsed reservation, another process): only the new one is stored.
+  BOOST_TEST(state.storeOfflineBatch(kMemberA, "proc2", {record(2), record(3)}, kStart * 1000) ==
+             1u);
+  std::vector<OfflineNote> notes = state.offlineNotes(kMemberA);
+  BOOST_REQUIRE_EQUAL(notes.size(), 2u);
+  BOOST_TEST(notes[0].processId == "proc1");
+  BOOST_TEST((notes[0].ids == std::vector<std::int64_t>{1, 2}));
+  state.dropOfflineNote(kMemberA, "proc1");
+  BOOST_TEST(state.offlineNotes(kMemberA).size() == 1u);
+  // clear=1 batches have no note.
+  BOOST_TEST(state.storeOfflineBatch(kMemberA, "", {record(4)}, kStart * 1000) == 1u);
+  BOOST_TEST(state.offlineNotes(kMemberA).size() == 1u);
+
+  EventFilter offline;
+  offline.source = "offline";
+  BOOST_TEST(db.allIds(offline).size() == 4u);
+  EventFilter online;
+  online.source = "online";
+  BOOST_TEST(db.allIds(online).size() == 1u);  // the install
+  EventPage page = db.storage->reader().queryEvents(offline);
+  BOOST_TEST(page.items.front().offline);
+  BOOST_TEST(page.items.front().event == "ONCRMDEALADD");
+  // The counters count them like any stored event.
+  std::optional<PortalView> view = db.storage->reader().findPortalView(kMemberA);
+  BOOST_TEST(view->eventCount == 5);
+  BOOST_TEST(db.storage->reader().stats().total == 5);
+  BOOST_REQUIRE(view->offline.has_value());
+  BOOST_TEST(view->offline->fetched == 4);
+
+  state.setOfflineMode(kMemberA, "clear");
+  state.recordOfflinePass(kMemberA, std::string("event.offline.get: http_500"), kStart + 9);
+  OfflineState s = state.offlineState(kMemberA);
+  BOOST_TEST(s.mode == "clear");
+  BOOST_TEST((s.lastPassAt == kStart + 9));
+  BOOST_TEST((s.lastError == "event.offline.get: http_500"));
+  BOOST_TEST(s.fetched == 4);
+  state.recordOfflinePass(kMemberA, std::nullopt, kStart + 10);
+  BOOST_TEST(!state.offlineState(kMemberA).lastError.has_value());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

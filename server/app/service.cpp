@@ -7,10 +7,15 @@
 
 #include <thread>
 
+#include "bindings.h"
 #include "embedded_migrations.h"
 #include "ingest_handler.h"
+#include "lifecycle.h"
+#include "oauth_client.h"
+#include "offline_queue.h"
 #include "query_handler.h"
 #include "refresh_timer.h"
+#include "rest_client.h"
 #include "retention.h"
 #include "sqlite_storage.h"
 #include "token_refresher.h"
@@ -97,6 +102,35 @@ Service::Service(const Settings& settings, const Clock& clock) : settings_(setti
         return verifyEvent(e, p, staticTokens);
       },
       sinkSettings);
+  try {
+    restStop_ = std::make_unique<Interrupter>();
+    restOAuth_ =
+        std::make_unique<HttpOAuthClient>(settings_.oauth, httpOAuthOptions(settings_.refresh));
+    restRefresher_ =
+        std::make_unique<TokenRefresher>(storage_->tokenStore(), *restOAuth_, settings_.oauth,
+                                         settings_.refresh, clock, restStop_->sleeper());
+    rest_ = std::make_unique<RestClient>(
+        settings_.rest,
+        [this](const std::string& memberId, const std::optional<std::int64_t>& userId, bool force) {
+          return restRefresher_->accessToken(memberId, userId, force);
+        },
+        clock, restStop_->sleeper(), RestClientOptions{}, systemResolver(),
+        [this](const std::string& method, const std::string& result) {
+          metrics_.countRestCall(method, result);
+        });
+  } catch (const Poco::Exception& e) {
+    throw ServiceError("cannot set up REST calls: " + e.displayText());
+  }
+  lifecycle_ = std::make_unique<LifecycleVerifier>(*storage_, *sink_, *rest_);
+  if (bindingsConfigured(settings_.bitrix24)) {
+    bindings_ =
+        std::make_unique<BindingSync>(settings_.bitrix24, *rest_, storage_->portalState(), clock);
+  }
+  if (!settings_.bitrix24.offlineEvents.empty()) {
+    offline_ = std::make_unique<OfflineQueue>(*rest_, storage_->portalState(), clock, &metrics_);
+  }
+  portalJobs_ = std::make_unique<PortalJobs>(
+      [this](PortalJobs::Kind kind, const std::string& memberId) { runPortalJob(kind, memberId); });
   // Both sockets before any server: bind() throws when a port is taken, and inside the server's
   // arguments it leaked the raw factory and params pointers already made (LeakSanitizer).
   const Poco::Net::ServerSocket ingestSocket = bind(settings_.ingest.listen);
@@ -121,7 +155,9 @@ Service::Service(const Settings& settings, const Clock& clock) : settings_(setti
     sink->recordRejection(r);
   };
   ingest_ = std::make_unique<HttpServer>(
-      ingestSocket, new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock, &metrics_),
+      ingestSocket,
+      new IngestHandlerFactory(settings_.ingest, *sink_, *storage_, clock, &metrics_,
+                               lifecycle_.get(), [this](const IncomingEvent& e) { afterStore(e); }),
       serverParams(), ingestSettings);
   // One loop: the query API's work is on its workers. Its requests have no body to speak of;
   // the ingest limit bounds what is buffered of one.
@@ -159,8 +195,38 @@ Service::Service(const Settings& settings, const Clock& clock) : settings_(setti
   }
 }
 
+void Service::afterStore(const IncomingEvent& event) {
+  if (bindings_ && (event.kind == EventKind::kInstall || event.event == "ONAPPUPDATE")) {
+    portalJobs_->trigger(PortalJobs::Kind::kBind, event.memberId);
+  }
+  // Bitrix24 says the portal queued offline events: a pass now.
+  if (offline_ && event.event == "ONOFFLINEEVENT") {
+    portalJobs_->trigger(PortalJobs::Kind::kOffline, event.memberId);
+  }
+}
+
+void Service::runPortalJob(PortalJobs::Kind kind, const std::string& memberId) {
+  Poco::Logger& log = Poco::Logger::get("b24es.portal");
+  try {
+    std::vector<PortalRecord> portals = storage_->portalState().installedPortals(memberId);
+    if (portals.empty()) return;  // uninstalled meanwhile
+    if (kind == PortalJobs::Kind::kBind && bindings_) bindings_->sync(portals.front(), false);
+    if (kind == PortalJobs::Kind::kOffline && offline_) offline_->pass(portals.front());
+  } catch (const std::exception& e) {
+    log.error("portal %s: %s", memberId, std::string(e.what()));
+  }
+}
+
+void Service::stopRest() {
+  if (restStop_) restStop_->stop();
+  if (offlineTimer_.joinable()) offlineTimer_.join();
+  if (portalJobs_) portalJobs_->stop();
+  if (lifecycle_) lifecycle_->close();
+}
+
 Service::~Service() {
   if (running_) stop(Poco::Timespan(2, 0));
+  stopRest();
   if (retentionTimer_) retentionTimer_->requestStop();
   if (sink_) sink_->close();
   retentionTimer_.reset();
@@ -171,6 +237,21 @@ void Service::start() {
   query_->start();
   if (refreshTimer_) refreshTimer_->start();
   retentionTimer_->start();
+  if (offline_ && settings_.bitrix24.offlineIntervalSeconds > 0) {
+    // A pass for every installed portal at start (what was queued while the store was down),
+    // then every offline.interval seconds.
+    offlineTimer_ = std::thread([this] {
+      do {
+        try {
+          for (const PortalRecord& p : storage_->portalState().installedPortals(std::nullopt)) {
+            portalJobs_->trigger(PortalJobs::Kind::kOffline, p.memberId);
+          }
+        } catch (const StorageError& e) {
+          Poco::Logger::get("b24es.offline").error("offline timer: %s", std::string(e.what()));
+        }
+      } while (restStop_->sleep(std::int64_t{settings_.bitrix24.offlineIntervalSeconds} * 1000));
+    });
+  }
   running_ = true;
 }
 
@@ -183,6 +264,9 @@ void Service::stop(Poco::Timespan grace) {
   std::thread queryStop([this, grace] { query_->stop(grace); });
   ingest_->stop(grace);
   queryStop.join();
+  // After the listeners: a lifecycle verification still running belongs to a request that
+  // was in flight; its connection is gone by now, and it ends at its next REST wait.
+  stopRest();
   retentionTimer_->requestStop();
   sink_->close();  // ends a purge in progress after its current batch
   retentionTimer_->stop();

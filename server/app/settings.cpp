@@ -68,6 +68,41 @@ LogSettings loadLogSettings(const Poco::Util::AbstractConfiguration& c) {
   return log;
 }
 
+std::vector<std::string> upperList(const std::string& text) {
+  std::vector<std::string> out = list(text);
+  for (std::string& item : out) Poco::toUpperInPlace(item);
+  return out;
+}
+
+// SPEC §3's rest.*, bitrix24.handler_url, bitrix24.events, bitrix24.offline_events and
+// offline.interval.
+void loadRestSettings(const Poco::Util::AbstractConfiguration& c, Settings& s) {
+  if (c.has("rest.allowed_hosts")) s.rest.allowedHosts = list(c.getString("rest.allowed_hosts"));
+  try {
+    s.rest.allowHttp = c.getBool("rest.allow_http", false);
+  } catch (const Poco::SyntaxException&) {
+    throw Poco::SyntaxException("configuration key rest.allow_http is not true or false");
+  }
+  try {
+    s.rest.rate = c.getDouble("rest.rate", s.rest.rate);
+    s.rest.burst = c.getDouble("rest.burst", s.rest.burst);
+  } catch (const Poco::SyntaxException&) {
+    throw Poco::SyntaxException("configuration keys rest.rate and rest.burst are numbers");
+  }
+  s.rest.timeoutSeconds = intKey(c, "rest.timeout", s.rest.timeoutSeconds);
+  if (!(s.rest.rate > 0) || !(s.rest.burst >= 1) || s.rest.timeoutSeconds <= 0) {
+    throw Poco::SyntaxException("rest.rate and rest.timeout must be > 0, rest.burst >= 1");
+  }
+  s.bitrix24.handlerUrl = c.getString("bitrix24.handler_url", "");
+  s.bitrix24.events = upperList(c.getString("bitrix24.events", ""));
+  s.bitrix24.offlineEvents = upperList(c.getString("bitrix24.offline_events", ""));
+  s.bitrix24.offlineIntervalSeconds =
+      intKey(c, "offline.interval", s.bitrix24.offlineIntervalSeconds);
+  if (s.bitrix24.offlineIntervalSeconds < 0) {
+    throw Poco::SyntaxException("offline.interval must be >= 0");
+  }
+}
+
 }  // namespace
 
 Settings loadSettings(const Poco::Util::AbstractConfiguration& c) {
@@ -137,6 +172,7 @@ Settings loadSettings(const Poco::Util::AbstractConfiguration& c) {
   } catch (const Poco::SyntaxException&) {
     throw Poco::SyntaxException("configuration key bitrix24.purge_on_clean is not true or false");
   }
+  loadRestSettings(c, s);
   return s;
 }
 

@@ -138,6 +138,7 @@ std::variant<IncomingEvent, EventError> parseEvent(BodyValue& root, std::int64_t
   e.status = textOf(auth, "status");
   e.scope = textOf(auth, "scope");
   e.applicationToken = textOf(auth, "application_token");
+  e.authAccessToken = textOf(auth, "access_token");
   e.eventHandlerId = integerMember(&root, "event_handler_id");
   std::string eventId = textOf(&root, "event_id");
   if (!eventId.empty()) e.eventId = eventId;

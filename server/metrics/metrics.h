@@ -68,10 +68,17 @@ class Metrics {
   void countRejections(std::size_t written, std::size_t dropped);
   // One token refresh attempt and its result ("success", "invalid_grant", "http_error", ...).
   void countRefresh(const std::string& result);
+  // One REST call to a portal (one HTTP exchange, or a refusal) and its result ("ok", or
+  // Bitrix24's error code, or unreachable/refused words such as "timeout").
+  void countRestCall(const std::string& method, const std::string& result);
+  // Records pulled from portals' offline queues and stored.
+  void countOfflineFetched(std::size_t records);
 
-  // The exposition text. `tokens` are token rows by state, read from storage by the caller at
-  // scrape time; nullopt when storage could not answer (then b24es_storage_up is 0).
-  std::string render(const std::optional<TokenStateCounts>& tokens) const;
+  // The exposition text. `tokens` are token rows by state and `bindings` binding rows by type
+  // and state, read from storage by the caller at scrape time; nullopt when storage could not
+  // answer (then b24es_storage_up is 0).
+  std::string render(const std::optional<TokenStateCounts>& tokens,
+                     const std::optional<std::vector<BindingStateCount>>& bindings = {}) const;
 
  private:
   static constexpr std::size_t kResults = 4;  // IngestResult values
@@ -91,6 +98,11 @@ class Metrics {
   mutable Mutex refreshMutex_;
   std::map<std::string, std::uint64_t> refreshes_ GUARDED_BY(refreshMutex_);
   std::set<std::string, std::less<>> refreshResults_ GUARDED_BY(refreshMutex_);
+  std::map<std::pair<std::string, std::string>, std::uint64_t> restCalls_
+      GUARDED_BY(refreshMutex_);  // by (method, result)
+  std::set<std::string, std::less<>> restMethods_ GUARDED_BY(refreshMutex_);
+  std::set<std::string, std::less<>> restResults_ GUARDED_BY(refreshMutex_);
+  std::atomic<std::uint64_t> offlineFetched_{0};
 };
 
 // Prometheus label value escaping: backslash, double quote and newline.

@@ -239,13 +239,16 @@ class QueryHandler final : public Poco::Net::HTTPRequestHandler {
       case Route::kMetrics: {
         // Token states are read at scrape time; a failing database still yields the counters.
         std::optional<TokenStateCounts> tokens;
+        std::optional<std::vector<BindingStateCount>> bindings;
         try {
           tokens = storage_.reader().tokenStates(clock_.nowSeconds());
+          bindings = storage_.reader().bindingStates();
         } catch (const StorageError& e) {
-          log.warning("metrics: token states unavailable: %s", std::string(e.what()));
+          tokens.reset();
+          log.warning("metrics: token and binding states unavailable: %s", std::string(e.what()));
         }
         return sendOk(request, response, "text/plain; version=0.0.4; charset=utf-8",
-                      metrics_.render(tokens));
+                      metrics_.render(tokens, bindings));
       }
       case Route::kHealth:
       case Route::kEvents:

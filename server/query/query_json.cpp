@@ -146,6 +146,27 @@ Object::Ptr portalObject(const PortalView& p, std::int64_t nowSeconds) {
     tokens->add(token);
   }
   object->set("tokens", tokens);
+  Array::Ptr bindings = new Array;
+  for (const BindingRecord& b : p.bindings) {
+    Object::Ptr binding = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    binding->set("event", b.event);
+    binding->set("type", b.type);
+    binding->set("state", b.state);
+    binding->set("error", varOf(b.error));
+    binding->set("updated_at", isoOf(std::optional<std::int64_t>(b.updatedAt)));
+    bindings->add(binding);
+  }
+  object->set("bindings", bindings);
+  if (p.offline) {
+    Object::Ptr offline = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    offline->set("mode", p.offline->mode);
+    offline->set("last_pass_at", isoOf(p.offline->lastPassAt));
+    offline->set("last_error", varOf(p.offline->lastError));
+    offline->set("fetched", p.offline->fetched);
+    object->set("offline", offline);
+  } else {
+    object->set("offline", Var());
+  }
   return object;
 }
 
@@ -201,6 +222,7 @@ std::string eventJson(const EventRecord& e) {
   appendNumber(out, e.entityId);
   out += ",\"entity_type_id\":";
   appendNumber(out, e.entityTypeId);
+  out += e.offline ? ",\"source\":\"offline\"" : ",\"source\":\"online\"";
   out += ",\"data\":";
   appendData(out, e.dataJson);
   out += '}';

@@ -148,6 +148,12 @@ std::variant<EventFilter, InvalidParameter> parseEventFilter(const QueryParamete
       error = integer(filter.entityTypeId);
     } else if (name == "user_id") {
       error = integer(filter.userId);
+    } else if (name == "source") {
+      if (value == "online" || value == "offline") {
+        filter.source = value;
+      } else {
+        error = invalid("source must be online or offline");
+      }
     } else if (name == "from" || name == "to") {
       std::optional<std::int64_t> time = parseTime(value);
       if (!time) {

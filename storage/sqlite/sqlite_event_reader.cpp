@@ -20,7 +20,7 @@ namespace {
 
 constexpr const char* kEventColumns =
     "SELECT id, event, member_id, domain, event_handler_id, event_id, ts, received_at, user_id, "
-    "entity_id, entity_type_id, data FROM events";
+    "entity_id, entity_type_id, data, source FROM events";
 
 // Portal views: the record (never application_token), the event count and the ts of the newest
 // event. The count sums the portal's rows of event_counts (one per event code); the newest
@@ -39,7 +39,7 @@ constexpr const char* kTokenColumns =
 
 constexpr const char* kEventByIdSql =
     "SELECT id, event, member_id, domain, event_handler_id, event_id, ts, received_at, user_id, "
-    "entity_id, entity_type_id, data FROM events WHERE id = ?";
+    "entity_id, entity_type_id, data, source FROM events WHERE id = ?";
 // A page of portals after a cursor ('' before the first: member_ids are never empty), and the
 // tokens of exactly those portals.
 const std::string kPortalPageSql =
@@ -51,6 +51,24 @@ const std::string kPageTokensSql =
     "ORDER BY member_id LIMIT ?) ORDER BY member_id, user_id";
 const std::string kPortalTokensSql =
     std::string(kTokenColumns) + " WHERE member_id = ? ORDER BY user_id";
+// Bindings and offline state (migration 0007) of the same page of portals, or of one.
+constexpr const char* kBindingColumns =
+    "SELECT member_id, event, type, state, error, updated_at FROM bindings";
+constexpr const char* kOfflineColumns =
+    "SELECT member_id, mode, last_pass_at, last_error, fetched FROM offline_state";
+const std::string kPageBindingsSql =
+    std::string(kBindingColumns) +
+    " WHERE member_id IN (SELECT member_id FROM portals WHERE member_id > ? "
+    "ORDER BY member_id LIMIT ?) ORDER BY member_id, event, type";
+const std::string kPortalBindingsSql =
+    std::string(kBindingColumns) + " WHERE member_id = ? ORDER BY member_id, event, type";
+const std::string kPageOfflineSql =
+    std::string(kOfflineColumns) +
+    " WHERE member_id IN (SELECT member_id FROM portals WHERE member_id > ? "
+    "ORDER BY member_id LIMIT ?) ORDER BY member_id";
+const std::string kPortalOfflineSql = std::string(kOfflineColumns) + " WHERE member_id = ?";
+constexpr const char* kBindingStatesSql =
+    "SELECT type, state, count(*) FROM bindings GROUP BY type, state ORDER BY type, state";
 // Sums over event_counts (portals x event codes rows), never over events.
 constexpr const char* kStatsByEventSql =
     "SELECT event, sum(count) FROM event_counts GROUP BY event ORDER BY 2 DESC, 1";
@@ -159,6 +177,7 @@ void scanRows(Poco::Data::Session& session, const SqlQuery& query,
     r.entityId = statement.optionalInteger(9);
     r.entityTypeId = statement.optionalInteger(10);
     r.dataJson = statement.text(11);
+    r.offline = statement.text(12) == "offline";
     if (!each(r)) {
       statement.reset();
       return;
@@ -191,6 +210,43 @@ std::vector<std::pair<std::string, TokenInfo>> selectTokens(Poco::Data::Session&
     rows.emplace_back(std::move(memberId[i]), std::move(t));
   }
   return rows;
+}
+
+// The rows of `bindings` and `offline_state` the queries select, ordered by member_id.
+struct PortalStateRows {
+  std::vector<std::pair<std::string, BindingRecord>> bindings;
+  std::vector<std::pair<std::string, OfflineState>> offline;
+};
+
+void selectPortalState(Poco::Data::Session& session, const SqlQuery& bindingQuery,
+                       const SqlQuery& offlineQuery, PortalStateRows& rows) {
+  {
+    std::vector<std::string> member, event, type, state;
+    std::vector<Nullable<std::string>> error;
+    std::vector<Poco::Int64> updatedAt;
+    Poco::Data::Statement statement(session);
+    statement << bindingQuery.sql;
+    bindParams(statement, bindingQuery);
+    statement, into(member), into(event), into(type), into(state), into(error), into(updatedAt);
+    statement.execute();
+    for (std::size_t i = 0; i < member.size(); ++i) {
+      rows.bindings.emplace_back(member[i], BindingRecord{event[i], type[i], state[i],
+                                                          optionalOf(error[i]), updatedAt[i]});
+    }
+  }
+  std::vector<std::string> member, mode;
+  std::vector<Nullable<Poco::Int64>> lastPass;
+  std::vector<Nullable<std::string>> lastError;
+  std::vector<Poco::Int64> fetched;
+  Poco::Data::Statement statement(session);
+  statement << offlineQuery.sql;
+  bindParams(statement, offlineQuery);
+  statement, into(member), into(mode), into(lastPass), into(lastError), into(fetched);
+  statement.execute();
+  for (std::size_t i = 0; i < member.size(); ++i) {
+    rows.offline.emplace_back(member[i], OfflineState{mode[i], optionalOf(lastPass[i]),
+                                                      optionalOf(lastError[i]), fetched[i]});
+  }
 }
 
 std::optional<std::int64_t> selectOptionalInt(Poco::Data::Session& session, const char* sql) {
@@ -232,6 +288,8 @@ SqlQuery eventsQuery(const EventFilter& f) {
   if (f.userId) term(driver == Driver::kUser, "user_id", " = ", *f.userId);
   if (f.from) term(driver == Driver::kTs, "ts", " >= ", *f.from);
   if (f.to) term(driver == Driver::kTs, "ts", " <= ", *f.to);
+  // Never drives: the partial index events_offline serves source = 'offline' through id.
+  if (f.source) term(false, "source", " = ", *f.source);
   // The keyset bound is always present: every index above ends with id, so a page starts with
   // one seek wherever the cursor is, and with no filter at all the rowid itself drives.
   const bool asc = f.order == EventFilter::Order::kAsc;
@@ -262,6 +320,11 @@ std::vector<SqlQuery> fixedReaderQueries() {
       {kOnePortalSql, {std::string("member")}},
       {kPageTokensSql, {std::string("member"), std::int64_t{101}}},
       {kPortalTokensSql, {std::string("member")}},
+      {kPageBindingsSql, {std::string("member"), std::int64_t{101}}},
+      {kPortalBindingsSql, {std::string("member")}},
+      {kPageOfflineSql, {std::string("member"), std::int64_t{101}}},
+      {kPortalOfflineSql, {std::string("member")}},
+      {kBindingStatesSql, {}},
       {kStatsByEventSql, {}},
       {kStatsByPortalSql, {}},
       {kFirstTsSql, {}},
@@ -322,12 +385,15 @@ std::optional<EventRecord> SqliteEventReader::findEvent(std::int64_t id) {
 }
 
 std::vector<PortalView> SqliteEventReader::portals(const SqlQuery& portalQuery,
-                                                   const SqlQuery& tokenQuery) {
+                                                   const SqlQuery& tokenQuery,
+                                                   const SqlQuery& bindingQuery,
+                                                   const SqlQuery& offlineQuery) {
   std::vector<std::string> member, domain;
   std::vector<Nullable<std::string>> client, server, status, scope;
   std::vector<Nullable<Poco::Int64>> installedAt, uninstalledAt, lastTs;
   std::vector<Poco::Int64> count;
   std::vector<std::pair<std::string, TokenInfo>> tokens;
+  PortalStateRows state;
   try {
     Poco::Data::Session session = pool_.get();
     // One read transaction, so that the counts and the tokens describe the same moment; rolled
@@ -340,12 +406,13 @@ std::vector<PortalView> SqliteEventReader::portals(const SqlQuery& portalQuery,
         into(installedAt), into(uninstalledAt), into(count), into(lastTs);
     statement.execute();
     tokens = selectTokens(session, tokenQuery);
+    selectPortalState(session, bindingQuery, offlineQuery, state);
     transaction.commit();
   } catch (const Poco::Exception& e) {
     throw StorageError(e.displayText());
   }
   std::vector<PortalView> views(member.size());
-  std::size_t t = 0;  // both lists are ordered by member_id
+  std::size_t t = 0, b = 0, o = 0;  // every list is ordered by member_id
   for (std::size_t i = 0; i < views.size(); ++i) {
     PortalView& v = views[i];
     v.memberId = std::move(member[i]);
@@ -363,6 +430,15 @@ std::vector<PortalView> SqliteEventReader::portals(const SqlQuery& portalQuery,
       v.tokens.push_back(std::move(tokens[t].second));
       ++t;
     }
+    while (b < state.bindings.size() && state.bindings[b].first < v.memberId) ++b;
+    while (b < state.bindings.size() && state.bindings[b].first == v.memberId) {
+      v.bindings.push_back(std::move(state.bindings[b].second));
+      ++b;
+    }
+    while (o < state.offline.size() && state.offline[o].first < v.memberId) ++o;
+    if (o < state.offline.size() && state.offline[o].first == v.memberId) {
+      v.offline = std::move(state.offline[o].second);
+    }
   }
   return views;
 }
@@ -372,7 +448,8 @@ PortalPage SqliteEventReader::listPortals(const PortalFilter& filter) {
   const std::vector<std::variant<std::int64_t, std::string>> params = {
       filter.after.value_or(""), static_cast<std::int64_t>(filter.limit) + 1};
   PortalPage page;
-  page.items = portals(SqlQuery{kPortalPageSql, params}, SqlQuery{kPageTokensSql, params});
+  page.items = portals(SqlQuery{kPortalPageSql, params}, SqlQuery{kPageTokensSql, params},
+                       SqlQuery{kPageBindingsSql, params}, SqlQuery{kPageOfflineSql, params});
   if (page.items.size() > filter.limit) {
     page.items.resize(filter.limit);
     page.nextAfter = page.items.back().memberId;
@@ -382,7 +459,8 @@ PortalPage SqliteEventReader::listPortals(const PortalFilter& filter) {
 
 std::optional<PortalView> SqliteEventReader::findPortalView(const std::string& memberId) {
   std::vector<PortalView> views =
-      portals(SqlQuery{kOnePortalSql, {memberId}}, SqlQuery{kPortalTokensSql, {memberId}});
+      portals(SqlQuery{kOnePortalSql, {memberId}}, SqlQuery{kPortalTokensSql, {memberId}},
+              SqlQuery{kPortalBindingsSql, {memberId}}, SqlQuery{kPortalOfflineSql, {memberId}});
   if (views.empty()) return std::nullopt;
   return std::move(views[0]);
 }
@@ -499,6 +577,20 @@ TokenStateCounts SqliteEventReader::tokenStates(std::int64_t nowSeconds) {
           break;
       }
     }
+  } catch (const Poco::Exception& e) {
+    throw StorageError(e.displayText());
+  }
+  return counts;
+}
+
+std::vector<BindingStateCount> SqliteEventReader::bindingStates() {
+  std::vector<BindingStateCount> counts;
+  try {
+    Poco::Data::Session session = pool_.get();
+    std::vector<std::string> type, state;
+    std::vector<Poco::Int64> count;
+    session << kBindingStatesSql, into(type), into(state), into(count), Poco::Data::Keywords::now;
+    for (std::size_t i = 0; i < type.size(); ++i) counts.push_back({type[i], state[i], count[i]});
   } catch (const Poco::Exception& e) {
     throw StorageError(e.displayText());
   }

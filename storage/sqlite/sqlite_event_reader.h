@@ -54,9 +54,11 @@ class SqliteEventReader final : public EventReader {
   Timeline timeline(const TimelineQuery& query) override;
   TokenStateCounts tokenStates(std::int64_t nowSeconds) override;
   RejectionPage listRejections(const RejectionFilter& filter) override;
+  std::vector<BindingStateCount> bindingStates() override;
 
  private:
-  std::vector<PortalView> portals(const SqlQuery& portalQuery, const SqlQuery& tokenQuery);
+  std::vector<PortalView> portals(const SqlQuery& portalQuery, const SqlQuery& tokenQuery,
+                                  const SqlQuery& bindingQuery, const SqlQuery& offlineQuery);
 
   ReadPool& pool_;
 };

@@ -97,6 +97,12 @@ class SqliteEventSink::Writer {
                          "UPDATE portals SET uninstalled_at = ?2, application_token = NULL, "
                          "updated_at = ?2 WHERE member_id = ?1"),
         deleteTokens_(db_, "DELETE FROM tokens WHERE member_id = ?1"),
+        rotateToken_(db_,
+                     "UPDATE portals SET application_token = ?2, updated_at = ?3 "
+                     "WHERE member_id = ?1"),
+        deleteBindings_(db_, "DELETE FROM bindings WHERE member_id = ?1"),
+        deleteOfflineState_(db_, "DELETE FROM offline_state WHERE member_id = ?1"),
+        deleteOfflineNotes_(db_, "DELETE FROM offline_batches WHERE member_id = ?1"),
         // Install tokens replace whatever was stored: a reinstall starts a new authorization.
         installToken_(db_,
                       "INSERT INTO tokens(member_id, user_id, access_token, refresh_token, "
@@ -212,12 +218,17 @@ class SqliteEventSink::Writer {
       case Verdict::Action::kStore:
         for (const TokenGrant& t : e.tokens) applyEventToken(e.memberId, t, nowSec);
         break;
+      case Verdict::Action::kRotate:
+        forgetPortal(e.memberId);
+        rotateToken_.bind(1, e.memberId).bind(2, e.applicationToken).bind(3, nowSec).run();
+        for (const TokenGrant& t : e.tokens) applyEventToken(e.memberId, t, nowSec);
+        break;
       case Verdict::Action::kUninstall:
         forgetPortal(e.memberId);
         createPortal(e, nowSec);  // a portal known only through a static token
         uninstallPortal_.bind(1, e.memberId).bind(2, nowSec).run();
         deleteTokens_.bind(1, e.memberId).run();
-        if (e.clean && purgeOnClean_) deleteBindings(e.memberId);
+        if (e.clean && purgeOnClean_) deletePortalState(e.memberId);
         break;
     }
     const std::int64_t receivedMillis = clock_.nowMillis();
@@ -477,13 +488,13 @@ class SqliteEventSink::Writer {
 
   static constexpr int kCheckpointFrames = 1000;  // SQLite's own autocheckpoint threshold
 
-  // SPEC §9's bindings go with CLEAN=1. The table belongs to the event-binding feature
-  // (migration 0007), which may not be in this database: looked up each time, as this is rare.
-  void deleteBindings(const std::string& memberId) {
-    Statement exists(db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'bindings'");
-    if (!exists.row()) return;
-    exists.reset();
-    Statement(db_, "DELETE FROM bindings WHERE member_id = ?1").bind(1, memberId).run();
+  // SPEC §9's bindings go with CLEAN=1, and with them what the store knew of the portal's
+  // offline queue (migration 0007): its mode and the notes of batches not yet cleared (the
+  // portal is gone; its reservations lapse at Bitrix24).
+  void deletePortalState(const std::string& memberId) {
+    deleteBindings_.bind(1, memberId).run();
+    deleteOfflineState_.bind(1, memberId).run();
+    deleteOfflineNotes_.bind(1, memberId).run();
   }
 
   static int onWalCommit(void* self, sqlite3*, const char*, int frames) {
@@ -507,6 +518,10 @@ class SqliteEventSink::Writer {
   Statement createPortal_;
   Statement uninstallPortal_;
   Statement deleteTokens_;
+  Statement rotateToken_;
+  Statement deleteBindings_;
+  Statement deleteOfflineState_;
+  Statement deleteOfflineNotes_;
   Statement installToken_;
   Statement eventToken_;
   Statement countInstalls_;
