@@ -265,10 +265,11 @@ BOOST_AUTO_TEST_CASE(retention_off_still_prunes_old_minute_and_hour_buckets) {
 BOOST_AUTO_TEST_CASE(purge_on_clean_deletes_earlier_events_tokens_and_bindings) {
   Fixture f(true);
   {
-    // The bindings table comes with another migration; the writer deletes from it when there.
+    // The bindings table comes with migration 0007; the writer deletes from it when there.
     Poco::Data::Session admin("SQLite", f.settings.path);
-    admin << "CREATE TABLE bindings(member_id TEXT, event TEXT, type TEXT, state TEXT, "
-             "error TEXT, updated_at INTEGER, PRIMARY KEY(member_id, event, type))",
+    admin
+        << "CREATE TABLE IF NOT EXISTS bindings(member_id TEXT, event TEXT, type TEXT, state TEXT, "
+           "error TEXT, updated_at INTEGER, PRIMARY KEY(member_id, event, type))",
         now;
     admin << "INSERT INTO bindings VALUES('m-alpha', 'ONCRMDEALADD', 'online', 'bound', NULL, "
              "0), ('m-beta', 'ONCRMDEALADD', 'online', 'bound', NULL, 0)",
