@@ -128,3 +128,45 @@ CREATE TRIGGER events_delete INSTEAD OF DELETE ON events
 BEGIN
   DELETE FROM event_rows WHERE id = OLD.id;
 END;
+
+-- 0004's portal_activity, column for column, on event_rows and the keys: through the view above
+-- its aggregate would read every row and join its texts, and SQLite materializes a view that
+-- is a join on the right of a LEFT JOIN (f and l), so each read copied every event (2.2 s for
+-- 1,000,000 events instead of 0.05 s). Over event_rows it walks the covering index
+-- events_member_id (portal, id), and the first and last events are rowid seeks.
+DROP VIEW portal_activity;
+CREATE VIEW portal_activity AS
+SELECT
+  p.member_id,
+  p.domain,
+  p.status,
+  CASE
+    WHEN p.uninstalled_at IS NOT NULL THEN 'uninstalled'
+    WHEN p.installed_at IS NULL THEN 'never installed'  -- known only through a static token
+    ELSE 'installed'
+  END AS state,
+  strftime('%Y-%m-%dT%H:%M:%SZ', p.installed_at, 'unixepoch') AS installed_utc,
+  strftime('%Y-%m-%dT%H:%M:%SZ', p.uninstalled_at, 'unixepoch') AS uninstalled_utc,
+  coalesce(a.event_count, 0) AS event_count,
+  f.received_at AS first_received_at,
+  strftime('%Y-%m-%dT%H:%M:%SZ', f.received_at / 1000, 'unixepoch') AS first_received_utc,
+  l.received_at AS last_received_at,
+  strftime('%Y-%m-%dT%H:%M:%SZ', l.received_at / 1000, 'unixepoch') AS last_received_utc,
+  lc.event AS last_event,
+  l.ts AS last_event_ts,
+  round((CAST(strftime('%s', 'now') AS INTEGER) - l.received_at / 1000) / 3600.0, 1)
+    AS hours_since_last_event,
+  (SELECT count(*) FROM tokens t WHERE t.member_id = p.member_id) AS token_count
+FROM portals p
+LEFT JOIN (
+  SELECT k.member_id, n.event_count, n.first_id, n.last_id
+  FROM (
+    SELECT portal, count(*) AS event_count, min(id) AS first_id, max(id) AS last_id
+    FROM event_rows
+    GROUP BY portal
+  ) n
+  JOIN event_portals k ON k.key = n.portal
+) a ON a.member_id = p.member_id
+LEFT JOIN event_rows f ON f.id = a.first_id
+LEFT JOIN event_rows l ON l.id = a.last_id
+LEFT JOIN event_codes lc ON lc.key = l.code;

@@ -32,6 +32,13 @@ const char* const kReadable =
     "SELECT group_concat(id || ' ' || ts_utc || ' ' || received_at_utc || ' ' || received_day "
     "|| ' ' || member_id || ' ' || event, char(10)) FROM events_readable";
 
+// The report view portal_activity without its columns relative to now.
+const char* const kActivity =
+    "SELECT group_concat(member_id || ' ' || event_count || ' ' || coalesce(first_received_at, "
+    "'-') || ' ' || coalesce(last_received_at, '-') || ' ' || coalesce(last_event, '-') || ' ' "
+    "|| coalesce(last_event_ts, '-') || ' ' || state, char(10)) FROM (SELECT * FROM "
+    "portal_activity ORDER BY member_id)";
+
 std::vector<Migration> migrationsUpTo(int version) {
   std::vector<Migration> out;
   for (const Migration& m : embeddedMigrations()) {
@@ -90,14 +97,21 @@ BOOST_AUTO_TEST_CASE(migration_0011_keeps_every_event_column_for_column_with_its
       "(7, 'm1', 'a.bitrix24.com', 'ONCRMDEALADD', 185, NULL, 1767262000, 1767262000000, 9, "
       "7405, NULL, '{}', 'online', NULL, NULL)");
   db.exec("DELETE FROM events WHERE id >= 6");
+  db.exec(
+      "INSERT INTO portals(member_id, domain, updated_at) VALUES ('m1', 'a', 0), "
+      "('m2', 'b', 0), ('m3', 'c', 0)");
   const std::string before = db.q(kAllColumns);
   const std::string readableBefore = db.q(kReadable);
+  const std::string activityBefore = db.q(kActivity);
+  BOOST_REQUIRE(activityBefore.find("m2 2 1767261800789 1767261900000 ONCRMDEALADD") !=
+                std::string::npos);
   BOOST_REQUIRE(before.find("'offline',31,'msg-31'") != std::string::npos);
 
   db.migrate(embeddedMigrations());
   BOOST_TEST(db.q("SELECT type FROM sqlite_master WHERE name = 'events'") == "view");
   BOOST_TEST(db.q(kAllColumns) == before);
   BOOST_TEST(db.q(kReadable) == readableBefore);
+  BOOST_TEST(db.q(kActivity) == activityBefore);  // 0011's own portal_activity
   BOOST_TEST(db.q("SELECT json_extract(data, '$.FIELDS.ENTITY_TYPE_ID') FROM events "
                   "WHERE id = 4") == "1220");
   // One key per text, not per event.
