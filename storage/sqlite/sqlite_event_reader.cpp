@@ -18,18 +18,26 @@ using Poco::Data::Keywords::into;
 namespace b24es::sqlite {
 namespace {
 
+// EVENT's columns, read from the table behind the events view (migration 0011) with the texts
+// of its keys. CROSS JOIN keeps event_rows the outer loop (SQLite never reorders it), so the
+// index that a filter names drives the page and the keys are one rowid seek per row.
 constexpr const char* kEventColumns =
-    "SELECT id, event, member_id, domain, event_handler_id, event_id, ts, received_at, user_id, "
-    "entity_id, entity_type_id, data, source FROM events";
+    "SELECT r.id, c.event, p.member_id, d.domain, r.event_handler_id, r.event_id, r.ts, "
+    "r.received_at, r.user_id, r.entity_id, r.entity_type_id, r.data, "
+    "CASE r.offline WHEN 0 THEN 'online' ELSE 'offline' END FROM event_rows r "
+    "CROSS JOIN event_codes c ON c.key = r.code CROSS JOIN event_portals p ON p.key = r.portal "
+    "LEFT JOIN event_domains d ON d.key = r.domain";
 
 // Portal views: the record (never application_token), the event count and the ts of the newest
 // event. The count sums the portal's rows of event_counts (one per event code); the newest
-// event is one seek from the end of the portal's range of events_member_id(member_id, id).
+// event is one seek from the end of the portal's range of events_member_id(portal, id).
 constexpr const char* kPortalColumns =
     "SELECT p.member_id, p.domain, p.client_endpoint, p.server_endpoint, p.status, p.scope, "
     "p.installed_at, p.uninstalled_at, "
     "(SELECT coalesce(sum(c.count), 0) FROM event_counts c WHERE c.member_id = p.member_id), "
-    "(SELECT e.ts FROM events e WHERE e.member_id = p.member_id ORDER BY e.id DESC LIMIT 1) "
+    "(SELECT e.ts FROM event_rows e WHERE e.portal = "
+    "(SELECT k.key FROM event_portals k WHERE k.member_id = p.member_id) "
+    "ORDER BY e.id DESC LIMIT 1) "
     "FROM portals p";
 
 // Token metadata only: the token columns are tested for presence, never selected.
@@ -37,9 +45,7 @@ constexpr const char* kTokenColumns =
     "SELECT member_id, user_id, expires_at, refresh_token IS NOT NULL, last_refresh_at, "
     "last_refresh_error FROM tokens";
 
-constexpr const char* kEventByIdSql =
-    "SELECT id, event, member_id, domain, event_handler_id, event_id, ts, received_at, user_id, "
-    "entity_id, entity_type_id, data, source FROM events WHERE id = ?";
+const std::string kEventByIdSql = std::string(kEventColumns) + " WHERE r.id = ?";
 // A page of portals after a cursor ('' before the first: member_ids are never empty), and the
 // tokens of exactly those portals.
 const std::string kPortalPageSql =
@@ -78,8 +84,8 @@ constexpr const char* kStatsByPortalSql =
     "LEFT JOIN portals p ON p.member_id = c.member_id ORDER BY c.n DESC, c.member_id";
 // min() and max() in separate statements: alone, each is one seek in events_ts; together in
 // one SELECT SQLite would scan the index.
-constexpr const char* kFirstTsSql = "SELECT min(ts) FROM events";
-constexpr const char* kLastTsSql = "SELECT max(ts) FROM events";
+constexpr const char* kFirstTsSql = "SELECT min(ts) FROM event_rows";
+constexpr const char* kLastTsSql = "SELECT max(ts) FROM event_rows";
 // One range of event_buckets' key (width, member_id, start, event); member_id '' is the sum
 // over every portal.
 constexpr const char* kTimelineSql =
@@ -109,14 +115,14 @@ const std::string kPortalRejectionPageSql =
 // turns the other terms into row checks with unary `+` (SQLite's documented way to keep a term
 // from using an index; it does not change the comparison for values bound with their type).
 enum class Driver {
-  kMemberEntity,  // events_entity_member (entity_id, member_id, id): one entity of one portal
+  kMemberEntity,  // events_entity_member (entity_id, portal, id): one entity of one portal
   kEntity,        // the same index, entity_id alone: sorted (see eventsQuery)
-  kMemberEvent,   // events_member_event (member_id, event, id)
-  kMember,        // events_member_id (member_id, id)
+  kMemberEvent,   // events_member_event (portal, code, id)
+  kMember,        // events_member_id (portal, id)
   kDomain,        // events_domain (domain, id)
   kEntityType,    // events_entity_type (entity_type_id, id), partial
-  kEvent,         // events_event (event, id)
-  kUser,          // events_user (user_id, id)
+  kEvent,         // events_event (code, id)
+  kUser,          // events_user (user_id, id), partial
   kTs,            // events_ts (ts, id): sorted (see eventsQuery)
   kId,            // no filter: the rowid itself
 };
@@ -262,23 +268,31 @@ SqlQuery eventsQuery(const EventFilter& f) {
   const Driver driver = driverOf(f);
   SqlQuery query;
   std::string where;
+  // `value` is compared with the column, or with `key`'s subquery, which turns a member_id,
+  // domain or event code into its key (0011): one seek in that key table, NULL when the text
+  // was never stored, which matches no row.
   auto term = [&](bool drives, const char* column, const char* comparison,
-                  std::variant<std::int64_t, std::string> value) {
+                  std::variant<std::int64_t, std::string> value, const char* key = nullptr) {
     if (!where.empty()) where += " AND ";
     if (!drives) where += '+';
+    where += "r.";
     where += column;
     where += comparison;
-    where += '?';
+    where += key ? key : "?";
     query.params.push_back(std::move(value));
   };
   if (f.memberId) {
     term(driver == Driver::kMember || driver == Driver::kMemberEvent ||
              driver == Driver::kMemberEntity,
-         "member_id", " = ", *f.memberId);
+         "portal", " = ", *f.memberId, "(SELECT key FROM event_portals WHERE member_id = ?)");
   }
-  if (f.domain) term(driver == Driver::kDomain, "domain", " = ", *f.domain);
+  if (f.domain) {
+    term(driver == Driver::kDomain, "domain", " = ", *f.domain,
+         "(SELECT key FROM event_domains WHERE domain = ?)");
+  }
   if (f.event) {
-    term(driver == Driver::kEvent || driver == Driver::kMemberEvent, "event", " = ", *f.event);
+    term(driver == Driver::kEvent || driver == Driver::kMemberEvent, "code", " = ", *f.event,
+         "(SELECT key FROM event_codes WHERE event = ?)");
   }
   if (f.entityId) {
     term(driver == Driver::kEntity || driver == Driver::kMemberEntity, "entity_id", " = ",
@@ -288,24 +302,26 @@ SqlQuery eventsQuery(const EventFilter& f) {
   if (f.userId) term(driver == Driver::kUser, "user_id", " = ", *f.userId);
   if (f.from) term(driver == Driver::kTs, "ts", " >= ", *f.from);
   if (f.to) term(driver == Driver::kTs, "ts", " <= ", *f.to);
-  // Never drives: the partial index events_offline serves source = 'offline' through id.
-  if (f.source) term(false, "source", " = ", *f.source);
+  // Never drives (most events are online; offline ones are few and recent). The column behind
+  // `source` is event_rows.offline, 1 for offline (0011).
+  if (f.source) term(false, "offline", " = ", std::int64_t{*f.source == "offline" ? 1 : 0});
   // The keyset bound is always present: every index above ends with id, so a page starts with
   // one seek wherever the cursor is, and with no filter at all the rowid itself drives.
   const bool asc = f.order == EventFilter::Order::kAsc;
   term(true, "id", asc ? " > " : " < ",
        f.afterId.value_or(asc ? 0 : std::numeric_limits<std::int64_t>::max()));
-  const std::string order = asc ? " ORDER BY id" : " ORDER BY id DESC";
+  const std::string order = asc ? " ORDER BY r.id" : " ORDER BY r.id DESC";
   if (driver == Driver::kTs || driver == Driver::kEntity) {
     // A time window comes out of events_ts in ts order, and one entity_id of every portal out
-    // of events_entity_member in member order, so these rows must be sorted by id. Sorting only
+    // of events_entity_member in portal order, so these rows must be sorted by id. Sorting only
     // the ids (read from the index; covering when no other filter is set), then fetching the
     // page's rows by id, costs a fraction of sorting whole rows. INDEXED BY because with a
     // bound LIMIT SQLite otherwise prefers walking the rowid from the cursor, which for a
     // recent window reads the whole table first.
     const char* index = driver == Driver::kTs ? "events_ts" : "events_entity_member";
-    query.sql = std::string(kEventColumns) + " WHERE id IN (SELECT id FROM events INDEXED BY " +
-                index + " WHERE " + where + order + " LIMIT ?)" + order;
+    query.sql = std::string(kEventColumns) +
+                " WHERE r.id IN (SELECT r.id FROM event_rows r INDEXED BY " + index + " WHERE " +
+                where + order + " LIMIT ?)" + order;
   } else {
     query.sql = std::string(kEventColumns) + " WHERE " + where + order + " LIMIT ?";
   }

@@ -27,12 +27,53 @@ namespace b24es::sqlite {
 namespace {
 
 // A purge batch: one portal's events after the cursor (events_member_id), or the oldest
-// events after the cursor (the rowid). Listed by purgeQueries() for query_plan_test.
-constexpr const char* kSelectPortalBatchSql =
-    "SELECT id, member_id, event, received_at FROM events "
-    "WHERE member_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4";
+// events after the cursor (the rowid), with the texts of their keys (migration 0011) for the
+// counters. Listed by purgeQueries() for query_plan_test.
+#define B24ES_PURGE_COLUMNS                                             \
+  "SELECT r.id, p.member_id, c.event, r.received_at FROM event_rows r " \
+  "CROSS JOIN event_portals p ON p.key = r.portal CROSS JOIN event_codes c ON c.key = r.code "
+constexpr const char* kSelectPortalBatchSql = B24ES_PURGE_COLUMNS
+    "WHERE r.portal = (SELECT key FROM event_portals WHERE member_id = ?1) "
+    "AND r.id > ?2 AND r.id < ?3 ORDER BY r.id LIMIT ?4";
 constexpr const char* kSelectOldestBatchSql =
-    "SELECT id, member_id, event, received_at FROM events WHERE id > ?1 ORDER BY id LIMIT ?2";
+    B24ES_PURGE_COLUMNS "WHERE r.id > ?1 ORDER BY r.id LIMIT ?2";
+#undef B24ES_PURGE_COLUMNS
+
+// One of the key tables of migration 0011 (event_portals, event_domains, event_codes): the
+// integer key of a text, found or made on first use. What the open transaction found or made is
+// remembered until clear() at the start of the next one: a key this transaction made is gone
+// again if it rolls back, and a key made by another process is found by the select.
+class KeyTable {
+ public:
+  // `select` takes the text as ?1 and answers the key; `insert` adds the text as ?1.
+  KeyTable(sqlite3* db, const char* select, const char* insert)
+      : db_(db), select_(db, select), insert_(db, insert) {}
+
+  // Inside an open write transaction. Throws StorageError.
+  std::int64_t key(const std::string& text) {
+    auto known = keys_.find(text);
+    if (known != keys_.end()) return known->second;
+    std::int64_t key = 0;
+    select_.bind(1, text);
+    if (select_.row()) {
+      key = select_.integer(0);
+      select_.reset();
+    } else {
+      insert_.bind(1, text).run();
+      key = ::sqlite3_last_insert_rowid(db_);
+    }
+    keys_.emplace(text, key);
+    return key;
+  }
+
+  void clear() { keys_.clear(); }
+
+ private:
+  sqlite3* const db_;
+  Statement select_;
+  Statement insert_;
+  std::unordered_map<std::string, std::int64_t> keys_;  // of the open transaction
+};
 
 // Rejections (0008): one insert per rejection, then the trim, which deletes the ids at or below
 // (newest id - ingest.keep_rejections): a range of the rowid, as long as the rows it removes.
@@ -71,7 +112,13 @@ class SqliteEventSink::Writer {
         counters_(db_),
         selectPortalBatch_(db_, kSelectPortalBatchSql),
         selectOldestBatch_(db_, kSelectOldestBatchSql),
-        deleteEvent_(db_, "DELETE FROM events WHERE id = ?1"),
+        deleteEvent_(db_, "DELETE FROM event_rows WHERE id = ?1"),
+        portalKeys_(db_, "SELECT key FROM event_portals WHERE member_id = ?1",
+                    "INSERT INTO event_portals(member_id) VALUES(?1)"),
+        domainKeys_(db_, "SELECT key FROM event_domains WHERE domain = ?1",
+                    "INSERT INTO event_domains(domain) VALUES(?1)"),
+        codeKeys_(db_, "SELECT key FROM event_codes WHERE event = ?1",
+                  "INSERT INTO event_codes(event) VALUES(?1)"),
         selectPortal_(db_,
                       "SELECT application_token, installed_at, uninstalled_at FROM portals "
                       "WHERE member_id = ?1"),
@@ -141,8 +188,9 @@ class SqliteEventSink::Writer {
         freeingInstall_(db_,
                         "SELECT installed_at FROM portals WHERE installed_at > ?1 "
                         "ORDER BY installed_at LIMIT 1 OFFSET ?2"),
+        // The table behind the events view (0011): member_id, domain and event as their keys.
         insertEvent_(db_,
-                     "INSERT INTO events(member_id, domain, event, event_handler_id, event_id, "
+                     "INSERT INTO event_rows(portal, domain, code, event_handler_id, event_id, "
                      "ts, received_at, user_id, entity_id, entity_type_id, data) "
                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)") {
     // Replaces SQLite's autocheckpoint on this connection (see checkpointIfLarge).
@@ -175,6 +223,9 @@ class SqliteEventSink::Writer {
   void beginTransaction() {
     portals_.clear();
     grants_.clear();
+    portalKeys_.clear();
+    domainKeys_.clear();
+    codeKeys_.clear();
     counters_.clear();
     cleanups_.clear();
   }
@@ -232,7 +283,13 @@ class SqliteEventSink::Writer {
         break;
     }
     const std::int64_t receivedMillis = clock_.nowMillis();
-    insertEvent_.bind(1, e.memberId).bindTextOrNull(2, e.domain).bind(3, e.event);
+    insertEvent_.bind(1, portalKeys_.key(e.memberId));
+    if (e.domain.empty()) {
+      insertEvent_.bindNull(2);
+    } else {
+      insertEvent_.bind(2, domainKeys_.key(e.domain));
+    }
+    insertEvent_.bind(3, codeKeys_.key(e.event));
     insertEvent_.bind(4, e.eventHandlerId).bind(5, e.eventId).bind(6, e.ts);
     insertEvent_.bind(7, receivedMillis).bind(8, e.userId).bind(9, e.entityId);
     insertEvent_.bind(10, e.entityTypeId).bind(11, e.dataJson).run();
@@ -335,11 +392,12 @@ class SqliteEventSink::Writer {
     if (highestId <= 0) return;
     if (!raiseSequence_) {
       // sqlite_sequence is where AUTOINCREMENT keeps the largest id it handed out (0005).
-      raiseSequence_.emplace(db_,
-                             "INSERT OR REPLACE INTO sqlite_sequence(rowid, name, seq) "
-                             "SELECT (SELECT rowid FROM sqlite_sequence WHERE name = 'events'), "
-                             "'events', ?1 WHERE ?1 > COALESCE((SELECT seq FROM sqlite_sequence "
-                             "WHERE name = 'events'), 0)");
+      raiseSequence_.emplace(
+          db_,
+          "INSERT OR REPLACE INTO sqlite_sequence(rowid, name, seq) "
+          "SELECT (SELECT rowid FROM sqlite_sequence WHERE name = 'event_rows'), "
+          "'event_rows', ?1 WHERE ?1 > COALESCE((SELECT seq FROM sqlite_sequence "
+          "WHERE name = 'event_rows'), 0)");
     }
     raiseSequence_->bind(1, highestId).run();
   }
@@ -348,7 +406,7 @@ class SqliteEventSink::Writer {
   // file has no sqlite_sequence (a schema before 0005).
   std::int64_t sequence() {
     try {
-      Statement seq(db_, "SELECT seq FROM sqlite_sequence WHERE name = 'events'");
+      Statement seq(db_, "SELECT seq FROM sqlite_sequence WHERE name = 'event_rows'");
       std::int64_t v = seq.row() ? seq.optionalInteger(0).value_or(0) : 0;
       seq.reset();
       return v;
@@ -512,6 +570,9 @@ class SqliteEventSink::Writer {
   Statement selectPortalBatch_;
   Statement selectOldestBatch_;
   Statement deleteEvent_;
+  KeyTable portalKeys_;                 // member_id -> event_rows.portal
+  KeyTable domainKeys_;                 // domain -> event_rows.domain
+  KeyTable codeKeys_;                   // event -> event_rows.code
   std::vector<PurgeRequest> cleanups_;  // asked for by the open transaction
   Statement selectPortal_;
   Statement installPortal_;

@@ -14,11 +14,22 @@
 namespace b24es::sqlite {
 namespace {
 
+// Offline records go to the table behind the events view (migration 0011), whose keys are found
+// or made first (kOfflineKeys): a view takes no ON CONFLICT, and the unique (portal,
+// offline_id) index is what stores a record handed out twice only once.
+const char* const kOfflineKeys[] = {
+    "INSERT OR IGNORE INTO event_portals(member_id) VALUES(?1)",
+    "INSERT OR IGNORE INTO event_domains(domain) SELECT ?1 WHERE ?1 IS NOT NULL",
+    "INSERT OR IGNORE INTO event_codes(event) VALUES(?1)",
+};
 const char* const kInsertOffline =
-    "INSERT INTO events(member_id, domain, event, event_handler_id, event_id, ts, received_at, "
-    "user_id, entity_id, entity_type_id, data, source, offline_id, message_id) "
-    "VALUES(?1, ?2, ?3, NULL, NULL, ?4, ?5, ?6, ?7, ?8, ?9, 'offline', ?10, ?11) "
-    "ON CONFLICT(member_id, offline_id) WHERE offline_id IS NOT NULL DO NOTHING";
+    "INSERT INTO event_rows(portal, domain, code, event_handler_id, event_id, ts, received_at, "
+    "user_id, entity_id, entity_type_id, offline, offline_id, message_id, data) "
+    "VALUES((SELECT key FROM event_portals WHERE member_id = ?1), "
+    "(SELECT key FROM event_domains WHERE domain = ?2), "
+    "(SELECT key FROM event_codes WHERE event = ?3), NULL, NULL, ?4, ?5, ?6, ?7, ?8, 1, ?10, "
+    "?11, ?9) "
+    "ON CONFLICT(portal, offline_id) WHERE offline_id IS NOT NULL DO NOTHING";
 
 template <typename F>
 auto guarded(F&& body) -> decltype(body()) {
@@ -191,9 +202,15 @@ std::size_t SqlitePortalStateStore::storeOfflineBatch(const std::string& memberI
     // the writer changes them.
     CounterChanges counters(handle);
     {
+      Statement portalKey(handle, kOfflineKeys[0]);
+      Statement domainKey(handle, kOfflineKeys[1]);
+      Statement codeKey(handle, kOfflineKeys[2]);
       Statement insert(handle, kInsertOffline);
       for (const OfflineEvent& r : records) {
         const IncomingEvent& e = r.event;
+        portalKey.bind(1, memberId).run();
+        domainKey.bindTextOrNull(1, e.domain).run();
+        codeKey.bind(1, e.event).run();
         insert.bind(1, memberId).bindTextOrNull(2, e.domain).bind(3, e.event).bind(4, e.ts);
         insert.bind(5, nowMillis).bind(6, e.userId).bind(7, e.entityId).bind(8, e.entityTypeId);
         insert.bind(9, e.dataJson).bind(10, r.offlineId).bind(11, r.messageId).run();
