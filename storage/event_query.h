@@ -176,6 +176,12 @@ class EventReader {
   virtual Timeline timeline(const TimelineQuery& query) = 0;
   // `nowSeconds` decides which access tokens count as expired.
   virtual TokenStateCounts tokenStates(std::int64_t nowSeconds) = 0;
+  // The committed watermark as the database shows it now: every event with an id at or below
+  // the answer that will ever be visible is visible (0 when there are none). Sees the commits
+  // of every process on the database, not only this one's (SinkSettings::onCommitted reports
+  // this process's). SQLite: the largest stored id, as its one writer at a time gives ids in
+  // commit order.
+  virtual std::int64_t committedThrough() = 0;
 };
 
 }  // namespace b24es

@@ -117,6 +117,14 @@ struct SinkSettings {
   // Called by the writer thread after each batch with the number of events in it (for
   // metrics); must be thread-safe and quick. None when empty.
   std::function<void(std::size_t)> onBatch;
+  // Called by the writer thread after each committed batch that stored an event, with a
+  // watermark: every event with an id at or below it that will ever be visible to the
+  // EventReader is visible now (EventReader::committedThrough() says the same from the
+  // database). Live streams (SPEC §5.1) wake on it, once per batch. How the watermark is found
+  // is the backend's business: SQLite's single writer assigns ids in commit order, so it is the
+  // batch's highest id; a backend whose ids can commit out of order must pass less. Must be
+  // thread-safe and quick (it runs before the batch's waiters are answered). None when empty.
+  std::function<void(std::int64_t committedThrough)> onCommitted;
 };
 
 // What the writer knows about the database, for /healthz (SPEC §5, §10). A plain value.

@@ -15,6 +15,7 @@
 namespace b24es {
 
 class KeepAliveTimer;
+class StreamHub;
 class RetentionTimer;
 
 // A start-up failure: bad configuration, database or migration error, port in use.
@@ -46,6 +47,9 @@ class Service {
   const Settings settings_;  // const after construction
   Metrics metrics_;          // thread-safe; declared first so it outlives the writer and servers
   std::unique_ptr<Storage> storage_;
+  // The live streams' hub: after storage_ (it reads through it), before the writer (which
+  // reports commits to it) and the query listener (whose streams it feeds), which go first.
+  std::unique_ptr<StreamHub> streams_;
   std::unique_ptr<EventSink> sink_;
   std::unique_ptr<HttpServer> ingest_;
   std::unique_ptr<HttpServer> query_;

@@ -107,6 +107,13 @@ void Metrics::countIngest(IngestResult result, const std::string& event, double 
 
 void Metrics::observeBatch(std::size_t events) { batchSizes_.observe(static_cast<double>(events)); }
 
+void Metrics::streamOpened() { streamsOpen_.fetch_add(1, std::memory_order_relaxed); }
+
+void Metrics::streamClosed(bool cut) {
+  streamsOpen_.fetch_sub(1, std::memory_order_relaxed);
+  if (cut) streamsCut_.fetch_add(1, std::memory_order_relaxed);
+}
+
 void Metrics::countRefresh(const std::string& result) {
   MutexLock lock(refreshMutex_);
   std::string label = capped(refreshResults_, result);
@@ -141,6 +148,14 @@ std::string Metrics::render(const std::optional<TokenStateCounts>& tokens) const
       "transaction.\n";
   out += "# TYPE b24es_writer_batch_events histogram\n";
   batchSizes_.render("b24es_writer_batch_events", out);
+  out += "# HELP b24es_streams_open Live event streams open now.\n";
+  out += "# TYPE b24es_streams_open gauge\n";
+  out += "b24es_streams_open " + std::to_string(streamsOpen_.load()) + "\n";
+  out +=
+      "# HELP b24es_streams_cut_total Live event streams disconnected because their client "
+      "fell more than 1 MiB behind.\n";
+  out += "# TYPE b24es_streams_cut_total counter\n";
+  out += "b24es_streams_cut_total " + std::to_string(streamsCut_.load()) + "\n";
   out += "# HELP b24es_token_refresh_total Token refresh attempts, by result.\n";
   out += "# TYPE b24es_token_refresh_total counter\n";
   {

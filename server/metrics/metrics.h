@@ -65,6 +65,10 @@ class Metrics {
   void observeBatch(std::size_t events);
   // One token refresh attempt and its result ("success", "invalid_grant", "http_error", ...).
   void countRefresh(const std::string& result);
+  // A live event stream (SPEC §5.1) opened; one closed, `cut` when its client fell too far
+  // behind and the server disconnected it.
+  void streamOpened();
+  void streamClosed(bool cut);
 
   // The exposition text. `tokens` are token rows by state, read from storage by the caller at
   // scrape time; nullopt when storage could not answer (then b24es_storage_up is 0).
@@ -82,6 +86,9 @@ class Metrics {
   std::set<std::string, std::less<>> events_ GUARDED_BY(receivedMutex_);  // label values seen
   Histogram ingestSeconds_;
   Histogram batchSizes_;
+
+  std::atomic<std::int64_t> streamsOpen_{0};
+  std::atomic<std::uint64_t> streamsCut_{0};
 
   mutable Mutex refreshMutex_;
   std::map<std::string, std::uint64_t> refreshes_ GUARDED_BY(refreshMutex_);

@@ -49,6 +49,7 @@ class SqliteEventReader final : public EventReader {
   EventStats stats() override;
   Timeline timeline(const TimelineQuery& query) override;
   TokenStateCounts tokenStates(std::int64_t nowSeconds) override;
+  std::int64_t committedThrough() override;
 
  private:
   std::vector<PortalView> portals(const SqlQuery& portalQuery, const SqlQuery& tokenQuery);
