@@ -185,3 +185,17 @@ BOOST_AUTO_TEST_CASE(retention_days_and_purge_on_clean) {
   c->setString("bitrix24.purge_on_clean", "sometimes");
   BOOST_CHECK_THROW(b24es::loadSettings(*c), Poco::SyntaxException);
 }
+
+BOOST_AUTO_TEST_CASE(query_max_streams_defaults_to_256_and_is_at_least_1) {
+  test::TempDir dir;
+  BOOST_TEST(loadSettings(*layerConfiguration("", {}, {})).query.maxStreams == 256u);
+  BOOST_TEST(loadSettings(*layerConfiguration(writeConfig(dir, "query.max_streams = 3\n"), {}, {}))
+                 .query.maxStreams == 3u);
+  for (const char* line :
+       {"query.max_streams = 0\n", "query.max_streams = -1\n", "query.max_streams = many\n"}) {
+    BOOST_TEST_CONTEXT(line) {
+      BOOST_CHECK_THROW(loadSettings(*layerConfiguration(writeConfig(dir, line), {}, {})),
+                        Poco::SyntaxException);
+    }
+  }
+}
