@@ -122,7 +122,8 @@ struct SinkSettings {
   // EventReader is visible now (EventReader::committedThrough() says the same from the
   // database). Live streams (SPEC §5.1) wake on it, once per batch. How the watermark is found
   // is the backend's business: SQLite's single writer assigns ids in commit order, so it is the
-  // batch's highest id; a backend whose ids can commit out of order must pass less. Must be
+  // batch's highest id; a backend whose ids can commit out of order must pass less. A read the
+  // EventReader starts after this call sees every event up to the watermark. Must be
   // thread-safe and quick (it runs before the batch's waiters are answered). None when empty.
   std::function<void(std::int64_t committedThrough)> onCommitted;
 };

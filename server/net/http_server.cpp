@@ -152,6 +152,11 @@ class HttpServer::Loop {
   }
 
   ~Loop() {
+    // Normally every connection closed before the loop ended; a stream's producer must never
+    // post to this loop once it is gone.
+    for (auto& entry : connections_) {
+      if (entry.second->channel) entry.second->channel->detach(ResponseStream::Closed::kEnded);
+    }
     connections_.clear();
     if (listening_) listen(false);
   }
