@@ -157,7 +157,13 @@ class Http1Connection {
   // answer closes the connection. Its access-log line is written now, with no body bytes.
   void startStream();
   bool streaming() const { return streaming_; }
-  void appendStream(const std::string& bytes) { out_ += bytes; }
+  void appendStream(std::string bytes) {
+    if (out_.empty()) {
+      out_ = std::move(bytes);  // the usual case: the client keeps up; no copy
+    } else {
+      out_ += bytes;
+    }
+  }
   // The streamed body is complete: the connection closes once it is sent.
   void endStream();
   // Drops the current request, if any, and queues `error` on a new HTTP/1.1 response that

@@ -202,7 +202,11 @@ class HttpServer::Loop {
       MutexLock lock(mutex_);
       if (closed_ || ended_) return false;
       queued_ += bytes.size();
-      pending_ += bytes;
+      if (pending_.empty()) {
+        pending_ = std::move(bytes);
+      } else {
+        pending_ += bytes;
+      }
       wakeLocked();
       return true;
     }
@@ -533,7 +537,7 @@ class HttpServer::Loop {
     std::string bytes;
     const bool ended = c.channel->take(bytes);
     if (c.http.streaming()) {
-      c.http.appendStream(bytes);
+      c.http.appendStream(std::move(bytes));
       if (ended) {
         c.http.endStream();
         c.closedBecause = ResponseStream::Closed::kEnded;

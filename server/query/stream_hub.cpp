@@ -153,9 +153,11 @@ void StreamHub::add(const EventFilter& filter, std::optional<std::int64_t> after
   s->lastWrite = SteadyClock::now();
   {
     MutexLock lock(mutex_);
-    // Without a start id: after what every live stream has been given, so the first event it
-    // sees is the first one published after it opened.
-    s->cursor = after.value_or(published_);
+    // Without a start id: after the newest event known committed. The writer reports a batch
+    // before its clients are answered, so every event acknowledged before this request is at
+    // or below committed_, even while this thread has not yet published it (then publish()
+    // passes over it for this stream: the cursor is above it).
+    s->cursor = after.value_or(std::max(committed_, published_));
     incoming_.push_back(s);
   }
   metrics_.streamOpened();
@@ -261,7 +263,7 @@ bool StreamHub::publish(std::int64_t through) {
     EventFilter all;
     all.afterId = after;
     all.limit = kLivePageRows;
-    std::vector<std::pair<EventRecord, std::string>> page;
+    std::vector<EventRecord> page;
     std::size_t bytes = 0;
     bool more = false;
     try {
@@ -273,23 +275,32 @@ bool StreamHub::publish(std::int64_t through) {
           more = true;
           return false;
         }
-        std::string message = sseMessage(e);
-        bytes += message.size();
-        page.emplace_back(std::move(e), std::move(message));
+        bytes += e.dataJson.size();
+        page.push_back(std::move(e));
         return true;
       });
     } catch (const StorageError& e) {
       streamLog().warning("streams: cannot read new events: %s", std::string(e.what()));
       return false;
     }
-    for (auto& [event, message] : page) {
-      for (const std::shared_ptr<Stream>& s : live) {
-        if (event.id <= s->cursor || s->closed) continue;
-        s->cursor = event.id;
-        if (eventMatches(s->filter, event)) send(*s, message);
+    // Each event is rendered once, and only if a stream wants it; each stream then gets the
+    // page's messages in one write (one wake-up of its loop, one send), however many they are.
+    std::vector<std::string> out(live.size());
+    for (const EventRecord& event : page) {
+      std::optional<std::string> message;
+      for (std::size_t i = 0; i < live.size(); ++i) {
+        Stream& st = *live[i];
+        if (event.id <= st.cursor || st.closed) continue;
+        st.cursor = event.id;
+        if (!eventMatches(st.filter, event)) continue;
+        if (!message) message = sseMessage(event);
+        out[i] += *message;
       }
     }
-    after = more ? page.back().first.id : through;
+    for (std::size_t i = 0; i < live.size(); ++i) {
+      if (!out[i].empty()) send(*live[i], std::move(out[i]));
+    }
+    after = more ? page.back().id : through;
     // Published as far as the page went, so a stream that joins now starts behind none of it.
     publishedHere_ = after;
     for (const std::shared_ptr<Stream>& s : live) s->cursor = std::max(s->cursor, after);
@@ -313,20 +324,20 @@ bool StreamHub::catchUp() {
     f.limit = kBacklogRows;
     f.order = EventFilter::Order::kAsc;
     std::size_t taken = 0;
-    std::size_t bytes = 0;
     bool end = true;  // no row up to the watermark is left after this page
+    std::string out;  // the page's messages, written at once
     reader_.scanEvents(f, [&](EventRecord& e) {
       if (e.id > publishedHere_) return false;
-      if (taken == kBacklogRows || bytes >= kBacklogBytes) {
+      if (taken == kBacklogRows || out.size() >= kBacklogBytes) {
         end = false;
         return false;
       }
-      std::string message = sseMessage(e);
-      bytes += message.size();
+      out += sseMessage(e);
       ++taken;
       s->cursor = e.id;
-      return send(*s, std::move(message));
+      return true;
     });
+    if (!out.empty()) send(*s, std::move(out));
     if (s->closed) continue;
     if (end) {
       // Caught up: every matching event up to the watermark was sent; publish() goes on.

@@ -6,8 +6,8 @@
 // thread: each is a ResponseStream (server/net/http_server.h) written from the hub's thread and
 // sent by the query listener's loop.
 //
-// A stream starts after an id (Last-Event-ID, after_id, or the newest event the hub has
-// published). It first reads its backlog in pages on the hub's thread, only up to the hub's
+// A stream starts after an id (Last-Event-ID, after_id, or the newest event the writer reported
+// committed). It first reads its backlog in pages on the hub's thread, only up to the hub's
 // published watermark and only while its client keeps up, then joins the live set; both happen
 // on the one thread that moves the watermark, so the switch has no gap and no duplicate. Each
 // stream keeps the last id it was given (its cursor) and is only given ids above it, so each
@@ -81,7 +81,8 @@ class StreamHub {
   bool reserve();
   void release();
   // Adds a stream in a place reserve() took: the events matching `filter` after `after` (nullopt:
-  // after the newest published event) go to `out`. Thread-safe; never blocks on the database.
+  // after the newest event committed, as far as the hub knows) go to `out`. Thread-safe; never
+  // blocks on the database.
   void add(const EventFilter& filter, std::optional<std::int64_t> after,
            std::shared_ptr<ResponseStream> out);
 
