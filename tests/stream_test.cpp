@@ -678,3 +678,137 @@ BOOST_AUTO_TEST_CASE(events_committed_by_another_writer_on_the_database_reach_th
   BOOST_CHECK_EQUAL(*m->id, outcome.id);
   sink->close();
 }
+
+namespace {
+
+// The hub's output, captured: what a ResponseStream was given, in order. Thread-safe.
+class CapturedStream final : public b24es::ResponseStream {
+ public:
+  bool write(std::string bytes) override {
+    b24es::MutexLock lock(mutex_);
+    text_ += bytes;
+    return true;
+  }
+  void end() override {}
+  bool isOpen() const override { return true; }
+  std::size_t queued() const override { return 0; }
+  void onClose(std::function<void(Closed)>) override {}
+  // The ids of the event messages so far.
+  std::vector<std::int64_t> ids() {
+    b24es::MutexLock lock(mutex_);
+    std::vector<std::int64_t> out;
+    for (std::size_t at = text_.find("id: "); at != std::string::npos;
+         at = text_.find("\nid: ", at + 1)) {
+      out.push_back(std::stoll(text_.substr(text_[at] == '\n' ? at + 5 : at + 4)));
+    }
+    return out;
+  }
+
+ private:
+  b24es::Mutex mutex_;
+  std::string text_ GUARDED_BY(mutex_);
+};
+
+// The real SQLite reader, made to fail on purpose: the next `failures` scans throw a
+// StorageError after handing over two rows, as a read that breaks part way would.
+class FailingReader final : public b24es::EventReader {
+ public:
+  explicit FailingReader(b24es::EventReader& inner) : inner_(inner) {}
+  void scanEvents(const b24es::EventFilter& filter,
+                  const std::function<bool(b24es::EventRecord&)>& each) override {
+    if (failures > 0) {
+      --failures;
+      int rows = 0;
+      inner_.scanEvents(filter, [&](b24es::EventRecord& e) {
+        if (++rows > 2) throw b24es::StorageError("injected: the read broke");
+        return each(e);
+      });
+      if (rows <= 2) throw b24es::StorageError("injected: the read broke");
+      return;
+    }
+    inner_.scanEvents(filter, each);
+  }
+  std::optional<b24es::EventRecord> findEvent(std::int64_t id) override {
+    return inner_.findEvent(id);
+  }
+  b24es::PortalPage listPortals(const b24es::PortalFilter& f) override {
+    return inner_.listPortals(f);
+  }
+  std::optional<b24es::PortalView> findPortalView(const std::string& m) override {
+    return inner_.findPortalView(m);
+  }
+  b24es::EventStats stats() override { return inner_.stats(); }
+  b24es::Timeline timeline(const b24es::TimelineQuery& q) override { return inner_.timeline(q); }
+  b24es::TokenStateCounts tokenStates(std::int64_t now) override { return inner_.tokenStates(now); }
+  std::int64_t committedThrough() override { return inner_.committedThrough(); }
+
+  std::atomic<int> failures{0};
+
+ private:
+  b24es::EventReader& inner_;
+};
+
+// Waits (bounded by a count, not asserted in time) until `stream` holds `count` messages.
+std::vector<std::int64_t> waitForIds(CapturedStream& stream, std::size_t count) {
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 3000 && (ids = stream.ids()).size() < count; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return ids;
+}
+
+}  // namespace
+
+// Fault injection: reads of the backlog and of new events that break part way are read again
+// whole, so the stream still gets every event once, in order.
+BOOST_AUTO_TEST_CASE(a_read_that_fails_part_way_leaves_no_gap_and_no_duplicate) {
+  b24es::test::TempDir dir;
+  b24es::test::FakeClock clock;
+  b24es::SqliteSettings db;
+  db.path = dir.file("events.db");
+  db.synchronous = "normal";
+  std::unique_ptr<b24es::Storage> storage =
+      b24es::openSqliteStorage(db, clock, b24es::embeddedMigrations());
+  BOOST_REQUIRE(storage->migrator().apply().ok);
+  b24es::Metrics metrics;
+  FailingReader reader(storage->reader());
+  b24es::StreamHub hub(reader, metrics, b24es::StreamSettings{});
+  b24es::SinkSettings sinkSettings;
+  sinkSettings.onCommitted = [&hub](std::int64_t through) { hub.committed(through); };
+  std::unique_ptr<b24es::EventSink> sink = storage->openEventSink(
+      [](const b24es::IncomingEvent&, const std::optional<b24es::PortalRecord>&) {
+        return b24es::Verdict{b24es::Verdict::Action::kStoreAndCreatePortal, {}};
+      },
+      sinkSettings);
+  auto write = [&sink](int n) {
+    std::vector<std::int64_t> ids;
+    for (int i = 0; i < n; ++i) {
+      b24es::IncomingEvent e;
+      e.event = "ONCRMDEALADD";
+      e.memberId = kMemberA;
+      e.domain = kDomainA;
+      b24es::IngestOutcome o = sink->write(e);
+      BOOST_REQUIRE(o.status == b24es::IngestOutcome::Status::kStored);
+      ids.push_back(o.id);
+    }
+    return ids;
+  };
+  std::vector<std::int64_t> expected = write(6);
+  hub.start();
+  auto stream = std::make_shared<CapturedStream>();
+  reader.failures = 1;  // the backlog's first page breaks after two rows
+  BOOST_REQUIRE(hub.reserve());
+  hub.add(b24es::EventFilter{}, 0, stream);
+  std::vector<std::int64_t> got = waitForIds(*stream, expected.size());
+  BOOST_CHECK_EQUAL_COLLECTIONS(got.begin(), got.end(), expected.begin(), expected.end());
+  BOOST_CHECK_EQUAL(reader.failures.load(), 0);
+  // Live now: the next read of new events breaks too.
+  reader.failures = 1;
+  std::vector<std::int64_t> more = write(5);
+  expected.insert(expected.end(), more.begin(), more.end());
+  got = waitForIds(*stream, expected.size());
+  BOOST_CHECK_EQUAL_COLLECTIONS(got.begin(), got.end(), expected.begin(), expected.end());
+  BOOST_CHECK_EQUAL(reader.failures.load(), 0);
+  hub.stop();
+  sink->close();
+}

@@ -326,6 +326,9 @@ bool StreamHub::catchUp() {
     std::size_t taken = 0;
     bool end = true;  // no row up to the watermark is left after this page
     std::string out;  // the page's messages, written at once
+    std::int64_t last = s->cursor;
+    // A read that fails part way throws before anything is sent or the cursor moves, so the
+    // page is read again whole on the next try: no gap.
     reader_.scanEvents(f, [&](EventRecord& e) {
       if (e.id > publishedHere_) return false;
       if (taken == kBacklogRows || out.size() >= kBacklogBytes) {
@@ -334,9 +337,10 @@ bool StreamHub::catchUp() {
       }
       out += sseMessage(e);
       ++taken;
-      s->cursor = e.id;
+      last = e.id;
       return true;
     });
+    s->cursor = last;
     if (!out.empty()) send(*s, std::move(out));
     if (s->closed) continue;
     if (end) {
