@@ -194,6 +194,12 @@ class EventReader {
   virtual RejectionPage listRejections(const RejectionFilter& filter) = 0;
   // Binding rows by type and state (only the pairs that have rows), ordered by type, state.
   virtual std::vector<BindingStateCount> bindingStates() = 0;
+  // The committed watermark as the database shows it now: every event with an id at or below
+  // the answer that will ever be visible is visible (0 when there are none). Sees the commits
+  // of every process on the database, not only this one's (SinkSettings::onCommitted reports
+  // this process's). SQLite: the largest stored id, as its one writer at a time gives ids in
+  // commit order.
+  virtual std::int64_t committedThrough() = 0;
 };
 
 }  // namespace b24es

@@ -128,6 +128,15 @@ struct SinkSettings {
   // Called by the writer thread after each batch with the number of events in it (for
   // metrics); must be thread-safe and quick. None when empty.
   std::function<void(std::size_t)> onBatch;
+  // Called by the writer thread after each committed batch that stored an event, with a
+  // watermark: every event with an id at or below it that will ever be visible to the
+  // EventReader is visible now (EventReader::committedThrough() says the same from the
+  // database). Live streams (SPEC §5.1) wake on it, once per batch. How the watermark is found
+  // is the backend's business: SQLite's single writer assigns ids in commit order, so it is the
+  // batch's highest id; a backend whose ids can commit out of order must pass less. A read the
+  // EventReader starts after this call sees every event up to the watermark. Must be
+  // thread-safe and quick (it runs before the batch's waiters are answered). None when empty.
+  std::function<void(std::int64_t committedThrough)> onCommitted;
   // ingest.keep_rejections: how many of the newest rejections the store keeps (SPEC §3); 0
   // records none.
   std::size_t keepRejections = 10000;

@@ -485,6 +485,41 @@ BOOST_AUTO_TEST_CASE(bytes_after_a_closing_answer_are_counted_and_dropped) {
   BOOST_TEST(!c.http->inputPending());
 }
 
+// Issue 15: a streamed answer (the live event stream) is its head with no length, then pieces
+// as they come; no further request is read, and the connection closes after the last piece.
+BOOST_AUTO_TEST_CASE(a_streamed_answer_sends_its_head_then_its_pieces_and_closes_at_the_end) {
+  Conn c;
+  const std::string get = "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n";
+  c.http->receive(get.data(), get.size());
+  BOOST_REQUIRE(c.http->startRequest(false));
+  Http1Response& response = c.http->response();
+  response.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_OK);
+  response.setContentType("text/event-stream");
+  c.http->startStream();
+  BOOST_TEST(c.http->streaming());
+  BOOST_TEST(!c.http->idle());
+  BOOST_TEST(!c.http->closing());
+  std::string head = c.out();
+  BOOST_TEST(head.rfind("HTTP/1.1 200 OK\r\n", 0) == 0u, head);
+  BOOST_TEST(head.find("Content-Length") == std::string::npos, head);
+  BOOST_TEST(head.find("Transfer-Encoding") == std::string::npos, head);
+  BOOST_TEST(head.find("\r\nConnection: Close\r\n") != std::string::npos, head);
+  BOOST_TEST(head.find("\r\n\r\n") == head.size() - 4, head);
+  // A pipelined request after it is dropped, not answered.
+  const std::string more = "GET /other HTTP/1.1\r\nHost: x\r\n\r\n";
+  c.http->receive(more.data(), more.size());
+  BOOST_TEST(!c.http->startRequest(false));
+  BOOST_TEST(c.http->dropped() == more.size());
+  BOOST_TEST(c.http->wantsInput());  // to see the client's FIN
+  c.http->appendStream("id: 1\ndata: {}\n\n");
+  c.http->appendStream(": keep-alive\n\n");
+  BOOST_TEST(c.out() == "id: 1\ndata: {}\n\n: keep-alive\n\n");
+  c.http->endStream();
+  BOOST_TEST(!c.http->streaming());
+  BOOST_TEST(c.http->closing());
+  BOOST_TEST(c.out().empty());
+}
+
 // Issue 15: the rejection observer hears of every 4xx answer, a refusal of unframeable input
 // included, with the error code and the client; 2xx answers are not rejections.
 BOOST_AUTO_TEST_CASE(the_rejection_observer_hears_of_refusals_and_4xx_answers_only) {

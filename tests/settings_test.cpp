@@ -232,3 +232,17 @@ BOOST_AUTO_TEST_CASE(rest_bindings_and_offline_keys_have_spec_defaults_and_are_r
                       Poco::SyntaxException);
   }
 }
+
+BOOST_AUTO_TEST_CASE(query_max_streams_defaults_to_256_and_is_at_least_1) {
+  test::TempDir dir;
+  BOOST_TEST(loadSettings(*layerConfiguration("", {}, {})).query.maxStreams == 256u);
+  BOOST_TEST(loadSettings(*layerConfiguration(writeConfig(dir, "query.max_streams = 3\n"), {}, {}))
+                 .query.maxStreams == 3u);
+  for (const char* line :
+       {"query.max_streams = 0\n", "query.max_streams = -1\n", "query.max_streams = many\n"}) {
+    BOOST_TEST_CONTEXT(line) {
+      BOOST_CHECK_THROW(loadSettings(*layerConfiguration(writeConfig(dir, line), {}, {})),
+                        Poco::SyntaxException);
+    }
+  }
+}

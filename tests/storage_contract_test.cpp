@@ -191,6 +191,10 @@ struct Db {
       batches.push_back(n);
       batchesChanged.notify_all();
     };
+    settings.onCommitted = [this](std::int64_t through) {
+      std::lock_guard<std::mutex> lock(mutex);
+      watermarks.push_back(through);
+    };
     sink = storage->openEventSink(
         [this](const IncomingEvent& e, const std::optional<PortalRecord>& portal) {
           if (e.event == "ONGATE") {
@@ -288,8 +292,9 @@ struct Db {
   Gate hold;  // holds the writer at an ONHOLD event, inside its batch's open transaction
   std::mutex mutex;
   std::condition_variable batchesChanged;
-  std::vector<std::size_t> batches;  // guarded by mutex
-  std::size_t gateBatch = 0;         // index in batches of the last gate's; guarded by mutex
+  std::vector<std::size_t> batches;      // guarded by mutex
+  std::vector<std::int64_t> watermarks;  // SinkSettings::onCommitted's; guarded by mutex
+  std::size_t gateBatch = 0;             // index in batches of the last gate's; guarded by mutex
   std::vector<std::pair<std::string, std::optional<PortalRecord>>> seen;  // guarded by mutex
   std::unique_ptr<EventSink> sink;
 };
@@ -487,6 +492,60 @@ CONTRACT_CASE(stored_events_get_increasing_ids_and_read_back_as_written) {
   BOOST_TEST(!b->entityId.has_value());
   BOOST_TEST(!b->entityTypeId.has_value());
   BOOST_TEST(b->dataJson == "{}");
+}
+
+// What the live stream (SPEC §5.1) relies on: the writer reports a watermark once per batch that
+// stored something, before the batch's events are answered; it never goes down; a read started
+// after it sees every event up to it; and the reader tells the same from the database.
+CONTRACT_CASE(the_committed_watermark_covers_every_acknowledged_event) {
+  Db db(backend);
+  BOOST_TEST(db.storage->reader().committedThrough() == 0);
+  auto lastWatermark = [&db] {
+    std::lock_guard<std::mutex> lock(db.mutex);
+    return db.watermarks.empty() ? std::int64_t{0} : db.watermarks.back();
+  };
+  auto reported = [&db] {
+    std::lock_guard<std::mutex> lock(db.mutex);
+    return db.watermarks.size();
+  };
+  auto visibleUpTo = [&db](std::int64_t through) {
+    std::vector<std::int64_t> ids;
+    EventFilter all;
+    all.limit = EventFilter::kMaxLimit;
+    for (const EventRecord& e : db.storage->reader().queryEvents(all).items) {
+      if (e.id <= through) ids.push_back(e.id);
+    }
+    return ids;
+  };
+  std::int64_t first = db.stored(install());
+  BOOST_TEST(lastWatermark() >= first);  // reported before write() returned
+  BOOST_TEST(db.storage->reader().committedThrough() >= first);
+
+  const std::size_t before = reported();
+  IncomingEvent forged = deal();
+  forged.applicationToken = "forged";
+  BOOST_TEST((db.sink->write(forged).status == Status::kRejected));
+  BOOST_TEST(reported() == before);  // a batch that stored nothing reports nothing
+
+  std::vector<IngestOutcome> together =
+      db.submitTogether({deal(), deal(), deal(kMemberA, "forged")});
+  std::vector<std::int64_t> ids{first};
+  for (const IngestOutcome& o : together) {
+    if (o.status == Status::kStored) ids.push_back(o.id);
+  }
+  BOOST_REQUIRE_EQUAL(ids.size(), 3u);
+  const std::int64_t watermark = lastWatermark();
+  BOOST_TEST(watermark >= ids.back());
+  std::vector<std::int64_t> visible = visibleUpTo(watermark);
+  std::set<std::int64_t> gate;  // the ONGATE event of submitTogether, stored with a static token
+  for (std::int64_t id : visible) {
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) gate.insert(id);
+  }
+  BOOST_TEST(gate.size() == 1u);
+  BOOST_TEST(visible.size() == ids.size() + 1);
+  BOOST_TEST(db.storage->reader().committedThrough() >= watermark);
+  std::lock_guard<std::mutex> lock(db.mutex);
+  BOOST_TEST(std::is_sorted(db.watermarks.begin(), db.watermarks.end()));
 }
 
 CONTRACT_CASE(submit_delivers_what_write_would_have_returned) {

@@ -18,6 +18,7 @@
 #include "rest_client.h"
 #include "retention.h"
 #include "sqlite_storage.h"
+#include "stream_hub.h"
 #include "token_refresher.h"
 #include "verifier.h"
 
@@ -89,8 +90,15 @@ Service::Service(const Settings& settings, const Clock& clock) : settings_(setti
     Poco::Logger::get("b24es.storage").information("applied migration %s", name);
   }
   const std::vector<std::string> staticTokens = settings_.ingest.staticTokens;
+  StreamSettings streamSettings;
+  streamSettings.maxStreams = settings_.query.maxStreams;
+  streamSettings.keepAlive = settings_.query.streamKeepAlive;
+  streams_ = std::make_unique<StreamHub>(storage_->reader(), metrics_, streamSettings);
   SinkSettings sinkSettings;
   sinkSettings.onBatch = [this](std::size_t events) { metrics_.observeBatch(events); };
+  // Live streams wake once per committed batch (SPEC §5.1), not by polling the database.
+  StreamHub* streams = streams_.get();
+  sinkSettings.onCommitted = [streams](std::int64_t through) { streams->committed(through); };
   sinkSettings.maxNewPortalsPerHour = settings_.ingest.maxNewPortals;
   sinkSettings.purgeOnClean = settings_.retention.purgeOnClean;
   sinkSettings.keepRejections = settings_.ingest.keepRejections;
@@ -167,7 +175,7 @@ Service::Service(const Settings& settings, const Clock& clock) : settings_(setti
   querySettings.workers = kQueryWorkers;
   querySettings.onRejection = nullptr;  // the query API's refusals are not ingest rejections
   query_ = std::make_unique<HttpServer>(
-      querySocket, new QueryHandlerFactory(settings_.query, *storage_, metrics_, clock),
+      querySocket, new QueryHandlerFactory(settings_.query, *storage_, metrics_, clock, *streams_),
       serverParams(), querySettings);
   retentionTimer_ = std::make_unique<RetentionTimer>(settings_.retention, *sink_, clock);
   if (std::string off = keepAliveDisabledReason(settings_.oauth, settings_.refresh); off.empty()) {
@@ -233,6 +241,11 @@ Service::~Service() {
 }
 
 void Service::start() {
+  try {
+    streams_->start();
+  } catch (const StorageError& e) {
+    throw ServiceError(std::string("cannot start the event streams: ") + e.what());
+  }
   ingest_->start();
   query_->start();
   if (refreshTimer_) refreshTimer_->start();
@@ -267,6 +280,7 @@ void Service::stop(Poco::Timespan grace) {
   // After the listeners: a lifecycle verification still running belongs to a request that
   // was in flight; its connection is gone by now, and it ends at its next REST wait.
   stopRest();
+  streams_->stop();  // the query listener ended its streams; their places are given back
   retentionTimer_->requestStop();
   sink_->close();  // ends a purge in progress after its current batch
   retentionTimer_->stop();

@@ -17,6 +17,7 @@
 namespace b24es {
 
 class KeepAliveTimer;
+class StreamHub;
 class RetentionTimer;
 class HttpOAuthClient;
 class TokenRefresher;
@@ -61,6 +62,9 @@ class Service {
   const Settings settings_;  // const after construction
   Metrics metrics_;          // thread-safe; declared first so it outlives the writer and servers
   std::unique_ptr<Storage> storage_;
+  // The live streams' hub: after storage_ (it reads through it), before the writer (which
+  // reports commits to it) and the query listener (whose streams it feeds), which go first.
+  std::unique_ptr<StreamHub> streams_;
   std::unique_ptr<EventSink> sink_;
   // Talking to portals (SPEC §8); after the sink, so that they go first.
   std::unique_ptr<Interrupter> restStop_;  // cuts REST waits short on stop

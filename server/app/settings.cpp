@@ -143,6 +143,10 @@ Settings loadSettings(const Poco::Util::AbstractConfiguration& c) {
   splitHostPort(s.ingest.listen);
   splitHostPort(s.query.listen);
   s.query.token = c.getString("query.token", "");
+  const int maxStreams = intKey(c, "query.max_streams", static_cast<int>(s.query.maxStreams));
+  // 0 would answer every stream 503; a listener that wants none can simply not be asked.
+  if (maxStreams < 1) throw Poco::SyntaxException("query.max_streams must be >= 1");
+  s.query.maxStreams = static_cast<std::size_t>(maxStreams);
   s.oauth.clientId = c.getString("bitrix24.client_id", "");
   s.oauth.clientSecret = c.getString("bitrix24.client_secret", "");
   if (c.has("oauth.allowed_hosts")) s.oauth.allowedHosts = list(c.getString("oauth.allowed_hosts"));

@@ -107,6 +107,13 @@ void Metrics::countIngest(IngestResult result, const std::string& event, double 
 
 void Metrics::observeBatch(std::size_t events) { batchSizes_.observe(static_cast<double>(events)); }
 
+void Metrics::streamOpened() { streamsOpen_.fetch_add(1, std::memory_order_relaxed); }
+
+void Metrics::streamClosed(bool cut) {
+  streamsOpen_.fetch_sub(1, std::memory_order_relaxed);
+  if (cut) streamsCut_.fetch_add(1, std::memory_order_relaxed);
+}
+
 void Metrics::countRejections(std::size_t written, std::size_t dropped) {
   if (written) rejectionsRecorded_.fetch_add(written, std::memory_order_relaxed);
   if (dropped) rejectionsDropped_.fetch_add(dropped, std::memory_order_relaxed);
@@ -158,6 +165,14 @@ std::string Metrics::render(const std::optional<TokenStateCounts>& tokens,
       "transaction.\n";
   out += "# TYPE b24es_writer_batch_events histogram\n";
   batchSizes_.render("b24es_writer_batch_events", out);
+  out += "# HELP b24es_streams_open Live event streams open now.\n";
+  out += "# TYPE b24es_streams_open gauge\n";
+  out += "b24es_streams_open " + std::to_string(streamsOpen_.load()) + "\n";
+  out +=
+      "# HELP b24es_streams_cut_total Live event streams disconnected because their client "
+      "fell more than 1 MiB behind.\n";
+  out += "# TYPE b24es_streams_cut_total counter\n";
+  out += "b24es_streams_cut_total " + std::to_string(streamsCut_.load()) + "\n";
   out +=
       "# HELP b24es_rejections_recorded_total 4xx answers of the ingest listener written to "
       "the rejections table.\n";

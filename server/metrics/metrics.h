@@ -73,6 +73,10 @@ class Metrics {
   void countRestCall(const std::string& method, const std::string& result);
   // Records pulled from portals' offline queues and stored.
   void countOfflineFetched(std::size_t records);
+  // A live event stream (SPEC §5.1) opened; one closed, `cut` when its client fell too far
+  // behind and the server disconnected it.
+  void streamOpened();
+  void streamClosed(bool cut);
 
   // The exposition text. `tokens` are token rows by state and `bindings` binding rows by type
   // and state, read from storage by the caller at scrape time; nullopt when storage could not
@@ -94,6 +98,9 @@ class Metrics {
   Histogram batchSizes_;
   std::atomic<std::uint64_t> rejectionsRecorded_{0};
   std::atomic<std::uint64_t> rejectionsDropped_{0};
+
+  std::atomic<std::int64_t> streamsOpen_{0};
+  std::atomic<std::uint64_t> streamsCut_{0};
 
   mutable Mutex refreshMutex_;
   std::map<std::string, std::uint64_t> refreshes_ GUARDED_BY(refreshMutex_);

@@ -11,10 +11,12 @@
 #include "common_handlers.h"
 #include "constant_time.h"
 #include "dashboard.h"
+#include "http_server.h"
 #include "log_value.h"
 #include "openapi.h"
 #include "query_json.h"
 #include "query_params.h"
+#include "stream_hub.h"
 
 namespace b24es {
 namespace {
@@ -30,6 +32,7 @@ enum class Route {
   kMetrics,
   kOpenApi,
   kEvents,
+  kStream,
   kEvent,
   kPortals,
   kPortal,
@@ -48,6 +51,7 @@ const RouteSpec kRoutes[] = {
     {"/metrics", Route::kMetrics},
     {"/api/v1/openapi.json", Route::kOpenApi},
     {"/api/v1/events", Route::kEvents},
+    {"/api/v1/events/stream", Route::kStream},  // before {id}, which would take it
     {"/api/v1/events/{id}", Route::kEvent},
     {"/api/v1/portals", Route::kPortals},
     {"/api/v1/portals/{member_id}", Route::kPortal},
@@ -130,6 +134,76 @@ class AssetHandler final : public Poco::Net::HTTPRequestHandler {
 
  private:
   const EmbeddedAsset& asset_;
+};
+
+// GET /api/v1/events/stream (SPEC §5.1): checks the request completely, takes a place among the
+// open streams and answers the head; the hub (stream_hub.h) writes the body. Runs on the
+// listener's loop thread and never touches the database.
+class StreamHandler final : public StreamingRequestHandler {
+ public:
+  StreamHandler(Poco::URI uri, StreamHub& hub) : uri_(std::move(uri)), hub_(hub) {}
+  ~StreamHandler() override {
+    if (reserved_) hub_.release();  // the head was never sent
+  }
+
+  void open(Poco::Net::HTTPServerRequest& request,
+            Poco::Net::HTTPServerResponse& response) override {
+    const std::string context = logValue(request.getMethod()) + " " + logValue(uri_.getPath());
+    Poco::Logger& log = queryLog();
+    QueryParameters params;
+    try {
+      params = uri_.getQueryParameters();
+    } catch (const Poco::Exception&) {
+      return sendError(response, {400, "invalid_parameter", "the query string cannot be decoded"},
+                       log, context);
+    }
+    auto parsed = parseStreamFilter(params);
+    if (auto* error = std::get_if<InvalidParameter>(&parsed)) {
+      return sendError(response, {400, "invalid_parameter", error->message}, log, context);
+    }
+    filter_ = std::get<EventFilter>(parsed);
+    // The header wins over after_id (SPEC §5.1): it is what a reconnecting EventSource sends.
+    after_ = filter_.afterId;
+    filter_.afterId.reset();
+    if (request.has("Last-Event-ID")) {
+      std::optional<std::int64_t> id = parseInteger(request.get("Last-Event-ID"));
+      if (!id || *id < 0) {
+        return sendError(
+            response,
+            {400, "invalid_parameter", "Last-Event-ID must be the id of an event (an integer)"},
+            log, context);
+      }
+      after_ = id;
+    }
+    const bool head = request.getMethod() == Poco::Net::HTTPRequest::HTTP_HEAD;
+    if (!head) {
+      if (!hub_.reserve()) {
+        return sendError(
+            response,
+            {503, "too_many_streams", "query.max_streams event streams are open; try again later"},
+            log, context);
+      }
+      reserved_ = true;
+    }
+    response.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_OK);
+    response.setContentType("text/event-stream");
+    response.set("Cache-Control", "no-store");
+    // A proxy that buffers answers (nginx does by default) would hold events back.
+    response.set("X-Accel-Buffering", "no");
+    if (head) response.send();  // the head GET would answer; no stream
+  }
+
+  void start(std::shared_ptr<ResponseStream> stream) override {
+    reserved_ = false;  // the hub gives the place back when the stream closes
+    hub_.add(filter_, after_, std::move(stream));
+  }
+
+ private:
+  const Poco::URI uri_;
+  StreamHub& hub_;
+  EventFilter filter_;
+  std::optional<std::int64_t> after_;
+  bool reserved_ = false;
 };
 
 class QueryHandler final : public Poco::Net::HTTPRequestHandler {
@@ -251,6 +325,7 @@ class QueryHandler final : public Poco::Net::HTTPRequestHandler {
                       metrics_.render(tokens, bindings));
       }
       case Route::kHealth:
+      case Route::kStream:
       case Route::kEvents:
       case Route::kPortals:
       case Route::kTimeline:
@@ -282,8 +357,8 @@ const std::vector<std::string>& queryRoutes() {
 }
 
 QueryHandlerFactory::QueryHandlerFactory(const QuerySettings& settings, Storage& storage,
-                                         Metrics& metrics, const Clock& clock)
-    : settings_(settings), storage_(storage), metrics_(metrics), clock_(clock) {}
+                                         Metrics& metrics, const Clock& clock, StreamHub& streams)
+    : settings_(settings), storage_(storage), metrics_(metrics), clock_(clock), streams_(streams) {}
 
 Poco::Net::HTTPRequestHandler* QueryHandlerFactory::createRequestHandler(
     const Poco::Net::HTTPServerRequest& request) {
@@ -313,6 +388,7 @@ Poco::Net::HTTPRequestHandler* QueryHandlerFactory::createRequestHandler(
   // Checked before the 404, so that without the token nothing tells which paths exist.
   if (!authorized(request, settings_.token)) return new UnauthorizedHandler;
   if (!found) return new ErrorHandler({404, "not_found", "no such path"});
+  if (found->route == Route::kStream) return new StreamHandler(std::move(uri), streams_);
   return new QueryHandler(found->route, captured, std::move(uri), storage_, metrics_, clock_);
 }
 

@@ -65,6 +65,16 @@ std::optional<InvalidParameter> rejectParameters(const QueryParameters& params) 
   return invalid("unknown parameter '" + shown(params.front().first) + "'; this path takes none");
 }
 
+std::variant<EventFilter, InvalidParameter> parseStreamFilter(const QueryParameters& params) {
+  for (const auto& param : params) {
+    if (param.first == "limit" || param.first == "order") {
+      return invalid("the stream takes no '" + param.first +
+                     "': it sends every matching event, in id order");
+    }
+  }
+  return parseEventFilter(params);
+}
+
 std::variant<PortalFilter, InvalidParameter> parsePortalFilter(const QueryParameters& params) {
   PortalFilter filter;
   std::set<std::string> seen;

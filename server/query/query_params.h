@@ -32,6 +32,10 @@ using QueryParameters = std::vector<std::pair<std::string, std::string>>;
 // matched case-insensitively).
 std::variant<EventFilter, InvalidParameter> parseEventFilter(const QueryParameters& params);
 
+// The filter of GET /api/v1/events/stream (SPEC §5.1): those of parseEventFilter except limit
+// and order (InvalidParameter for either); after_id is where the stream starts.
+std::variant<EventFilter, InvalidParameter> parseStreamFilter(const QueryParameters& params);
+
 // The page of GET /api/v1/portals: `limit` (1..1000, default 100) and `after` (the last
 // member_id of the previous page). 400 (invalid_parameter) for an unknown or repeated
 // parameter, an empty value and a limit out of range.

@@ -86,6 +86,7 @@ constexpr const char* kStatsByPortalSql =
 // one SELECT SQLite would scan the index.
 constexpr const char* kFirstTsSql = "SELECT min(ts) FROM event_rows";
 constexpr const char* kLastTsSql = "SELECT max(ts) FROM event_rows";
+constexpr const char* kCommittedThroughSql = "SELECT max(id) FROM event_rows";
 // One range of event_buckets' key (width, member_id, start, event); member_id '' is the sum
 // over every portal.
 constexpr const char* kTimelineSql =
@@ -345,6 +346,7 @@ std::vector<SqlQuery> fixedReaderQueries() {
       {kStatsByPortalSql, {}},
       {kFirstTsSql, {}},
       {kLastTsSql, {}},
+      {kCommittedThroughSql, {}},
       {kTokenStatesSql, {std::int64_t{0}}},
       {kTimelineSql, {std::int64_t{60}, std::string(), std::int64_t{0}, std::int64_t{600}}},
       {kTimelineEventSql,
@@ -566,6 +568,18 @@ RejectionPage SqliteEventReader::listRejections(const RejectionFilter& filter) {
     throw StorageError(e.displayText());
   }
   return page;
+}
+
+std::int64_t SqliteEventReader::committedThrough() {
+  try {
+    Poco::Data::Session session = pool_.get();
+    // One seek at the end of the rowid. Another process's commit is either wholly in this
+    // read's snapshot or not at all, and SQLite lets one writer commit at a time, each taking
+    // ids above every committed one: so no id below the largest can still be in flight.
+    return selectOptionalInt(session, kCommittedThroughSql).value_or(0);
+  } catch (const Poco::Exception& e) {
+    throw StorageError(e.displayText());
+  }
 }
 
 TokenStateCounts SqliteEventReader::tokenStates(std::int64_t nowSeconds) {

@@ -55,6 +55,7 @@ class SqliteEventReader final : public EventReader {
   TokenStateCounts tokenStates(std::int64_t nowSeconds) override;
   RejectionPage listRejections(const RejectionFilter& filter) override;
   std::vector<BindingStateCount> bindingStates() override;
+  std::int64_t committedThrough() override;
 
  private:
   std::vector<PortalView> portals(const SqlQuery& portalQuery, const SqlQuery& tokenQuery,

@@ -867,7 +867,12 @@ void SqliteEventSink::run() {
       if (writer_ && fault_ == Fault::kNone) runPurgeTurn(log);
       continue;
     }
+    const std::int64_t highestBefore = highestId_;
     commitGroup(*group, rejections);
+    // Before the waiters are answered: a stream's wake-up should not queue behind them.
+    if (highestId_ > highestBefore && sinkSettings_.onCommitted) {
+      sinkSettings_.onCommitted(highestId_);
+    }
     const std::size_t size = group->items.size();  // `items` may be gone once the waiters wake
     for (const std::unique_ptr<Pending>& submitted : group->submitted) {
       try {
