@@ -236,7 +236,10 @@ BOOST_AUTO_TEST_CASE(fetch_offline_without_offline_events_exits_2) {
   Harness h;
   h.installWhileUp();
   std::ofstream(h.config, std::ios::app) << "bitrix24.offline_events =\n";
+  // The install's own background calls (bindings) may or may not have run before its stop;
+  // what counts is that the refused command adds none.
+  const std::size_t before = h.portal.requests().size();
   std::string out, err;
   BOOST_CHECK_EQUAL(h.fetch(out, err), 2);
-  BOOST_CHECK(h.portal.requests().empty());
+  BOOST_CHECK_EQUAL(h.portal.requests().size(), before);
 }

@@ -9,6 +9,7 @@
 
 #include <Poco/Data/SQLite/Connector.h>
 #include <Poco/Data/Session.h>
+#include <Poco/Exception.h>
 #include <Poco/File.h>
 #include <Poco/StringTokenizer.h>
 #include <fcntl.h>
@@ -257,7 +258,17 @@ BOOST_AUTO_TEST_CASE(database_folder_removed_under_load_loses_no_acknowledged_ev
 
   // The folder goes, and a plain file takes its name, so that the store cannot put the
   // database back until the test lets it.
-  Poco::File(folder).remove(true);
+  // The writer may create a file in the folder while it is being removed (its journal, under
+  // load): then the removal is tried again, a bounded number of times.
+  bool removed = false;
+  for (int attempt = 0; attempt < 100 && !removed; ++attempt) {
+    try {
+      Poco::File(folder).remove(true);
+      removed = true;
+    } catch (const Poco::DirectoryNotEmptyException&) {
+    }
+  }
+  BOOST_REQUIRE(removed);
   writeFile(folder, "not a folder");
   BOOST_REQUIRE(eventually([&] { return healthz(server.ingest) == 503; }));
   load.blocked = true;

@@ -741,6 +741,10 @@ class FailingReader final : public b24es::EventReader {
   b24es::Timeline timeline(const b24es::TimelineQuery& q) override { return inner_.timeline(q); }
   b24es::TokenStateCounts tokenStates(std::int64_t now) override { return inner_.tokenStates(now); }
   std::int64_t committedThrough() override { return inner_.committedThrough(); }
+  b24es::RejectionPage listRejections(const b24es::RejectionFilter& f) override {
+    return inner_.listRejections(f);
+  }
+  std::vector<b24es::BindingStateCount> bindingStates() override { return inner_.bindingStates(); }
 
   std::atomic<int> failures{0};
 
