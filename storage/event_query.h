@@ -11,6 +11,9 @@
 #include <utility>
 #include <vector>
 
+#include "portal_state.h"
+#include "rejections.h"
+
 namespace b24es {
 
 // Which events to list. Every set field narrows the result (AND). Validated by the caller
@@ -26,6 +29,7 @@ struct EventFilter {
   std::optional<std::int64_t> userId;
   std::optional<std::int64_t> from;     // ts >= from (unix seconds, inclusive)
   std::optional<std::int64_t> to;       // ts <= to (unix seconds, inclusive)
+  std::optional<std::string> source;    // online or offline
   std::optional<std::int64_t> afterId;  // keyset cursor: ids after it in `order`; >= 0
   std::size_t limit = 100;              // 1..kMaxLimit
   Order order = Order::kAsc;
@@ -48,6 +52,7 @@ struct EventRecord {
   std::optional<std::int64_t> entityId;
   std::optional<std::int64_t> entityTypeId;
   std::string dataJson = "{}";
+  bool offline = false;  // source: pulled from the offline queue, not posted (online)
 };
 
 // A page of events and the cursor of the next one (nullopt on the last page).
@@ -88,6 +93,8 @@ struct PortalView {
   std::int64_t eventCount = 0;
   std::optional<std::int64_t> lastEventTs;  // ts of the portal's most recently stored event
   std::vector<TokenInfo> tokens;            // by user_id
+  std::vector<BindingRecord> bindings;      // by event, type
+  std::optional<OfflineState> offline;      // nullopt: never pulled from the offline queue
 };
 
 // A page of portals and the cursor of the next one (nullopt on the last page).
@@ -141,6 +148,13 @@ struct TokenStateCounts {
   std::int64_t valid = 0;           // access token still valid
 };
 
+// Rows of `bindings` per (type, state), for /metrics.
+struct BindingStateCount {
+  std::string type;   // online or offline
+  std::string state;  // bound or error
+  std::int64_t count = 0;
+};
+
 // Read-only queries. Thread-safe: any number of request threads may call at once; each call
 // uses its own pooled connection and never blocks the writer (WAL readers). Every method throws
 // StorageError when the database cannot answer; "not found" is nullopt, never an exception.
@@ -176,6 +190,16 @@ class EventReader {
   virtual Timeline timeline(const TimelineQuery& query) = 0;
   // `nowSeconds` decides which access tokens count as expired.
   virtual TokenStateCounts tokenStates(std::int64_t nowSeconds) = 0;
+  // One page of rejections (rejections.h), newest first, by keyset on id (never OFFSET).
+  virtual RejectionPage listRejections(const RejectionFilter& filter) = 0;
+  // Binding rows by type and state (only the pairs that have rows), ordered by type, state.
+  virtual std::vector<BindingStateCount> bindingStates() = 0;
+  // The committed watermark as the database shows it now: every event with an id at or below
+  // the answer that will ever be visible is visible (0 when there are none). Sees the commits
+  // of every process on the database, not only this one's (SinkSettings::onCommitted reports
+  // this process's). SQLite: the largest stored id, as its one writer at a time gives ids in
+  // commit order.
+  virtual std::int64_t committedThrough() = 0;
 };
 
 }  // namespace b24es

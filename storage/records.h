@@ -50,6 +50,7 @@ struct IncomingEvent {
   std::string status;
   std::string scope;
   std::string applicationToken;  // as presented by the sender; secret, may be empty
+  std::string authAccessToken;   // auth[access_token] as presented; secret, may be empty
   std::optional<std::int64_t> eventHandlerId;
   std::optional<std::string> eventId;
   std::optional<std::int64_t> ts;
@@ -59,6 +60,15 @@ struct IncomingEvent {
   std::string dataJson = "{}";
   std::vector<TokenGrant> tokens;  // auth tokens first, then bot tokens
   bool clean = false;              // an ONAPPUNINSTALL with data.CLEAN = 1 (delete the data)
+  // What app.info at the portal's stored client_endpoint confirmed before the event reached the
+  // store (SPEC §4 items 4 and 5); set only by the lifecycle verifier, never from a request.
+  enum class Confirmed {
+    kNothing,
+    kRotation,  // the new applicationToken replaces `replacedToken`
+    kPayment,   // an event without application token; dataJson holds data.APP_INFO
+  };
+  Confirmed confirmed = Confirmed::kNothing;
+  std::string replacedToken;  // kRotation: the stored token when app.info answered; secret
 };
 
 // The verifier's decision for one event, taken inside the write transaction so that an install
@@ -70,6 +80,7 @@ struct Verdict {
     kStore,                 // store the event and update tokens
     kStoreAndCreatePortal,  // verified by a static token for a portal with no record
     kUninstall,             // mark uninstalled, delete tokens, store the event
+    kRotate,                // replace the portal's application token, store the event
   };
   Action action = Action::kReject;
   std::string reason;  // for rejections: a human sentence without secrets
@@ -82,6 +93,8 @@ struct IngestOutcome {
     kRejected,
     kUnavailable,
     kLimited,  // an install of a new portal over SinkSettings::maxNewPortalsPerHour
+    // The portal that had to confirm the event (app.info) did not answer; nothing written.
+    kUnreachable,
   };
   Status status = Status::kUnavailable;
   std::int64_t id = 0;                 // events.id when stored

@@ -4,6 +4,7 @@
 // the database: every decision that depends on stored state is taken inside a transaction.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -13,7 +14,9 @@
 #include <vector>
 
 #include "event_query.h"
+#include "portal_state.h"
 #include "records.h"
+#include "rejections.h"
 #include "token_store.h"
 
 namespace b24es {
@@ -94,6 +97,14 @@ class EventSink {
   // of ingest; blocks until done and returns how many. Throws StorageError when a batch fails
   // (the batches before it stay deleted) or the sink is closing.
   virtual std::int64_t purge(const PurgeRequest& request) = 0;
+  // Queues `rejection` (a 4xx answer of the ingest listener, SPEC §5) to be written in the
+  // writer's next transaction, values cut by cutRejection() and received_at stamped now; the
+  // store keeps only the newest SinkSettings::keepRejections. Never waits for the writer or
+  // for I/O (the ingest event loops call it): when SinkSettings::maxPendingRejections are
+  // already waiting, or the sink is closing, the rejection is dropped and counted (a flood must
+  // not grow memory). Returns whether it was queued. Thread-safe; never throws for storage
+  // failures (rejections in a transaction that fails are dropped and counted).
+  virtual bool recordRejection(const RejectionRecord& rejection) = 0;
   // Finishes the events already submitted, then refuses new ones with kUnavailable.
   virtual void close() = 0;
 };
@@ -117,6 +128,27 @@ struct SinkSettings {
   // Called by the writer thread after each batch with the number of events in it (for
   // metrics); must be thread-safe and quick. None when empty.
   std::function<void(std::size_t)> onBatch;
+  // Called by the writer thread after each committed batch that stored an event, with a
+  // watermark: every event with an id at or below it that will ever be visible to the
+  // EventReader is visible now (EventReader::committedThrough() says the same from the
+  // database). Live streams (SPEC §5.1) wake on it, once per batch. How the watermark is found
+  // is the backend's business: SQLite's single writer assigns ids in commit order, so it is the
+  // batch's highest id; a backend whose ids can commit out of order must pass less. A read the
+  // EventReader starts after this call sees every event up to the watermark. Must be
+  // thread-safe and quick (it runs before the batch's waiters are answered). None when empty.
+  std::function<void(std::int64_t committedThrough)> onCommitted;
+  // ingest.keep_rejections: how many of the newest rejections the store keeps (SPEC §3); 0
+  // records none.
+  std::size_t keepRejections = 10000;
+  // Most rejections waiting for the writer; more are dropped (counted) until it catches up.
+  std::size_t maxPendingRejections = 4096;
+  // How long rejections wait for a batch of events to ride in before they are committed on
+  // their own: a flood costs one commit per this much time, not one per request.
+  std::chrono::milliseconds rejectionDelay{100};
+  // Called with the rejections written by a commit (`written`) or dropped (`dropped`: the
+  // queue was full, the sink closing, or their transaction failed), from the writer thread or
+  // from recordRejection()'s caller; must be thread-safe and quick. None when empty.
+  std::function<void(std::size_t written, std::size_t dropped)> onRejections;
 };
 
 // What the writer knows about the database, for /healthz (SPEC §5, §10). A plain value.
@@ -152,6 +184,8 @@ class Storage {
   virtual TokenStore& tokenStore() = 0;
   // The read-only queries of the query API (event_query.h). Owned by the Storage; thread-safe.
   virtual EventReader& reader() = 0;
+  // Bindings and the offline queue (portal_state.h). Owned by the Storage; thread-safe.
+  virtual PortalStateStore& portalState() = 0;
 };
 
 // What /healthz reports: nullopt while `storage` is healthy, else the problem sentence.

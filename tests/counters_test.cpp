@@ -262,16 +262,19 @@ BOOST_AUTO_TEST_CASE(retention_off_still_prunes_old_minute_and_hour_buckets) {
   BOOST_CHECK_EQUAL(f.q("SELECT count(*) FROM event_counts"), "0");
 }
 
-BOOST_AUTO_TEST_CASE(purge_on_clean_deletes_earlier_events_tokens_and_bindings) {
+BOOST_AUTO_TEST_CASE(purge_on_clean_deletes_earlier_events_tokens_bindings_and_offline_state) {
   Fixture f(true);
   {
-    // The bindings table comes with another migration; the writer deletes from it when there.
+    // Bindings and offline state (migration 0007) of both portals.
     Poco::Data::Session admin("SQLite", f.settings.path);
-    admin << "CREATE TABLE bindings(member_id TEXT, event TEXT, type TEXT, state TEXT, "
-             "error TEXT, updated_at INTEGER, PRIMARY KEY(member_id, event, type))",
-        now;
     admin << "INSERT INTO bindings VALUES('m-alpha', 'ONCRMDEALADD', 'online', 'bound', NULL, "
              "0), ('m-beta', 'ONCRMDEALADD', 'online', 'bound', NULL, 0)",
+        now;
+    admin << "INSERT INTO offline_state(member_id, mode) VALUES('m-alpha', 'clear'), "
+             "('m-beta', 'clear')",
+        now;
+    admin << "INSERT INTO offline_batches VALUES('m-alpha', 'p1', '[1]', 0), "
+             "('m-beta', 'p2', '[2]', 0)",
         now;
   }
   f.write(eventOf("m-alpha", "ONAPPINSTALL"));
@@ -292,14 +295,18 @@ BOOST_AUTO_TEST_CASE(purge_on_clean_deletes_earlier_events_tokens_and_bindings) 
                     std::to_string(uninstallId));
   BOOST_CHECK_EQUAL(f.q("SELECT count(*) FROM tokens WHERE member_id = 'm-alpha'"), "0");
   BOOST_CHECK_EQUAL(f.q("SELECT count(*) FROM bindings WHERE member_id = 'm-alpha'"), "0");
+  BOOST_CHECK_EQUAL(f.q("SELECT count(*) FROM offline_state WHERE member_id = 'm-alpha'"), "0");
+  BOOST_CHECK_EQUAL(f.q("SELECT count(*) FROM offline_batches WHERE member_id = 'm-alpha'"), "0");
   BOOST_CHECK_EQUAL(f.q("SELECT count(*) FROM portals WHERE member_id = 'm-alpha'"), "1");
   // The other portal, uninstalled without CLEAN, keeps everything but its tokens.
   BOOST_CHECK_EQUAL(f.q("SELECT count(*) FROM events WHERE member_id = 'm-beta'"), "17");
   BOOST_CHECK_EQUAL(f.q("SELECT count(*) FROM bindings WHERE member_id = 'm-beta'"), "1");
+  BOOST_CHECK_EQUAL(f.q("SELECT count(*) FROM offline_state WHERE member_id = 'm-beta'"), "1");
+  BOOST_CHECK_EQUAL(f.q("SELECT count(*) FROM offline_batches WHERE member_id = 'm-beta'"), "1");
   f.checkExact();
 }
 
-BOOST_AUTO_TEST_CASE(clean_is_ignored_unless_purge_on_clean_and_works_without_bindings) {
+BOOST_AUTO_TEST_CASE(clean_is_ignored_unless_purge_on_clean) {
   Fixture f(false);
   f.write(eventOf("m-alpha", "ONAPPINSTALL"));
   f.write(eventOf("m-alpha", "ONCRMDEALADD"));
@@ -309,7 +316,7 @@ BOOST_AUTO_TEST_CASE(clean_is_ignored_unless_purge_on_clean_and_works_without_bi
   f.sink->purge(PurgeRequest{});
   BOOST_CHECK_EQUAL(f.q("SELECT count(*) FROM events"), "3");
 
-  Fixture on(true);  // no bindings table in this database
+  Fixture on(true);
   on.write(eventOf("m-alpha", "ONAPPINSTALL"));
   on.write(eventOf("m-alpha", "ONCRMDEALADD"));
   on.write(clean);

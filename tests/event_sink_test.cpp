@@ -102,7 +102,10 @@ struct Fixture {
   // Makes every insert of an event named POISON fail, as a broken row would.
   void poisonEventsNamedPoison() {
     Poco::Data::Session admin("SQLite", settings.path);
-    admin << "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.event = 'POISON' "
+    // On the table behind the events view (migration 0011): the event code as its key, which
+    // the writer makes in the same transaction, just before the row.
+    admin << "CREATE TRIGGER poison BEFORE INSERT ON event_rows WHEN NEW.code = "
+             "(SELECT key FROM event_codes WHERE event = 'POISON') "
              "BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
         Poco::Data::Keywords::now;
   }
@@ -205,7 +208,7 @@ BOOST_AUTO_TEST_CASE(storage_failure_is_unavailable_and_stores_nothing) {
   f.sink->write(install());
   {
     Poco::Data::Session admin("SQLite", f.settings.path);
-    admin << "DROP TABLE events", Poco::Data::Keywords::now;
+    admin << "DROP TABLE event_rows", Poco::Data::Keywords::now;
   }
   IngestOutcome out = f.sink->write(deal());
   BOOST_TEST((out.status == Status::kUnavailable));

@@ -484,3 +484,76 @@ BOOST_AUTO_TEST_CASE(bytes_after_a_closing_answer_are_counted_and_dropped) {
   BOOST_TEST(c.http->dropped() == 19u);
   BOOST_TEST(!c.http->inputPending());
 }
+
+// Issue 15: a streamed answer (the live event stream) is its head with no length, then pieces
+// as they come; no further request is read, and the connection closes after the last piece.
+BOOST_AUTO_TEST_CASE(a_streamed_answer_sends_its_head_then_its_pieces_and_closes_at_the_end) {
+  Conn c;
+  const std::string get = "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n";
+  c.http->receive(get.data(), get.size());
+  BOOST_REQUIRE(c.http->startRequest(false));
+  Http1Response& response = c.http->response();
+  response.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_OK);
+  response.setContentType("text/event-stream");
+  c.http->startStream();
+  BOOST_TEST(c.http->streaming());
+  BOOST_TEST(!c.http->idle());
+  BOOST_TEST(!c.http->closing());
+  std::string head = c.out();
+  BOOST_TEST(head.rfind("HTTP/1.1 200 OK\r\n", 0) == 0u, head);
+  BOOST_TEST(head.find("Content-Length") == std::string::npos, head);
+  BOOST_TEST(head.find("Transfer-Encoding") == std::string::npos, head);
+  BOOST_TEST(head.find("\r\nConnection: Close\r\n") != std::string::npos, head);
+  BOOST_TEST(head.find("\r\n\r\n") == head.size() - 4, head);
+  // A pipelined request after it is dropped, not answered.
+  const std::string more = "GET /other HTTP/1.1\r\nHost: x\r\n\r\n";
+  c.http->receive(more.data(), more.size());
+  BOOST_TEST(!c.http->startRequest(false));
+  BOOST_TEST(c.http->dropped() == more.size());
+  BOOST_TEST(c.http->wantsInput());  // to see the client's FIN
+  c.http->appendStream("id: 1\ndata: {}\n\n");
+  c.http->appendStream(": keep-alive\n\n");
+  BOOST_TEST(c.out() == "id: 1\ndata: {}\n\n: keep-alive\n\n");
+  c.http->endStream();
+  BOOST_TEST(!c.http->streaming());
+  BOOST_TEST(c.http->closing());
+  BOOST_TEST(c.out().empty());
+}
+
+// Issue 15: the rejection observer hears of every 4xx answer, a refusal of unframeable input
+// included, with the error code and the client; 2xx answers are not rejections.
+BOOST_AUTO_TEST_CASE(the_rejection_observer_hears_of_refusals_and_4xx_answers_only) {
+  std::vector<std::string> heard;
+  Poco::Net::HTTPServerParams::Ptr params(new Poco::Net::HTTPServerParams);
+  Http1Limits limits;
+  limits.onRejection = [&heard](int status, const RequestNotes& notes) {
+    heard.push_back(std::to_string(status) + " " + notes.error + " " + notes.client);
+  };
+  auto connection = [&] {
+    return std::make_unique<Http1Connection>(Poco::Net::SocketAddress("192.0.2.5", 1000),
+                                             Poco::Net::SocketAddress("127.0.0.1", 80), *params,
+                                             limits, log());
+  };
+  // A refusal of the connection itself: two Content-Length headers.
+  auto refused = connection();
+  const std::string twice = kPost + "Content-Length: 1\r\nContent-Length: 1\r\n\r\nx";
+  refused->receive(twice.data(), twice.size());
+  BOOST_TEST(!refused->startRequest(false));
+  BOOST_REQUIRE_EQUAL(heard.size(), 1u);
+  BOOST_TEST(heard[0] == "400 malformed_request 192.0.2.5");
+  // A handler's answers: 404 through sendError, then a 200.
+  auto served = connection();
+  const std::string two = withLength("a") + withLength("b");
+  served->receive(two.data(), two.size());
+  BOOST_REQUIRE(served->startRequest(false));
+  served->response().setKeepAlive(true);
+  sendError(served->response(), {404, "not_found", "no such path"});
+  served->finishRequest(false);
+  BOOST_REQUIRE(served->startRequest(false));
+  served->response().setStatusAndReason(Poco::Net::HTTPResponse::HTTP_OK);
+  served->response().setContentLength(0);
+  served->response().send();
+  served->finishRequest(false);
+  BOOST_REQUIRE_EQUAL(heard.size(), 2u);
+  BOOST_TEST(heard[1] == "404 not_found 192.0.2.5");
+}

@@ -86,6 +86,29 @@ BOOST_AUTO_TEST_CASE(token_states_appear_only_when_storage_answered) {
   BOOST_CHECK(hasLine(up, "b24es_tokens{state=\"refresh_failed\"} 0"));
 }
 
+// Issue 12: REST calls by method and result, offline records, bindings by type and state.
+BOOST_AUTO_TEST_CASE(rest_calls_offline_records_and_binding_states_are_rendered) {
+  Metrics m;
+  m.countRestCall("event.bind", "ok");
+  m.countRestCall("event.bind", "ok");
+  m.countRestCall("event.offline.get", "WRONG_LICENSE");
+  m.countOfflineFetched(50);
+  m.countOfflineFetched(7);
+  std::string down = m.render(std::nullopt);
+  BOOST_CHECK(hasLine(down, "b24es_rest_calls_total{method=\"event.bind\",result=\"ok\"} 2"));
+  BOOST_CHECK(hasLine(
+      down, "b24es_rest_calls_total{method=\"event.offline.get\",result=\"WRONG_LICENSE\"} 1"));
+  BOOST_CHECK(hasLine(down, "b24es_offline_events_fetched_total 57"));
+  BOOST_CHECK(down.find("b24es_bindings{") == std::string::npos);
+  std::vector<b24es::BindingStateCount> bindings = {{"offline", "error", 1},
+                                                    {"online", "bound", 4}};
+  std::string up = m.render(b24es::TokenStateCounts{}, bindings);
+  BOOST_CHECK(hasLine(up, "b24es_bindings{type=\"online\",state=\"bound\"} 4"));
+  BOOST_CHECK(hasLine(up, "b24es_bindings{type=\"online\",state=\"error\"} 0"));
+  BOOST_CHECK(hasLine(up, "b24es_bindings{type=\"offline\",state=\"bound\"} 0"));
+  BOOST_CHECK(hasLine(up, "b24es_bindings{type=\"offline\",state=\"error\"} 1"));
+}
+
 BOOST_AUTO_TEST_CASE(label_values_are_escaped) {
   Metrics m;
   m.countIngest(Metrics::IngestResult::kRejected, "A\"B\\C\nD", 0.001);
@@ -120,4 +143,18 @@ BOOST_AUTO_TEST_CASE(recording_from_many_threads_loses_nothing) {
   std::string text = m.render(std::nullopt);
   BOOST_CHECK(hasLine(text, "b24es_events_received_total{result=\"stored\",event=\"E\"} 8000"));
   BOOST_CHECK(hasLine(text, "b24es_writer_batch_events_count 8000"));
+}
+
+BOOST_AUTO_TEST_CASE(rejections_recorded_and_dropped_are_counters_from_zero) {
+  Metrics m;
+  std::string before = m.render(std::nullopt);
+  BOOST_CHECK(hasLine(before, "b24es_rejections_recorded_total 0"));
+  BOOST_CHECK(hasLine(before, "b24es_rejections_dropped_total 0"));
+  BOOST_CHECK(before.find("# TYPE b24es_rejections_dropped_total counter") != std::string::npos);
+  m.countRejections(5, 0);
+  m.countRejections(2, 3);
+  m.countRejections(0, 1);
+  std::string after = m.render(std::nullopt);
+  BOOST_CHECK(hasLine(after, "b24es_rejections_recorded_total 7"));
+  BOOST_CHECK(hasLine(after, "b24es_rejections_dropped_total 4"));
 }

@@ -317,7 +317,9 @@ std::string authFields(const InstallSpec& spec, const std::string& accessToken,
   body += "&auth%5Bdomain%5D=" + enc(spec.domain);
   body += "&auth%5Bserver_endpoint%5D=" + enc(spec.serverEndpoint);
   body += "&auth%5Bstatus%5D=F";
-  body += "&auth%5Bclient_endpoint%5D=" + enc("https://" + spec.domain + "/rest/");
+  body +=
+      "&auth%5Bclient_endpoint%5D=" +
+      enc(spec.clientEndpoint.empty() ? "https://" + spec.domain + "/rest/" : spec.clientEndpoint);
   body += "&auth%5Bmember_id%5D=" + enc(spec.memberId);
   body += "&auth%5Buser_id%5D=" + std::to_string(spec.userId);
   if (!refreshToken.empty()) body += "&auth%5Brefresh_token%5D=" + enc(refreshToken);

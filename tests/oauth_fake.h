@@ -112,6 +112,7 @@ struct InstallSpec {
       "a0d27d6900b7e2a1005a3c4d000000017e06216efe7d340cfddfee5c84ab5ad9fe1d3b";
   std::int64_t expires = 0;  // auth[expires], unix seconds
   std::int64_t userId = 1;
+  std::string clientEndpoint;  // auth[client_endpoint]; empty: https://DOMAIN/rest/
 };
 // The install body, shaped like tests/data/01-ONAPPINSTALL.form.
 std::string installForm(const InstallSpec& spec);

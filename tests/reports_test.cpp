@@ -352,6 +352,15 @@ class ReportDatabase {
       for (int i = 0; i < 8; ++i) crmEvent(*p, serial++, Auth::kAccess, 2 * kHour);
     }
     for (int i = 0; i < 4; ++i) crmEvent(D, serial++, Auth::kAccess, 2 * kHour);
+    // Three forged deliveries for A (a wrong application token), refused 401 and recorded in
+    // rejections, without their tokens; the events after them carry them into the database.
+    Portal forger{A.memberId, A.domain, "forged0000000000000000000000000"};
+    secrets.push_back(forger.applicationToken);
+    for (int i = 0; i < 3; ++i) {
+      auto refused = postForm(service->ingestUrl(), kPath,
+                              body(forger, "ONCRMDEALADD", 185, {}, Auth::kAccess));
+      BOOST_REQUIRE_EQUAL(refused.status, 401);
+    }
     for (int i = 0; i < 2; ++i) crmEvent(G, serial++, Auth::kNoTokens);
 
     // What the token refresher (another component) records after failed attempts: A's OAuth
@@ -435,14 +444,28 @@ BOOST_FIXTURE_TEST_CASE(every_report_runs_in_every_format_without_token_values, 
 BOOST_AUTO_TEST_CASE(list_names_each_report_with_its_first_comment_line) {
   ScriptResult r = runScript("report", {"--list"});
   BOOST_REQUIRE_EQUAL(r.exitCode, 0);
-  for (const std::string name : {"events_per_day", "portal_activity", "silent_portals",
-                                 "token_health", "repeated_deliveries", "busiest_entities"}) {
+  for (const std::string name :
+       {"events_per_day", "portal_activity", "silent_portals", "token_health",
+        "repeated_deliveries", "busiest_entities", "rejections"}) {
     std::string first =
         b24es::test::readFile(std::string(B24ES_SOURCE_DIR) + "/scripts/reports/" + name + ".sql");
     first = first.substr(3, first.find('\n') - 3);  // without "-- "
     BOOST_TEST(r.out.find(name) != std::string::npos, name);
     BOOST_TEST(r.out.find(first) != std::string::npos, first);
   }
+}
+
+BOOST_FIXTURE_TEST_CASE(rejections_counts_refusals_by_client_status_and_error, ReportDatabase) {
+  std::vector<Object::Ptr> rows = jsonReport("rejections", db);
+  BOOST_REQUIRE_EQUAL(rows.size(), 1u);
+  BOOST_TEST(text(rows[0], "client_addr") == "127.0.0.1");
+  BOOST_TEST(number(rows[0], "status") == 401);
+  BOOST_TEST(text(rows[0], "error") == "verification_failed");
+  BOOST_TEST(number(rows[0], "rejections") == 3);
+  BOOST_TEST(number(rows[0], "portals_claimed") == 1);
+  BOOST_TEST(text(rows[0], "first_utc").size() == 24u);  // 2026-01-01T10:00:00.000Z
+  // Received an hour ago (the test's clock): --since 30 minutes leaves them out.
+  BOOST_TEST(jsonReport("rejections", db, {"--since", "30 minutes"}).empty());
 }
 
 BOOST_FIXTURE_TEST_CASE(events_per_day_counts_what_was_posted_each_day, ReportDatabase) {
@@ -868,5 +891,5 @@ BOOST_AUTO_TEST_CASE(every_csv_report_prints_its_header_when_it_has_no_rows) {
     BOOST_TEST(std::count(csv.out.begin(), csv.out.end(), '\n') == 1, name << ": " << csv.out);
     BOOST_TEST(csv.out.find(',') < csv.out.find('\n'), name << ": " << csv.out);
   }
-  BOOST_TEST(reports == 6);
+  BOOST_TEST(reports == 7);
 }

@@ -185,3 +185,64 @@ BOOST_AUTO_TEST_CASE(retention_days_and_purge_on_clean) {
   c->setString("bitrix24.purge_on_clean", "sometimes");
   BOOST_CHECK_THROW(b24es::loadSettings(*c), Poco::SyntaxException);
 }
+
+BOOST_AUTO_TEST_CASE(ingest_keep_rejections_defaults_to_10000_and_is_not_negative) {
+  Poco::AutoPtr<Poco::Util::MapConfiguration> c(new Poco::Util::MapConfiguration);
+  BOOST_CHECK_EQUAL(b24es::loadSettings(*c).ingest.keepRejections, 10000u);  // SPEC §3
+  c->setString("ingest.keep_rejections", "0");
+  BOOST_CHECK_EQUAL(b24es::loadSettings(*c).ingest.keepRejections, 0u);
+  c->setString("ingest.keep_rejections", "250");
+  BOOST_CHECK_EQUAL(b24es::loadSettings(*c).ingest.keepRejections, 250u);
+  c->setString("ingest.keep_rejections", "-1");
+  BOOST_CHECK_THROW(b24es::loadSettings(*c), Poco::SyntaxException);
+}
+
+// Issue 12 (SPEC §3): the keys of REST calls, bindings and the offline queue.
+BOOST_AUTO_TEST_CASE(rest_bindings_and_offline_keys_have_spec_defaults_and_are_read) {
+  Settings d = loadSettings(*layerConfiguration("", {}, {}));
+  BOOST_TEST(d.rest.allowedHosts.empty());
+  BOOST_TEST(!d.rest.allowHttp);
+  BOOST_TEST(d.rest.rate == 2.0);
+  BOOST_TEST(d.rest.burst == 10.0);
+  BOOST_TEST(d.rest.timeoutSeconds == 10);
+  BOOST_TEST(d.bitrix24.handlerUrl.empty());
+  BOOST_TEST(d.bitrix24.offlineIntervalSeconds == 300);
+  test::TempDir dir;
+  Settings s = loadSettings(*layerConfiguration(
+      writeConfig(dir,
+                  "rest.allowed_hosts = a.example.com, *.bitrix24.de\nrest.allow_http = true\n"
+                  "rest.rate = 0.5\nrest.burst = 3\nrest.timeout = 4\n"
+                  "bitrix24.handler_url = https://h.example.com/e\n"
+                  "bitrix24.events = onCrmDealAdd, ONCRMDEALUPDATE\n"
+                  "bitrix24.offline_events = onCrmContactAdd\noffline.interval = 0\n"),
+      {}, {}));
+  BOOST_TEST(s.rest.allowedHosts == (std::vector<std::string>{"a.example.com", "*.bitrix24.de"}));
+  BOOST_TEST(s.rest.allowHttp);
+  BOOST_TEST(s.rest.rate == 0.5);
+  BOOST_TEST(s.rest.burst == 3.0);
+  BOOST_TEST(s.rest.timeoutSeconds == 4);
+  BOOST_TEST(s.bitrix24.handlerUrl == "https://h.example.com/e");
+  BOOST_TEST(s.bitrix24.events == (std::vector<std::string>{"ONCRMDEALADD", "ONCRMDEALUPDATE"}));
+  BOOST_TEST(s.bitrix24.offlineEvents == (std::vector<std::string>{"ONCRMCONTACTADD"}));
+  BOOST_TEST(s.bitrix24.offlineIntervalSeconds == 0);
+  for (const char* bad :
+       {"rest.rate = 0\n", "rest.burst = 0.5\n", "rest.timeout = 0\n", "offline.interval = -1\n",
+        "rest.allow_http = maybe\n", "rest.rate = fast\n"}) {
+    BOOST_CHECK_THROW(loadSettings(*layerConfiguration(writeConfig(dir, bad), {}, {})),
+                      Poco::SyntaxException);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(query_max_streams_defaults_to_256_and_is_at_least_1) {
+  test::TempDir dir;
+  BOOST_TEST(loadSettings(*layerConfiguration("", {}, {})).query.maxStreams == 256u);
+  BOOST_TEST(loadSettings(*layerConfiguration(writeConfig(dir, "query.max_streams = 3\n"), {}, {}))
+                 .query.maxStreams == 3u);
+  for (const char* line :
+       {"query.max_streams = 0\n", "query.max_streams = -1\n", "query.max_streams = many\n"}) {
+    BOOST_TEST_CONTEXT(line) {
+      BOOST_CHECK_THROW(loadSettings(*layerConfiguration(writeConfig(dir, line), {}, {})),
+                        Poco::SyntaxException);
+    }
+  }
+}

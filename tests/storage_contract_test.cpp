@@ -52,6 +52,10 @@ const std::int64_t kStart = 1767261600;  // FakeClock's default, in seconds
 Verdict modelVerifier(const IncomingEvent& e, const std::optional<PortalRecord>& portal) {
   using Action = Verdict::Action;
   if (e.applicationToken == "forged") return {Action::kReject, "forged by the test"};
+  if (e.confirmed == IncomingEvent::Confirmed::kRotation) {
+    const bool same = portal && portal->installed() && portal->applicationToken == e.replacedToken;
+    return {same ? Action::kRotate : Action::kReject, same ? "" : "rotated meanwhile"};
+  }
   if (e.kind == EventKind::kInstall) return {Action::kInstall, {}};
   if (e.applicationToken == kStaticToken) {
     return {portal ? Action::kStore : Action::kStoreAndCreatePortal, {}};
@@ -188,16 +192,22 @@ class Outcomes {
 // A fresh migrated database of `backend` with an open sink over modelVerifier (or `verifier`),
 // which records every portal the verifier was shown and every batch the sink reported.
 struct Db {
-  explicit Db(const test::StorageBackend& backend, std::size_t maxBatch = 256) {
+  explicit Db(const test::StorageBackend& backend, std::size_t maxBatch = 256,
+              const std::function<void(SinkSettings&)>& adjust = {}) {
     storage = backend.open(dir.path(), clock);
     MigrationResult migrated = storage->migrator().apply();
     BOOST_REQUIRE_MESSAGE(migrated.ok, migrated.error);
     SinkSettings settings;
     settings.maxBatch = maxBatch;
+    if (adjust) adjust(settings);
     settings.onBatch = [this](std::size_t n) {
       std::lock_guard<std::mutex> lock(mutex);
       batches.push_back(n);
       batchesChanged.notify_all();
+    };
+    settings.onCommitted = [this](std::int64_t through) {
+      std::lock_guard<std::mutex> lock(mutex);
+      watermarks.push_back(through);
     };
     sink = storage->openEventSink(
         [this](const IncomingEvent& e, const std::optional<PortalRecord>& portal) {
@@ -296,8 +306,9 @@ struct Db {
   Gate hold;  // holds the writer at an ONHOLD event, inside its batch's open transaction
   std::mutex mutex;
   std::condition_variable batchesChanged;
-  std::vector<std::size_t> batches;  // guarded by mutex
-  std::size_t gateBatch = 0;         // index in batches of the last gate's; guarded by mutex
+  std::vector<std::size_t> batches;      // guarded by mutex
+  std::vector<std::int64_t> watermarks;  // SinkSettings::onCommitted's; guarded by mutex
+  std::size_t gateBatch = 0;             // index in batches of the last gate's; guarded by mutex
   std::vector<std::pair<std::string, std::optional<PortalRecord>>> seen;  // guarded by mutex
   std::unique_ptr<EventSink> sink;
 };
@@ -497,6 +508,60 @@ CONTRACT_CASE(stored_events_get_increasing_ids_and_read_back_as_written) {
   BOOST_TEST(!b->entityId.has_value());
   BOOST_TEST(!b->entityTypeId.has_value());
   BOOST_TEST(b->dataJson == "{}");
+}
+
+// What the live stream (SPEC §5.1) relies on: the writer reports a watermark once per batch that
+// stored something, before the batch's events are answered; it never goes down; a read started
+// after it sees every event up to it; and the reader tells the same from the database.
+CONTRACT_CASE(the_committed_watermark_covers_every_acknowledged_event) {
+  Db db(backend);
+  BOOST_TEST(db.storage->reader().committedThrough() == 0);
+  auto lastWatermark = [&db] {
+    std::lock_guard<std::mutex> lock(db.mutex);
+    return db.watermarks.empty() ? std::int64_t{0} : db.watermarks.back();
+  };
+  auto reported = [&db] {
+    std::lock_guard<std::mutex> lock(db.mutex);
+    return db.watermarks.size();
+  };
+  auto visibleUpTo = [&db](std::int64_t through) {
+    std::vector<std::int64_t> ids;
+    EventFilter all;
+    all.limit = EventFilter::kMaxLimit;
+    for (const EventRecord& e : db.storage->reader().queryEvents(all).items) {
+      if (e.id <= through) ids.push_back(e.id);
+    }
+    return ids;
+  };
+  std::int64_t first = db.stored(install());
+  BOOST_TEST(lastWatermark() >= first);  // reported before write() returned
+  BOOST_TEST(db.storage->reader().committedThrough() >= first);
+
+  const std::size_t before = reported();
+  IncomingEvent forged = deal();
+  forged.applicationToken = "forged";
+  BOOST_TEST((db.sink->write(forged).status == Status::kRejected));
+  BOOST_TEST(reported() == before);  // a batch that stored nothing reports nothing
+
+  std::vector<IngestOutcome> together =
+      db.submitTogether({deal(), deal(), deal(kMemberA, "forged")});
+  std::vector<std::int64_t> ids{first};
+  for (const IngestOutcome& o : together) {
+    if (o.status == Status::kStored) ids.push_back(o.id);
+  }
+  BOOST_REQUIRE_EQUAL(ids.size(), 3u);
+  const std::int64_t watermark = lastWatermark();
+  BOOST_TEST(watermark >= ids.back());
+  std::vector<std::int64_t> visible = visibleUpTo(watermark);
+  std::set<std::int64_t> gate;  // the ONGATE event of submitTogether, stored with a static token
+  for (std::int64_t id : visible) {
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) gate.insert(id);
+  }
+  BOOST_TEST(gate.size() == 1u);
+  BOOST_TEST(visible.size() == ids.size() + 1);
+  BOOST_TEST(db.storage->reader().committedThrough() >= watermark);
+  std::lock_guard<std::mutex> lock(db.mutex);
+  BOOST_TEST(std::is_sorted(db.watermarks.begin(), db.watermarks.end()));
 }
 
 CONTRACT_CASE(submit_delivers_what_write_would_have_returned) {
@@ -1502,6 +1567,321 @@ CONTRACT_CASE(token_states_count_each_row_once_in_the_documented_order) {
   BOOST_TEST(later.noRefreshToken == 2);
   BOOST_TEST(later.accessExpired == 3);
   BOOST_TEST(later.valid == 0);
+}
+
+// --- rejections (SPEC §5, §7): queued by recordRejection, written in the writer's batches ---
+
+RejectionRecord rejection(int n, const std::string& member = kMemberA) {
+  RejectionRecord r;
+  r.clientAddr = "198.51.100." + std::to_string(n);
+  r.status = 401;
+  r.error = "verification_failed";
+  r.event = "ONCRMDEALADD";
+  r.memberId = member;
+  r.domain = "acme-test.bitrix24.com";
+  return r;
+}
+
+// Rejections never commit alone in these cases: they wait for a batch of events.
+void holdRejections(SinkSettings& s) { s.rejectionDelay = std::chrono::hours(1); }
+
+// The rejections' counts reported through SinkSettings::onRejections. Thread-safe.
+struct RejectionCounts {
+  std::mutex mutex;
+  std::size_t written = 0, dropped = 0;
+  std::function<void(std::size_t, std::size_t)> callback() {
+    return [this](std::size_t w, std::size_t d) {
+      std::lock_guard<std::mutex> lock(mutex);
+      written += w;
+      dropped += d;
+    };
+  }
+};
+
+CONTRACT_CASE(rejections_ride_in_the_next_batch_of_events_newest_first) {
+  Db db(backend, 256, holdRejections);
+  BOOST_TEST(db.sink->recordRejection(rejection(1)));
+  RejectionRecord unclaimed;
+  unclaimed.clientAddr = "::1";
+  unclaimed.status = 404;
+  unclaimed.error = "not_found";
+  unclaimed.event = "";  // empty claims are stored as NULL
+  BOOST_TEST(db.sink->recordRejection(unclaimed));
+  BOOST_TEST(db.storage->reader().listRejections({}).items.empty());  // still queued
+
+  db.stored(install());  // its transaction carries them
+  RejectionPage page = db.storage->reader().listRejections({});
+  BOOST_REQUIRE_EQUAL(page.items.size(), 2u);
+  BOOST_TEST(!page.nextAfterId.has_value());
+  const RejectionRecord& newest = page.items[0];
+  BOOST_TEST(newest.id > page.items[1].id);
+  BOOST_TEST(newest.clientAddr == "::1");
+  BOOST_TEST(newest.status == 404);
+  BOOST_TEST(newest.error == "not_found");
+  BOOST_TEST(!newest.event.has_value());
+  BOOST_TEST(!newest.memberId.has_value());
+  const RejectionRecord& oldest = page.items[1];
+  BOOST_TEST(oldest.clientAddr == "198.51.100.1");
+  BOOST_TEST(oldest.status == 401);
+  BOOST_TEST(oldest.error == "verification_failed");
+  BOOST_TEST(*oldest.event == "ONCRMDEALADD");
+  BOOST_TEST(*oldest.memberId == kMemberA);
+  BOOST_TEST(*oldest.domain == "acme-test.bitrix24.com");
+  BOOST_TEST(oldest.receivedAt == db.clock.nowMillis());
+  // No event is stored for a rejection: only the install.
+  BOOST_TEST(db.storage->reader().stats().total == 1);
+}
+
+CONTRACT_CASE(rejections_commit_on_their_own_when_no_events_come) {
+  RejectionCounts counts;
+  Db db(backend, 256, [&counts](SinkSettings& s) {
+    s.rejectionDelay = std::chrono::milliseconds(10);
+    s.onRejections = counts.callback();
+  });
+  BOOST_TEST(db.sink->recordRejection(rejection(1)));
+  // Bounded wait for the writer's own commit (not a timing assertion: only that it comes).
+  for (int i = 0; i < 1000 && db.storage->reader().listRejections({}).items.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  BOOST_TEST(db.storage->reader().listRejections({}).items.size() == 1u);
+  std::lock_guard<std::mutex> lock(counts.mutex);
+  BOOST_TEST(counts.written == 1u);
+  BOOST_TEST(counts.dropped == 0u);
+}
+
+CONTRACT_CASE(every_value_of_a_rejection_is_cut_to_64_characters) {
+  Db db(backend, 256, holdRejections);
+  RejectionRecord r = rejection(1);
+  const std::string cyrillic = "\xd0\xb6";  // one character, two bytes
+  std::string longMember;
+  for (int i = 0; i < 100; ++i) longMember += cyrillic;
+  r.memberId = longMember;
+  r.event = std::string(300, 'E');
+  r.domain = std::string(65, 'd');
+  r.clientAddr = std::string(70, 'c');
+  r.error = std::string(64, 'x');
+  BOOST_TEST(db.sink->recordRejection(r));
+  db.stored(install());
+  RejectionPage page = db.storage->reader().listRejections({});
+  BOOST_REQUIRE_EQUAL(page.items.size(), 1u);
+  const RejectionRecord& got = page.items[0];
+  std::string member64;
+  for (int i = 0; i < 64; ++i) member64 += cyrillic;
+  BOOST_TEST(*got.memberId == member64);  // 64 characters, 128 bytes: no character split
+  BOOST_TEST(*got.event == std::string(64, 'E'));
+  BOOST_TEST(*got.domain == std::string(64, 'd'));
+  BOOST_TEST(got.clientAddr == std::string(64, 'c'));
+  BOOST_TEST(got.error == std::string(64, 'x'));
+}
+
+CONTRACT_CASE(only_the_newest_keep_rejections_are_kept) {
+  Db db(backend, 256, [](SinkSettings& s) {
+    holdRejections(s);
+    s.keepRejections = 3;
+  });
+  for (int i = 1; i <= 5; ++i) BOOST_TEST(db.sink->recordRejection(rejection(i)));
+  db.stored(install());
+  for (int i = 6; i <= 7; ++i) BOOST_TEST(db.sink->recordRejection(rejection(i)));
+  db.stored(deal());
+  RejectionPage page = db.storage->reader().listRejections({});
+  BOOST_REQUIRE_EQUAL(page.items.size(), 3u);
+  BOOST_TEST(page.items[0].clientAddr == "198.51.100.7");
+  BOOST_TEST(page.items[1].clientAddr == "198.51.100.6");
+  BOOST_TEST(page.items[2].clientAddr == "198.51.100.5");
+}
+
+CONTRACT_CASE(keep_rejections_zero_records_none) {
+  Db db(backend, 256, [](SinkSettings& s) { s.keepRejections = 0; });
+  BOOST_TEST(!db.sink->recordRejection(rejection(1)));
+  db.stored(install());
+  BOOST_TEST(db.storage->reader().listRejections({}).items.empty());
+}
+
+CONTRACT_CASE(a_full_rejection_queue_drops_and_counts) {
+  RejectionCounts counts;
+  Db db(backend, 256, [&counts](SinkSettings& s) {
+    holdRejections(s);
+    s.maxPendingRejections = 2;
+    s.onRejections = counts.callback();
+  });
+  BOOST_TEST(db.sink->recordRejection(rejection(1)));
+  BOOST_TEST(db.sink->recordRejection(rejection(2)));
+  BOOST_TEST(!db.sink->recordRejection(rejection(3)));  // dropped: the queue holds 2
+  {
+    std::lock_guard<std::mutex> lock(counts.mutex);
+    BOOST_TEST(counts.dropped == 1u);
+    BOOST_TEST(counts.written == 0u);
+  }
+  db.stored(install());
+  BOOST_TEST(db.storage->reader().listRejections({}).items.size() == 2u);
+  BOOST_TEST(db.sink->recordRejection(rejection(4)));  // room again
+  std::lock_guard<std::mutex> lock(counts.mutex);
+  BOOST_TEST(counts.written == 2u);
+}
+
+CONTRACT_CASE(close_writes_the_rejections_still_waiting_then_drops) {
+  Db db(backend, 256, holdRejections);
+  BOOST_TEST(db.sink->recordRejection(rejection(1)));
+  db.sink->close();
+  BOOST_TEST(!db.sink->recordRejection(rejection(2)));
+  RejectionPage page = db.storage->reader().listRejections({});
+  BOOST_REQUIRE_EQUAL(page.items.size(), 1u);
+  BOOST_TEST(page.items[0].clientAddr == "198.51.100.1");
+}
+
+CONTRACT_CASE(rejection_pages_go_newest_first_by_keyset_and_filter_by_member) {
+  Db db(backend, 256, holdRejections);
+  for (int i = 1; i <= 5; ++i) {
+    BOOST_TEST(db.sink->recordRejection(rejection(i, i % 2 ? kMemberA : kMemberB)));
+  }
+  db.stored(install());
+  EventReader& reader = db.storage->reader();
+  RejectionFilter f;
+  f.limit = 2;
+  RejectionPage first = reader.listRejections(f);
+  BOOST_REQUIRE_EQUAL(first.items.size(), 2u);
+  BOOST_TEST(first.items[0].clientAddr == "198.51.100.5");
+  BOOST_TEST(first.items[1].clientAddr == "198.51.100.4");
+  BOOST_REQUIRE(first.nextAfterId.has_value());
+  BOOST_TEST(*first.nextAfterId == first.items[1].id);
+  f.afterId = first.nextAfterId;
+  RejectionPage second = reader.listRejections(f);
+  BOOST_REQUIRE_EQUAL(second.items.size(), 2u);
+  BOOST_TEST(second.items[0].clientAddr == "198.51.100.3");
+  f.afterId = second.nextAfterId;
+  RejectionPage last = reader.listRejections(f);
+  BOOST_REQUIRE_EQUAL(last.items.size(), 1u);
+  BOOST_TEST(last.items[0].clientAddr == "198.51.100.1");
+  BOOST_TEST(!last.nextAfterId.has_value());
+
+  RejectionFilter byMember;
+  byMember.memberId = kMemberB;
+  RejectionPage b = reader.listRejections(byMember);
+  BOOST_REQUIRE_EQUAL(b.items.size(), 2u);
+  BOOST_TEST(b.items[0].clientAddr == "198.51.100.4");
+  BOOST_TEST(b.items[1].clientAddr == "198.51.100.2");
+  byMember.memberId = "nobody";
+  BOOST_TEST(reader.listRejections(byMember).items.empty());
+}
+
+// Issue 12 (SPEC §7, §8): what the store keeps of its conversation with portals.
+
+CONTRACT_CASE(a_confirmed_rotation_replaces_the_application_token_with_the_event) {
+  Db db(backend);
+  db.stored(install());
+  IncomingEvent update = deal();
+  update.event = "ONAPPUPDATE";
+  update.applicationToken = "rotated-app-token";
+  update.confirmed = IncomingEvent::Confirmed::kRotation;
+  update.replacedToken = kAppToken;
+  db.stored(update);
+  BOOST_TEST((db.storage->findPortal(kMemberA)->applicationToken == "rotated-app-token"));
+  // The old token verifies nothing now; a second rotation from the old token is refused.
+  BOOST_TEST((db.sink->write(deal()).status == Status::kRejected));
+  BOOST_TEST((db.sink->write(update).status == Status::kRejected));
+  BOOST_TEST((db.sink->write(deal(kMemberA, "rotated-app-token")).status == Status::kStored));
+}
+
+CONTRACT_CASE(installed_portals_are_those_installed_and_not_uninstalled) {
+  Db db(backend);
+  db.stored(install());
+  db.stored(install(kMemberB));
+  PortalStateStore& state = db.storage->portalState();
+  BOOST_TEST(state.installedPortals(std::nullopt).size() == 2u);
+  db.stored(uninstall(kMemberB));
+  std::vector<PortalRecord> left = state.installedPortals(std::nullopt);
+  BOOST_REQUIRE_EQUAL(left.size(), 1u);
+  BOOST_TEST(left[0].memberId == kMemberA);
+  BOOST_TEST(left[0].clientEndpoint == "https://acme-test.bitrix24.com/rest/");
+  BOOST_TEST(state.installedPortals(kMemberB).empty());
+  BOOST_TEST(state.installedPortals(kMemberA).size() == 1u);
+}
+
+CONTRACT_CASE(bindings_are_recorded_replaced_removed_and_shown_with_the_portal) {
+  Db db(backend);
+  db.stored(install());
+  db.stored(install(kMemberB));
+  PortalStateStore& state = db.storage->portalState();
+  state.recordBinding(kMemberA, {"ONCRMDEALADD", "online", "error", "ERROR_CORE: no", kStart});
+  state.recordBinding(kMemberA, {"ONCRMDEALADD", "online", "bound", std::nullopt, kStart + 1});
+  state.recordBinding(kMemberA, {"ONCRMCONTACTADD", "offline", "bound", std::nullopt, kStart});
+  state.recordBinding(kMemberB, {"ONCRMDEALADD", "online", "error", "http_500", kStart});
+  std::vector<BindingRecord> a = state.bindings(kMemberA);
+  BOOST_REQUIRE_EQUAL(a.size(), 2u);
+  BOOST_TEST(a[0].event == "ONCRMCONTACTADD");
+  BOOST_TEST((a[1].state == "bound" && !a[1].error && a[1].updatedAt == kStart + 1));
+  std::optional<PortalView> view = db.storage->reader().findPortalView(kMemberA);
+  BOOST_REQUIRE(view.has_value());
+  BOOST_TEST(view->bindings.size() == 2u);
+  BOOST_TEST(!view->offline.has_value());
+  PortalPage page = db.storage->reader().listPortals(PortalFilter{});
+  BOOST_REQUIRE_EQUAL(page.items.size(), 2u);
+  for (const PortalView& p : page.items) {
+    BOOST_TEST(p.bindings.size() == (p.memberId == kMemberA ? 2u : 1u));
+  }
+  std::vector<BindingStateCount> counts = db.storage->reader().bindingStates();
+  BOOST_REQUIRE_EQUAL(counts.size(), 3u);  // offline/bound, online/bound, online/error
+  BOOST_TEST((counts[0].type == "offline" && counts[0].state == "bound" && counts[0].count == 1));
+  BOOST_TEST((counts[2].type == "online" && counts[2].state == "error" && counts[2].count == 1));
+  state.removeBinding(kMemberA, "ONCRMDEALADD", "online");
+  BOOST_TEST(state.bindings(kMemberA).size() == 1u);
+  BOOST_TEST(state.bindings(kMemberB).size() == 1u);
+}
+
+CONTRACT_CASE(an_offline_batch_is_stored_once_with_its_note_and_counted) {
+  Db db(backend);
+  db.stored(install());
+  PortalStateStore& state = db.storage->portalState();
+  auto record = [](std::int64_t id) {
+    OfflineEvent r;
+    r.event = deal();
+    r.event.applicationToken.clear();
+    r.event.entityId = 1000 + id;
+    r.offlineId = id;
+    r.messageId = "msg" + std::to_string(id);
+    return r;
+  };
+  BOOST_TEST(state.offlineState(kMemberA).mode == "reserve");  // the default, without a row
+  BOOST_TEST(state.storeOfflineBatch(kMemberA, "proc1", {record(1), record(2)}, kStart * 1000) ==
+             2u);
+  // Handed out again (a lapsed reservation, another process): only the new one is stored.
+  BOOST_TEST(state.storeOfflineBatch(kMemberA, "proc2", {record(2), record(3)}, kStart * 1000) ==
+             1u);
+  std::vector<OfflineNote> notes = state.offlineNotes(kMemberA);
+  BOOST_REQUIRE_EQUAL(notes.size(), 2u);
+  BOOST_TEST(notes[0].processId == "proc1");
+  BOOST_TEST((notes[0].ids == std::vector<std::int64_t>{1, 2}));
+  state.dropOfflineNote(kMemberA, "proc1");
+  BOOST_TEST(state.offlineNotes(kMemberA).size() == 1u);
+  // clear=1 batches have no note.
+  BOOST_TEST(state.storeOfflineBatch(kMemberA, "", {record(4)}, kStart * 1000) == 1u);
+  BOOST_TEST(state.offlineNotes(kMemberA).size() == 1u);
+
+  EventFilter offline;
+  offline.source = "offline";
+  BOOST_TEST(db.allIds(offline).size() == 4u);
+  EventFilter online;
+  online.source = "online";
+  BOOST_TEST(db.allIds(online).size() == 1u);  // the install
+  EventPage page = db.storage->reader().queryEvents(offline);
+  BOOST_TEST(page.items.front().offline);
+  BOOST_TEST(page.items.front().event == "ONCRMDEALADD");
+  // The counters count them like any stored event.
+  std::optional<PortalView> view = db.storage->reader().findPortalView(kMemberA);
+  BOOST_TEST(view->eventCount == 5);
+  BOOST_TEST(db.storage->reader().stats().total == 5);
+  BOOST_REQUIRE(view->offline.has_value());
+  BOOST_TEST(view->offline->fetched == 4);
+
+  state.setOfflineMode(kMemberA, "clear");
+  state.recordOfflinePass(kMemberA, std::string("event.offline.get: http_500"), kStart + 9);
+  OfflineState s = state.offlineState(kMemberA);
+  BOOST_TEST(s.mode == "clear");
+  BOOST_TEST((s.lastPassAt == kStart + 9));
+  BOOST_TEST((s.lastError == "event.offline.get: http_500"));
+  BOOST_TEST(s.fetched == 4);
+  state.recordOfflinePass(kMemberA, std::nullopt, kStart + 10);
+  BOOST_TEST(!state.offlineState(kMemberA).lastError.has_value());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

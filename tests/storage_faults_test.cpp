@@ -9,6 +9,7 @@
 
 #include <Poco/Data/SQLite/Connector.h>
 #include <Poco/Data/Session.h>
+#include <Poco/Exception.h>
 #include <Poco/File.h>
 #include <Poco/StringTokenizer.h>
 #include <fcntl.h>
@@ -257,7 +258,17 @@ BOOST_AUTO_TEST_CASE(database_folder_removed_under_load_loses_no_acknowledged_ev
 
   // The folder goes, and a plain file takes its name, so that the store cannot put the
   // database back until the test lets it.
-  Poco::File(folder).remove(true);
+  // The writer may create a file in the folder while it is being removed (its journal, under
+  // load): then the removal is tried again, a bounded number of times.
+  bool removed = false;
+  for (int attempt = 0; attempt < 100 && !removed; ++attempt) {
+    try {
+      Poco::File(folder).remove(true);
+      removed = true;
+    } catch (const Poco::DirectoryNotEmptyException&) {
+    }
+  }
+  BOOST_REQUIRE(removed);
   writeFile(folder, "not a folder");
   BOOST_REQUIRE(eventually([&] { return healthz(server.ingest) == 503; }));
   load.blocked = true;
@@ -485,9 +496,12 @@ BOOST_AUTO_TEST_CASE(migration_0005_keeps_every_event_with_its_id_and_ids_are_ne
     if (m.version <= 4) upTo4.push_back(m);
   }
   BOOST_REQUIRE(upTo4.size() == 4u);
+  // The indexes of 0001 and 0002, on events or (after 0011) on the table behind that view;
+  // 0007's offline indexes come later.
   const std::string indexes =
       "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master WHERE type = 'index' "
-      "AND tbl_name = 'events' ORDER BY name)";
+      "AND tbl_name IN ('events', 'event_rows') AND name NOT LIKE 'events_offline%' "
+      "ORDER BY name)";
   std::string indexesBefore;
   {
     auto storage = openSqliteStorage(settings, clock, upTo4);
@@ -499,15 +513,25 @@ BOOST_AUTO_TEST_CASE(migration_0005_keeps_every_event_with_its_id_and_ids_are_ne
         Poco::Data::Keywords::now;
     indexesBefore = test::queryScalar(settings.path, indexes);
   }
+  {
+    // 0005 rebuilds the table with every index it had (later migrations add their own, 0007's
+    // events_offline and events_offline_id).
+    std::vector<Migration> upTo5;
+    for (const Migration& m : embeddedMigrations()) {
+      if (m.version <= 5) upTo5.push_back(m);
+    }
+    auto storage = openSqliteStorage(settings, clock, upTo5);
+    BOOST_REQUIRE(storage->migrator().apply().ok);
+    BOOST_TEST(test::queryScalar(settings.path, indexes) == indexesBefore);
+  }
   auto storage = openSqliteStorage(settings, clock, embeddedMigrations());
   BOOST_REQUIRE(storage->migrator().apply().ok);
   BOOST_TEST(test::queryScalar(settings.path,
                                "SELECT group_concat(id || event, ',') FROM "
                                "(SELECT id, event FROM events ORDER BY id)") == "1A,2B,5C");
-  BOOST_TEST(test::queryScalar(settings.path, indexes) == indexesBefore);
   BOOST_TEST(test::queryScalar(settings.path, "SELECT count(*) FROM events_readable") == "3");
   BOOST_TEST(test::queryScalar(settings.path,
-                               "SELECT seq FROM sqlite_sequence WHERE name = 'events'") == "5");
+                               "SELECT seq FROM sqlite_sequence WHERE name = 'event_rows'") == "5");
 
   // Deleting the newest events (a purge, a retention run) does not bring their ids back.
   std::unique_ptr<EventSink> sink = storage->openEventSink(

@@ -35,6 +35,7 @@ class FakeClock final : public Clock {
   explicit FakeClock(std::int64_t millis = 1767261600000) : millis_(millis) {}
   std::int64_t nowMillis() const override { return millis_.load(); }
   void advanceSeconds(std::int64_t s) { millis_ += s * 1000; }
+  void advanceMillis(std::int64_t ms) { millis_ += ms; }
   void setSeconds(std::int64_t s) { millis_ = s * 1000; }
 
  private:

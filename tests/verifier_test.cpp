@@ -147,3 +147,27 @@ BOOST_AUTO_TEST_CASE(old_token_of_an_uninstalled_portal_verifies_nothing) {
   BOOST_TEST((v.action == Action::kReject));
   BOOST_TEST(v.reason == "the portal is uninstalled");
 }
+
+// Issue 12 (SPEC §4 items 4-5): what app.info confirmed still needs the portal as it was then.
+BOOST_AUTO_TEST_CASE(a_confirmed_rotation_rotates_only_while_the_stored_token_is_unchanged) {
+  IncomingEvent e = event(EventKind::kOther, "new-token");
+  e.event = "ONAPPUPDATE";
+  e.confirmed = IncomingEvent::Confirmed::kRotation;
+  e.replacedToken = kToken;
+  BOOST_TEST((verifyEvent(e, installedPortal(), {}).action == Action::kRotate));
+  BOOST_TEST((verifyEvent(e, installedPortal("rotated-meanwhile"), {}).action == Action::kReject));
+  BOOST_TEST((verifyEvent(e, uninstalledPortal(), {}).action == Action::kReject));
+  // Without the confirmation the new token is just a wrong one.
+  e.confirmed = IncomingEvent::Confirmed::kNothing;
+  BOOST_TEST((verifyEvent(e, installedPortal(), {}).action == Action::kReject));
+}
+
+BOOST_AUTO_TEST_CASE(a_confirmed_payment_is_stored_only_for_an_installed_portal) {
+  IncomingEvent e = event(EventKind::kOther, "");
+  e.event = "ONAPPPAYMENT";
+  BOOST_TEST((verifyEvent(e, installedPortal(), {}).action == Action::kReject));
+  e.confirmed = IncomingEvent::Confirmed::kPayment;
+  BOOST_TEST((verifyEvent(e, installedPortal(), {}).action == Action::kStore));
+  BOOST_TEST((verifyEvent(e, uninstalledPortal(), {}).action == Action::kReject));
+  BOOST_TEST((verifyEvent(e, std::nullopt, {}).action == Action::kReject));
+}

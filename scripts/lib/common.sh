@@ -17,6 +17,10 @@ B24ES_BUILD_PACKAGES=(cmake make g++ clang pkg-config libpoco-dev libboost-test-
 B24ES_TEST_PACKAGES=(dpkg-dev file systemd php-cli chromium chromium-driver postgresql
   postgresql-client iproute2)
 
+# What the benchmarks run by hand need (scripts/bench-*): wrk for load, GNU time for peak RSS,
+# sqlite3_analyzer (sqlite3-tools) for bytes per event by table and index.
+B24ES_BENCH_PACKAGES=(wrk time sqlite3-tools)
+
 # What the suite needs besides the build: node and npm for the OpenAPI linter (openapi_lint).
 # Installed only when no npm is on PATH, so a Node.js from elsewhere (NodeSource) is kept.
 B24ES_NODE_PACKAGES=(nodejs npm)

@@ -15,6 +15,7 @@
 #include "logging.h"
 #include "purge_command.h"
 #include "refresh_commands.h"
+#include "rest_commands.h"
 #include "service.h"
 #include "settings.h"
 
@@ -58,6 +59,16 @@ const std::map<std::string, CommandHelp>& commandHelp() {
       {"token",
        {"token MEMBER_ID [--user-id N] [--refresh] [--config FILE] [--db PATH]",
         {"config", "db", "user-id", "refresh"}}},
+      {"call",
+       {"call MEMBER_ID METHOD [--user-id N] [--param KEY=VALUE]... [--json BODY] "
+        "[--config FILE] [--db PATH]",
+        {"config", "db", "user-id", "param", "json"}}},
+      {"bind",
+       {"bind [--member-id ID] [--dry-run] [--config FILE] [--db PATH]",
+        {"config", "db", "member-id", "dry-run"}}},
+      {"fetch-offline",
+       {"fetch-offline [--member-id ID] [--config FILE] [--db PATH]",
+        {"config", "db", "member-id"}}},
   };
   return help;
 }
@@ -104,15 +115,20 @@ void App::defineOptions(Poco::Util::OptionSet& options) {
       Option("expiring-within", "", "refresh-tokens: also access tokens expiring that soon")
           .argument("SECONDS"));
   options.addOption(
-      Option("member-id", "", "refresh-tokens, purge: only this portal").argument("ID"));
+      Option("member-id", "", "refresh-tokens, purge, bind, fetch-offline: only this portal")
+          .argument("ID"));
   options.addOption(
       Option("before", "", "purge: events received before TIME (unix seconds or ISO 8601)")
           .argument("TIME"));
   options.addOption(Option("force", "", "refresh-tokens: every selected token regardless of age"));
   options.addOption(
-      Option("dry-run", "", "refresh-tokens, purge: say what would be done, do nothing"));
-  options.addOption(Option("user-id", "", "token: this user's token").argument("N"));
+      Option("dry-run", "", "refresh-tokens, purge, bind: say what would be done, do nothing"));
+  options.addOption(Option("user-id", "", "token, call: this user's token").argument("N"));
   options.addOption(Option("refresh", "", "token: refresh first (after expired_token)"));
+  options.addOption(Option("param", "", "call: a parameter of the method (repeatable)")
+                        .argument("KEY=VALUE")
+                        .repeatable(true));
+  options.addOption(Option("json", "", "call: the parameters as one JSON object").argument("BODY"));
 }
 
 void App::handleOption(const std::string& name, const std::string& value) {
@@ -124,6 +140,8 @@ void App::handleOption(const std::string& name, const std::string& value) {
     versionRequested_ = true;
   } else if (name == "config") {
     configFile_ = value;
+  } else if (name == "param") {
+    restParams_.push_back(value);
   } else if (auto it = optionKeys().find(name); it != optionKeys().end()) {
     flags_[it->second] = value;
   } else {
@@ -148,6 +166,8 @@ void App::printHelp(const std::string& command) {
   help.setUsage(
       "serve | migrate [--status] | refresh-tokens [--expiring-within SECONDS] [--member-id ID] "
       "[--force] [--dry-run] | token MEMBER_ID [--user-id N] [--refresh] | "
+      "call MEMBER_ID METHOD [--user-id N] [--param KEY=VALUE]... [--json BODY] | "
+      "bind [--member-id ID] [--dry-run] | fetch-offline [--member-id ID] | "
       "purge (--member-id ID | --before TIME) [--dry-run] [options]");
   help.setHeader("Receives, verifies and stores Bitrix24 REST events (see README.md).");
   help.format(std::cout);
@@ -168,8 +188,16 @@ int App::main(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   const std::string& command = args[0];
+  // Only `call` reads --param: elsewhere it would be dropped without a word.
+  if (!restParams_.empty() && command != "call") {
+    std::cerr << command << " does not take --param (try " << command << " --help)" << std::endl;
+    return kExitUsage;
+  }
   if (command == "token") {
-    return runToken({configFile_, flags_, params_, args}, std::cout, std::cerr);
+    return runToken({configFile_, flags_, params_, args, {}}, std::cout, std::cerr);
+  }
+  if (command == "call") {
+    return runCall({configFile_, flags_, params_, args, restParams_}, std::cout, std::cerr);
   }
   if (args.size() > 1) {
     std::cerr << "unexpected argument: " << args[1] << std::endl;
@@ -178,9 +206,14 @@ int App::main(const std::vector<std::string>& args) {
   if (command == "serve") return serve();
   if (command == "migrate") return migrate();
   if (command == "purge")
-    return runPurge({configFile_, flags_, params_, args}, std::cout, std::cerr);
+    return runPurge({configFile_, flags_, params_, args, {}}, std::cout, std::cerr);
   if (command == "refresh-tokens") {
-    return runRefreshTokens({configFile_, flags_, params_, args}, std::cout, std::cerr);
+    return runRefreshTokens({configFile_, flags_, params_, args, {}}, std::cout, std::cerr);
+  }
+  if (command == "bind")
+    return runBind({configFile_, flags_, params_, args, {}}, std::cout, std::cerr);
+  if (command == "fetch-offline") {
+    return runFetchOffline({configFile_, flags_, params_, args, {}}, std::cout, std::cerr);
   }
   std::cerr << "unknown command: " << command << " (try --help)" << std::endl;
   return kExitUsage;

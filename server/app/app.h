@@ -33,6 +33,7 @@ class App final : public Poco::Util::ServerApplication {
   std::string configFile_;                     // --config
   std::map<std::string, std::string> flags_;   // options that set configuration keys
   std::map<std::string, std::string> params_;  // command options (--status, ...)
+  std::vector<std::string> restParams_;        // call: each --param, in order
   bool helpRequested_ = false;
   bool versionRequested_ = false;
 };

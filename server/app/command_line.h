@@ -17,6 +17,7 @@ struct CommandLine {
   std::map<std::string, std::string> flags;   // options that are configuration keys
   std::map<std::string, std::string> params;  // command options (--force, --user-id, ...)
   std::vector<std::string> args;              // the command and its arguments
+  std::vector<std::string> restParams;        // call: each --param KEY=VALUE, in order
 };
 
 }  // namespace b24es

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "clock.h"
+#include "command_environment.h"
 #include "logging.h"
 #include "oauth_client.h"
 #include "settings.h"
@@ -34,45 +35,6 @@ bool parseNonNegative(const std::string& text, std::int64_t& value) {
   if (!Poco::NumberParser::tryParse64(text, n) || n < 0) return false;
   value = n;
   return true;
-}
-
-// Settings, storage and migrations as every token command needs them. Returns an exit code
-// other than kExitOk (with the message written) when they cannot be had.
-struct Environment {
-  Settings settings;
-  SystemClock clock;
-  std::unique_ptr<Storage> storage;
-};
-
-int prepare(const CommandLine& command, Environment& env, std::ostream& err) {
-  try {
-    env.settings =
-        loadSettings(*layerConfiguration(command.configFile, knownEnvironment(), command.flags));
-    configureLogging(env.settings.log);  // log.* as in serve (the timer shares its config)
-  } catch (const Poco::Exception& e) {
-    err << "configuration: " << e.displayText() << std::endl;
-    return kExitUsage;
-  }
-  // A cron job pointed at the wrong path must say so, not create an empty database and report
-  // that nothing was due.
-  if (databaseMissing(env.settings)) {
-    err << "database " << env.settings.db.path
-        << " does not exist (check db.path; `serve` or `migrate` creates it)" << std::endl;
-    return kExitFailure;
-  }
-  try {
-    env.storage = openStorage(env.settings, env.clock);
-    // A cron job that runs right after an upgrade finds the columns it needs.
-    MigrationResult migrated = env.storage->migrator().apply();
-    if (!migrated.ok) {
-      err << "migrate: " << migrated.error << std::endl;
-      return kExitFailure;
-    }
-  } catch (const StorageError& e) {
-    err << "database: " << e.what() << std::endl;
-    return kExitFailure;
-  }
-  return kExitOk;
 }
 
 }  // namespace
@@ -107,8 +69,8 @@ int runRefreshTokens(const CommandLine& command, std::ostream& out, std::ostream
   selection.force = params.count("force") > 0;
   const bool dryRun = params.count("dry-run") > 0;
 
-  Environment env;
-  if (int rc = prepare(command, env, err); rc != kExitOk) return rc;
+  CommandEnvironment env;
+  if (int rc = prepareCommand(command, env, err); rc != kExitOk) return rc;
   const Settings& settings = env.settings;
   if (!dryRun && (settings.oauth.clientId.empty() || settings.oauth.clientSecret.empty())) {
     err << "configuration: bitrix24.client_id and bitrix24.client_secret (B24_CLIENT_ID, "
@@ -158,8 +120,8 @@ int runToken(const CommandLine& command, std::ostream& out, std::ostream& err) {
   }
   const bool forceRefresh = command.params.count("refresh") > 0;
 
-  Environment env;
-  if (int rc = prepare(command, env, err); rc != kExitOk) return rc;
+  CommandEnvironment env;
+  if (int rc = prepareCommand(command, env, err); rc != kExitOk) return rc;
   try {
     HttpOAuthClient client(env.settings.oauth, httpOAuthOptions(env.settings.refresh));
     TokenRefresher refresher(env.storage->tokenStore(), client, env.settings.oauth,

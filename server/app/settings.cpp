@@ -71,6 +71,41 @@ LogSettings loadLogSettings(const Poco::Util::AbstractConfiguration& c) {
   return log;
 }
 
+std::vector<std::string> upperList(const std::string& text) {
+  std::vector<std::string> out = list(text);
+  for (std::string& item : out) Poco::toUpperInPlace(item);
+  return out;
+}
+
+// SPEC §3's rest.*, bitrix24.handler_url, bitrix24.events, bitrix24.offline_events and
+// offline.interval.
+void loadRestSettings(const Poco::Util::AbstractConfiguration& c, Settings& s) {
+  if (c.has("rest.allowed_hosts")) s.rest.allowedHosts = list(c.getString("rest.allowed_hosts"));
+  try {
+    s.rest.allowHttp = c.getBool("rest.allow_http", false);
+  } catch (const Poco::SyntaxException&) {
+    throw Poco::SyntaxException("configuration key rest.allow_http is not true or false");
+  }
+  try {
+    s.rest.rate = c.getDouble("rest.rate", s.rest.rate);
+    s.rest.burst = c.getDouble("rest.burst", s.rest.burst);
+  } catch (const Poco::SyntaxException&) {
+    throw Poco::SyntaxException("configuration keys rest.rate and rest.burst are numbers");
+  }
+  s.rest.timeoutSeconds = intKey(c, "rest.timeout", s.rest.timeoutSeconds);
+  if (!(s.rest.rate > 0) || !(s.rest.burst >= 1) || s.rest.timeoutSeconds <= 0) {
+    throw Poco::SyntaxException("rest.rate and rest.timeout must be > 0, rest.burst >= 1");
+  }
+  s.bitrix24.handlerUrl = c.getString("bitrix24.handler_url", "");
+  s.bitrix24.events = upperList(c.getString("bitrix24.events", ""));
+  s.bitrix24.offlineEvents = upperList(c.getString("bitrix24.offline_events", ""));
+  s.bitrix24.offlineIntervalSeconds =
+      intKey(c, "offline.interval", s.bitrix24.offlineIntervalSeconds);
+  if (s.bitrix24.offlineIntervalSeconds < 0) {
+    throw Poco::SyntaxException("offline.interval must be >= 0");
+  }
+}
+
 }  // namespace
 
 Settings loadSettings(const Poco::Util::AbstractConfiguration& c) {
@@ -108,11 +143,19 @@ Settings loadSettings(const Poco::Util::AbstractConfiguration& c) {
       intKey(c, "ingest.max_new_portals", static_cast<int>(s.ingest.maxNewPortals));
   if (maxNewPortals < 0) throw Poco::SyntaxException("ingest.max_new_portals must be >= 0");
   s.ingest.maxNewPortals = static_cast<std::size_t>(maxNewPortals);
+  const int keepRejections =
+      intKey(c, "ingest.keep_rejections", static_cast<int>(s.ingest.keepRejections));
+  if (keepRejections < 0) throw Poco::SyntaxException("ingest.keep_rejections must be >= 0");
+  s.ingest.keepRejections = static_cast<std::size_t>(keepRejections);
   s.query.listen = c.getString("query.listen", s.query.listen);
   // Checked here so a bad address is a configuration error (exit 2), not a failure to serve.
   splitHostPort(s.ingest.listen);
   splitHostPort(s.query.listen);
   s.query.token = c.getString("query.token", "");
+  const int maxStreams = intKey(c, "query.max_streams", static_cast<int>(s.query.maxStreams));
+  // 0 would answer every stream 503; a listener that wants none can simply not be asked.
+  if (maxStreams < 1) throw Poco::SyntaxException("query.max_streams must be >= 1");
+  s.query.maxStreams = static_cast<std::size_t>(maxStreams);
   s.oauth.clientId = c.getString("bitrix24.client_id", "");
   s.oauth.clientSecret = c.getString("bitrix24.client_secret", "");
   if (c.has("oauth.allowed_hosts")) s.oauth.allowedHosts = list(c.getString("oauth.allowed_hosts"));
@@ -142,6 +185,7 @@ Settings loadSettings(const Poco::Util::AbstractConfiguration& c) {
   } catch (const Poco::SyntaxException&) {
     throw Poco::SyntaxException("configuration key bitrix24.purge_on_clean is not true or false");
   }
+  loadRestSettings(c, s);
   return s;
 }
 

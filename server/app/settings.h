@@ -15,6 +15,7 @@
 #include "pg_storage.h"
 #include "query_settings.h"
 #include "refresh_settings.h"
+#include "rest_settings.h"
 #include "retention.h"
 #include "sqlite_storage.h"
 
@@ -29,6 +30,8 @@ struct Settings {
   RefreshSettings refresh;
   LogSettings log;
   RetentionSettings retention;
+  RestSettings rest;
+  Bitrix24Settings bitrix24;
 };
 
 // Reads every key of SPEC §3 from `config`, defaults for the missing ones. Throws

@@ -111,6 +111,11 @@ std::optional<std::int64_t> integerOf(const BodyValue& value) {
   return integerOf(value.text);
 }
 
+ClaimedIdentity claimedIdentity(const BodyValue& root) {
+  const BodyValue* auth = objectMember(&root, "auth");
+  return {Poco::toUpper(textOf(&root, "event")), textOf(auth, "member_id"), textOf(auth, "domain")};
+}
+
 std::variant<IncomingEvent, EventError> parseEvent(BodyValue& root, std::int64_t nowSeconds) {
   IncomingEvent e;
   e.event = Poco::toUpper(textOf(&root, "event"));
@@ -133,6 +138,7 @@ std::variant<IncomingEvent, EventError> parseEvent(BodyValue& root, std::int64_t
   e.status = textOf(auth, "status");
   e.scope = textOf(auth, "scope");
   e.applicationToken = textOf(auth, "application_token");
+  e.authAccessToken = textOf(auth, "access_token");
   e.eventHandlerId = integerMember(&root, "event_handler_id");
   std::string eventId = textOf(&root, "event_id");
   if (!eventId.empty()) e.eventId = eventId;

@@ -31,6 +31,16 @@ struct EventError {
 // `root` is modified: token values inside data are redacted in place.
 std::variant<IncomingEvent, EventError> parseEvent(BodyValue& root, std::int64_t nowSeconds);
 
+// What a body claims to be, read without checking anything: the event code (upper-cased, as
+// parseEvent stores it), auth.member_id and auth.domain, each "" when absent. For the record of
+// a rejected request (SPEC §5 `rejections`), which names what it claimed. Pure; no secrets.
+struct ClaimedIdentity {
+  std::string event;
+  std::string memberId;
+  std::string domain;
+};
+ClaimedIdentity claimedIdentity(const BodyValue& root);
+
 // The integer value of a scalar: an integer number, or a string of an optional '-' and digits
 // that fits in 64 bits. nullopt for anything else (reals, booleans, null, containers).
 std::optional<std::int64_t> integerOf(const BodyValue& value);

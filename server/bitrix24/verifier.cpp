@@ -8,11 +8,25 @@ Verdict verifyEvent(const IncomingEvent& event, const std::optional<PortalRecord
                     const std::vector<std::string>& staticTokens) {
   using Action = Verdict::Action;
   const std::string& presented = event.applicationToken;
+  const bool installed = portal && portal->installed() && portal->applicationToken;
+  // Confirmed by app.info before the transaction (server/rest/lifecycle.cpp); the portal must
+  // still be as it was then.
+  if (event.confirmed == IncomingEvent::Confirmed::kPayment) {
+    if (installed && event.kind == EventKind::kOther) return Verdict{Action::kStore, {}};
+    return Verdict{Action::kReject, "the portal is not installed"};
+  }
+  if (event.confirmed == IncomingEvent::Confirmed::kRotation) {
+    if (installed && event.kind == EventKind::kOther && !presented.empty() &&
+        constantTimeEquals(event.replacedToken, *portal->applicationToken)) {
+      return Verdict{Action::kRotate, {}};
+    }
+    return Verdict{Action::kReject,
+                   "the portal changed while its new application token was being verified"};
+  }
   if (presented.empty()) {
     return Verdict{Action::kReject, "the event carries no auth[application_token]"};
   }
 
-  const bool installed = portal && portal->installed() && portal->applicationToken;
   if (event.kind == EventKind::kInstall) {
     // An installed portal keeps its application token: a second install with another token
     // would let anyone who knows a member_id take the portal over.

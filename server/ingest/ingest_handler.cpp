@@ -8,6 +8,7 @@
 #include <Poco/String.h>
 #include <Poco/URI.h>
 
+#include <future>
 #include <istream>
 #include <optional>
 
@@ -16,6 +17,7 @@
 #include "common_handlers.h"
 #include "event_parser.h"
 #include "http_server.h"
+#include "lifecycle.h"
 #include "log_value.h"
 
 namespace b24es {
@@ -78,23 +80,41 @@ class IngestRecord {
 class IngestHandler final : public AsyncRequestHandler {
  public:
   IngestHandler(const IngestSettings& settings, EventSink& sink, const Clock& clock,
-                Metrics* metrics)
-      : settings_(settings), sink_(sink), clock_(clock), record_(metrics) {}
+                Metrics* metrics, LifecycleVerifier* lifecycle, const AfterStore& afterStore)
+      : settings_(settings),
+        sink_(sink),
+        clock_(clock),
+        record_(metrics),
+        lifecycle_(lifecycle),
+        afterStore_(afterStore) {}
 
   void handleRequest(Poco::Net::HTTPServerRequest& request,
                      Poco::Net::HTTPServerResponse& response) override {
     if (!prepare(request, response)) return;
-    outcome_ = sink_.write(*event_);
+    if (needsPortal()) {
+      std::promise<IngestOutcome> answered;
+      lifecycle_->submit(*event_, [&answered](const IngestOutcome& o) { answered.set_value(o); });
+      outcome_ = answered.get_future().get();
+    } else {
+      outcome_ = sink_.write(*event_);
+    }
     finish(response);
   }
 
   bool begin(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
              std::function<void()> resume) override {
     if (!prepare(request, response)) return false;
-    sink_.submit(*event_, [this, resume = std::move(resume)](const IngestOutcome& outcome) {
+    auto done = [this, resume = std::move(resume)](const IngestOutcome& outcome) {
       outcome_ = outcome;
       resume();
-    });
+    };
+    // An event app.info must confirm waits on the lifecycle workers, never on this loop, and
+    // other portals' events go on to the writer meanwhile.
+    if (needsPortal()) {
+      lifecycle_->submit(*event_, std::move(done));
+    } else {
+      sink_.submit(*event_, std::move(done));
+    }
     return true;
   }
 
@@ -109,6 +129,7 @@ class IngestHandler final : public AsyncRequestHandler {
     if (notes) {
       notes->memberId = event.memberId;
       notes->event = event.event;
+      notes->domain = event.domain;
     }
     switch (outcome_.status) {
       case IngestOutcome::Status::kStored:
@@ -118,8 +139,11 @@ class IngestHandler final : public AsyncRequestHandler {
         if (log.debug()) {
           log.debug("stored id=%Ld %s", static_cast<Poco::Int64>(outcome_.id), context());
         }
-        return sendJson(response, Poco::Net::HTTPResponse::HTTP_OK,
-                        "{\"status\":\"stored\",\"id\":" + std::to_string(outcome_.id) + "}");
+        sendJson(response, Poco::Net::HTTPResponse::HTTP_OK,
+                 "{\"status\":\"stored\",\"id\":" + std::to_string(outcome_.id) + "}");
+        // After the answer: what the commit starts (bindings, an offline pass) is only queued.
+        if (afterStore_) afterStore_(event);
+        return;
       case IngestOutcome::Status::kRejected:
         record_.result = Metrics::IngestResult::kRejected;
         return sendError(response, {401, "verification_failed", outcome_.reason}, log, context());
@@ -130,6 +154,12 @@ class IngestHandler final : public AsyncRequestHandler {
                          {429, "too_many_new_portals",
                           "too many new portals were installed in the last hour; try again later"},
                          log, context());
+      case IngestOutcome::Status::kUnreachable:
+        record_.result = Metrics::IngestResult::kUnavailable;
+        return sendError(response,
+                         {503, "portal_unreachable",
+                          "the portal could not be asked to confirm the event; it was not stored"},
+                         log, context() + " cause=" + outcome_.reason);
       case IngestOutcome::Status::kUnavailable:
         record_.result = Metrics::IngestResult::kUnavailable;
         // Not logged per request: the store logs each storage fault once, when it begins and
@@ -193,6 +223,13 @@ class IngestHandler final : public AsyncRequestHandler {
     }
     auto parsed = parseEvent(*decoded.root, clock_.nowSeconds());
     if (auto* error = std::get_if<EventError>(&parsed)) {
+      // What it claimed to be, for the access log and the rejection record.
+      if (RequestNotes* notes = notesOf(response)) {
+        ClaimedIdentity claimed = claimedIdentity(*decoded.root);
+        notes->event = std::move(claimed.event);
+        notes->memberId = std::move(claimed.memberId);
+        notes->domain = std::move(claimed.domain);
+      }
       sendError(response, {400, error->code, error->message}, log);
       return false;
     }
@@ -200,19 +237,30 @@ class IngestHandler final : public AsyncRequestHandler {
     return true;
   }
 
+  bool needsPortal() const { return lifecycle_ && LifecycleVerifier::mayNeedAppInfo(*event_); }
+
   const IngestSettings& settings_;
   EventSink& sink_;
   const Clock& clock_;
   IngestRecord record_;  // counts the request when the handler is destroyed, after the answer
   std::optional<IncomingEvent> event_;
   IngestOutcome outcome_;  // written by the sink's thread before it resumes the handler
+  LifecycleVerifier* const lifecycle_;  // may be null: every event goes to the sink
+  const AfterStore& afterStore_;        // the factory's; may be empty
 };
 
 }  // namespace
 
 IngestHandlerFactory::IngestHandlerFactory(const IngestSettings& settings, EventSink& sink,
-                                           Storage& storage, const Clock& clock, Metrics* metrics)
-    : settings_(settings), sink_(sink), storage_(storage), clock_(clock), metrics_(metrics) {}
+                                           Storage& storage, const Clock& clock, Metrics* metrics,
+                                           LifecycleVerifier* lifecycle, AfterStore afterStore)
+    : settings_(settings),
+      sink_(sink),
+      storage_(storage),
+      clock_(clock),
+      metrics_(metrics),
+      lifecycle_(lifecycle),
+      afterStore_(std::move(afterStore)) {}
 
 Poco::Net::HTTPRequestHandler* IngestHandlerFactory::createRequestHandler(
     const Poco::Net::HTTPServerRequest& request) {
@@ -223,7 +271,7 @@ Poco::Net::HTTPRequestHandler* IngestHandlerFactory::createRequestHandler(
       return new ErrorHandler({405, "method_not_allowed", "events are delivered with POST"},
                               "POST");
     }
-    return new IngestHandler(settings_, sink_, clock_, metrics_);
+    return new IngestHandler(settings_, sink_, clock_, metrics_, lifecycle_, afterStore_);
   }
   if (path == "/healthz") {
     if (method != Poco::Net::HTTPRequest::HTTP_GET && method != Poco::Net::HTTPRequest::HTTP_HEAD) {

@@ -18,6 +18,7 @@ struct IngestSettings {
   int threads = 2;                        // event-loop threads serving ingest connections
   std::vector<std::string> staticTokens;  // bitrix24.application_tokens (secrets)
   std::size_t maxNewPortals = 1000;       // portals ONAPPINSTALL may register per hour
+  std::size_t keepRejections = 10000;     // newest rejected requests kept (0: none recorded)
   // Peers whose X-Forwarded-For / X-Real-IP name the client (SPEC §10); empty trusts none.
   std::vector<Poco::Net::IPAddress> trustedProxies{Poco::Net::IPAddress("127.0.0.1"),
                                                    Poco::Net::IPAddress("::1")};

@@ -107,13 +107,37 @@ void Metrics::countIngest(IngestResult result, const std::string& event, double 
 
 void Metrics::observeBatch(std::size_t events) { batchSizes_.observe(static_cast<double>(events)); }
 
+void Metrics::streamOpened() { streamsOpen_.fetch_add(1, std::memory_order_relaxed); }
+
+void Metrics::streamClosed(bool cut) {
+  streamsOpen_.fetch_sub(1, std::memory_order_relaxed);
+  if (cut) streamsCut_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Metrics::countRejections(std::size_t written, std::size_t dropped) {
+  if (written) rejectionsRecorded_.fetch_add(written, std::memory_order_relaxed);
+  if (dropped) rejectionsDropped_.fetch_add(dropped, std::memory_order_relaxed);
+}
+
 void Metrics::countRefresh(const std::string& result) {
   MutexLock lock(refreshMutex_);
   std::string label = capped(refreshResults_, result);
   ++refreshes_[label];
 }
 
-std::string Metrics::render(const std::optional<TokenStateCounts>& tokens) const {
+void Metrics::countRestCall(const std::string& method, const std::string& result) {
+  MutexLock lock(refreshMutex_);
+  std::string m = capped(restMethods_, method);
+  std::string r = capped(restResults_, result);
+  ++restCalls_[{m, r}];
+}
+
+void Metrics::countOfflineFetched(std::size_t records) {
+  offlineFetched_.fetch_add(records, std::memory_order_relaxed);
+}
+
+std::string Metrics::render(const std::optional<TokenStateCounts>& tokens,
+                            const std::optional<std::vector<BindingStateCount>>& bindings) const {
   std::string out;
   out +=
       "# HELP b24es_events_received_total Events POSTed to the ingest path, by result and "
@@ -141,6 +165,24 @@ std::string Metrics::render(const std::optional<TokenStateCounts>& tokens) const
       "transaction.\n";
   out += "# TYPE b24es_writer_batch_events histogram\n";
   batchSizes_.render("b24es_writer_batch_events", out);
+  out += "# HELP b24es_streams_open Live event streams open now.\n";
+  out += "# TYPE b24es_streams_open gauge\n";
+  out += "b24es_streams_open " + std::to_string(streamsOpen_.load()) + "\n";
+  out +=
+      "# HELP b24es_streams_cut_total Live event streams disconnected because their client "
+      "fell more than 1 MiB behind.\n";
+  out += "# TYPE b24es_streams_cut_total counter\n";
+  out += "b24es_streams_cut_total " + std::to_string(streamsCut_.load()) + "\n";
+  out +=
+      "# HELP b24es_rejections_recorded_total 4xx answers of the ingest listener written to "
+      "the rejections table.\n";
+  out += "# TYPE b24es_rejections_recorded_total counter\n";
+  out += "b24es_rejections_recorded_total " + std::to_string(rejectionsRecorded_.load()) + "\n";
+  out +=
+      "# HELP b24es_rejections_dropped_total 4xx answers of the ingest listener not recorded: "
+      "the writer's queue was full or their commit failed.\n";
+  out += "# TYPE b24es_rejections_dropped_total counter\n";
+  out += "b24es_rejections_dropped_total " + std::to_string(rejectionsDropped_.load()) + "\n";
   out += "# HELP b24es_token_refresh_total Token refresh attempts, by result.\n";
   out += "# TYPE b24es_token_refresh_total counter\n";
   {
@@ -150,6 +192,20 @@ std::string Metrics::render(const std::optional<TokenStateCounts>& tokens) const
              std::to_string(count) + "\n";
     }
   }
+  out += "# HELP b24es_rest_calls_total REST calls to portals, by method and result.\n";
+  out += "# TYPE b24es_rest_calls_total counter\n";
+  {
+    MutexLock lock(refreshMutex_);
+    for (const auto& [key, count] : restCalls_) {
+      out += "b24es_rest_calls_total{method=\"" + prometheusLabel(key.first) + "\",result=\"" +
+             prometheusLabel(key.second) + "\"} " + std::to_string(count) + "\n";
+    }
+  }
+  out +=
+      "# HELP b24es_offline_events_fetched_total Records pulled from offline queues and "
+      "stored.\n";
+  out += "# TYPE b24es_offline_events_fetched_total counter\n";
+  out += "b24es_offline_events_fetched_total " + std::to_string(offlineFetched_.load()) + "\n";
   out += "# HELP b24es_storage_up Whether storage answered the queries of this scrape.\n";
   out += "# TYPE b24es_storage_up gauge\n";
   out += std::string("b24es_storage_up ") + (tokens ? "1" : "0") + "\n";
@@ -166,6 +222,23 @@ std::string Metrics::render(const std::optional<TokenStateCounts>& tokens) const
     };
     for (const auto& [state, count] : states) {
       out += std::string("b24es_tokens{state=\"") + state + "\"} " + std::to_string(count) + "\n";
+    }
+  }
+  if (bindings) {
+    out +=
+        "# HELP b24es_bindings Event bindings by type (online, offline) and state (bound, "
+        "error), as the last sync of each portal left them (SPEC 8.2).\n";
+    out += "# TYPE b24es_bindings gauge\n";
+    // Every pair, also those without rows: a state that went to 0 must read 0, not vanish.
+    for (const char* type : {"online", "offline"}) {
+      for (const char* state : {"bound", "error"}) {
+        std::int64_t count = 0;
+        for (const BindingStateCount& b : *bindings) {
+          if (b.type == type && b.state == state) count = b.count;
+        }
+        out += std::string("b24es_bindings{type=\"") + type + "\",state=\"" + state + "\"} " +
+               std::to_string(count) + "\n";
+      }
     }
   }
   return out;

@@ -63,12 +63,26 @@ class Metrics {
   void countIngest(IngestResult result, const std::string& event, double seconds);
   // One commit of the writer with `events` events in it (SinkSettings::onBatch).
   void observeBatch(std::size_t events);
+  // Rejections (SPEC §5) written to the store, and dropped (the writer's queue was full, or
+  // their commit failed): SinkSettings::onRejections.
+  void countRejections(std::size_t written, std::size_t dropped);
   // One token refresh attempt and its result ("success", "invalid_grant", "http_error", ...).
   void countRefresh(const std::string& result);
+  // One REST call to a portal (one HTTP exchange, or a refusal) and its result ("ok", or
+  // Bitrix24's error code, or unreachable/refused words such as "timeout").
+  void countRestCall(const std::string& method, const std::string& result);
+  // Records pulled from portals' offline queues and stored.
+  void countOfflineFetched(std::size_t records);
+  // A live event stream (SPEC §5.1) opened; one closed, `cut` when its client fell too far
+  // behind and the server disconnected it.
+  void streamOpened();
+  void streamClosed(bool cut);
 
-  // The exposition text. `tokens` are token rows by state, read from storage by the caller at
-  // scrape time; nullopt when storage could not answer (then b24es_storage_up is 0).
-  std::string render(const std::optional<TokenStateCounts>& tokens) const;
+  // The exposition text. `tokens` are token rows by state and `bindings` binding rows by type
+  // and state, read from storage by the caller at scrape time; nullopt when storage could not
+  // answer (then b24es_storage_up is 0).
+  std::string render(const std::optional<TokenStateCounts>& tokens,
+                     const std::optional<std::vector<BindingStateCount>>& bindings = {}) const;
 
  private:
   static constexpr std::size_t kResults = 4;  // IngestResult values
@@ -82,10 +96,20 @@ class Metrics {
   std::set<std::string, std::less<>> events_ GUARDED_BY(receivedMutex_);  // label values seen
   Histogram ingestSeconds_;
   Histogram batchSizes_;
+  std::atomic<std::uint64_t> rejectionsRecorded_{0};
+  std::atomic<std::uint64_t> rejectionsDropped_{0};
+
+  std::atomic<std::int64_t> streamsOpen_{0};
+  std::atomic<std::uint64_t> streamsCut_{0};
 
   mutable Mutex refreshMutex_;
   std::map<std::string, std::uint64_t> refreshes_ GUARDED_BY(refreshMutex_);
   std::set<std::string, std::less<>> refreshResults_ GUARDED_BY(refreshMutex_);
+  std::map<std::pair<std::string, std::string>, std::uint64_t> restCalls_
+      GUARDED_BY(refreshMutex_);  // by (method, result)
+  std::set<std::string, std::less<>> restMethods_ GUARDED_BY(refreshMutex_);
+  std::set<std::string, std::less<>> restResults_ GUARDED_BY(refreshMutex_);
+  std::atomic<std::uint64_t> offlineFetched_{0};
 };
 
 // Prometheus label value escaping: backslash, double quote and newline.

@@ -9,6 +9,7 @@
 #include <Poco/Net/SocketAddress.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -57,8 +58,15 @@ struct RequestNotes {
   std::string client;  // set by the loop: resolveClient()
   std::string memberId;
   std::string event;
+  std::string domain;  // ingest: the domain the request claimed (for the rejection record)
   std::optional<std::int64_t> storedId;
+  std::string error;  // set by sendError(): the error code of the answer
 };
+
+// Told of every 4xx answer a listener queues (SPEC §5: the ingest listener records them in
+// `rejections`), with its status and the answer's notes. Called on the connection's loop
+// thread, once the answer is queued: it must be quick, must not block and must not throw.
+using RejectionObserver = std::function<void(int status, const RequestNotes& notes)>;
 
 // The notes of `response`, or null when the server gives none (a plain POCO server).
 RequestNotes* notesOf(Poco::Net::HTTPServerResponse& response);

@@ -38,6 +38,7 @@ void sendError(Poco::Net::HTTPServerResponse& response, const ApiError& error, P
 }
 
 void sendError(Poco::Net::HTTPServerResponse& response, const ApiError& error) {
+  if (RequestNotes* notes = notesOf(response)) notes->error = error.code;
   Poco::JSON::Object body(Poco::JSON_PRESERVE_KEY_ORDER);
   body.set("error", error.code);
   body.set("message", error.message);

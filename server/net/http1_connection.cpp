@@ -186,6 +186,13 @@ void Http1Response::appendTo(std::string& out) {
   out += body;
 }
 
+void Http1Response::appendHeadTo(std::string& out) {
+  sent_ = true;
+  std::ostringstream head;
+  write(head);
+  out += head.str();
+}
+
 Http1Request::Http1Request(const Poco::Net::SocketAddress& client,
                            const Poco::Net::SocketAddress& server,
                            const Poco::Net::HTTPServerParams& params)
@@ -212,7 +219,7 @@ Http1Connection::Http1Connection(const Poco::Net::SocketAddress& peer,
 Http1Connection::~Http1Connection() = default;
 
 void Http1Connection::receive(const char* data, std::size_t size) {
-  if (closing_) {
+  if (closing_ || streaming_) {
     dropped_ += size;
     return;
   }
@@ -222,11 +229,12 @@ void Http1Connection::receive(const char* data, std::size_t size) {
 void Http1Connection::receiveEnd() { peerClosed_ = true; }
 
 bool Http1Connection::wantsInput() const {
-  return !peerClosed_ && (closing_ || in_.size() < limits_.maxHeaderBytes + limits_.maxBodyBytes);
+  return !peerClosed_ &&
+         (closing_ || streaming_ || in_.size() < limits_.maxHeaderBytes + limits_.maxBodyBytes);
 }
 
 bool Http1Connection::idle() const {
-  return !closing_ && !request_ && !reading_ && in_.empty() && unsent() == 0;
+  return !closing_ && !streaming_ && !request_ && !reading_ && in_.empty() && unsent() == 0;
 }
 
 bool Http1Connection::inputPending() const {
@@ -266,6 +274,8 @@ void Http1Connection::refuse(const ApiError& error, const std::string& context) 
 }
 
 void Http1Connection::logAnswer(const Http1Request* request, const Http1Response& response) const {
+  const int status = static_cast<int>(response.getStatus());
+  if (status >= 400 && status < 500 && limits_.onRejection) limits_.onRejection(status, response);
   if (!accessLogOn()) return;
   AccessRecord record;
   record.listener = limits_.listener;
@@ -277,7 +287,7 @@ void Http1Connection::logAnswer(const Http1Request* request, const Http1Response
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_)
             .count();
   }
-  record.status = static_cast<int>(response.getStatus());
+  record.status = status;
   record.bytes = response.bodyBytes();
   record.memberId = response.memberId;
   record.event = response.event;
@@ -381,7 +391,7 @@ void Http1Connection::sendContinue() {
 }
 
 bool Http1Connection::startRequest(bool stopping) {
-  if (closing_ || request_) return false;
+  if (closing_ || streaming_ || request_) return false;
   if (!reading_ && !readHead()) return false;
   if (reading_->bodyCut()) {
     in_.clear();  // Content-Length over the limit: the body is not read, the connection closes
@@ -453,6 +463,24 @@ void Http1Connection::finishRequest(bool stopping) {
     in_.clear();
     resetReading();
   }
+}
+
+void Http1Connection::startStream() {
+  // The body ends with the connection: no length to give, and no next request to frame.
+  response_->setKeepAlive(false);
+  logAnswer(request_.get(), *response_);
+  response_->appendHeadTo(out_);
+  request_.reset();
+  response_.reset();
+  in_.clear();
+  resetReading();
+  streaming_ = true;
+}
+
+void Http1Connection::endStream() {
+  if (!streaming_) return;
+  streaming_ = false;
+  closing_ = true;
 }
 
 }  // namespace b24es

@@ -54,6 +54,8 @@ struct Http1Limits {
   // peers whose X-Forwarded-For / X-Real-IP name the client.
   std::string listener = "http";
   std::vector<Poco::Net::IPAddress> trustedProxies;
+  // Told of every 4xx answer, refusals of unframeable input included; none when empty.
+  RejectionObserver onRejection;
 };
 
 // The answer to one request, collected in memory and serialized whole. Its RequestNotes carry the
@@ -73,6 +75,8 @@ class Http1Response final : public Poco::Net::HTTPServerResponse, public Request
   // Appends the status line, the headers and the body to `out`. The whole body is known, so a
   // body the handler meant to send chunked, or without a length, is sent with its length.
   void appendTo(std::string& out);
+  // The status line and headers only, for a streamed answer: no Content-Length is added.
+  void appendHeadTo(std::string& out);
   // The body's length as it is sent (0 for HEAD).
   std::int64_t bodyBytes() const;
 
@@ -149,6 +153,21 @@ class Http1Connection {
   // connection open when the request, the response, the params and `stopping` all allow it
   // and, after a half-close, while requests received are left to answer.
   void finishRequest(bool stopping);
+  // Queues the head of the current request's answer (response(), not sent: status and headers
+  // only) as the start of a streamed body, which appendStream() continues and endStream()
+  // ends. The connection then reads no more requests: input is counted and dropped, and the
+  // answer closes the connection. Its access-log line is written now, with no body bytes.
+  void startStream();
+  bool streaming() const { return streaming_; }
+  void appendStream(std::string bytes) {
+    if (out_.empty()) {
+      out_ = std::move(bytes);  // the usual case: the client keeps up; no copy
+    } else {
+      out_ += bytes;
+    }
+  }
+  // The streamed body is complete: the connection closes once it is sent.
+  void endStream();
   // Drops the current request, if any, and queues `error` on a new HTTP/1.1 response that
   // closes the connection (a handler failed, no handler, ...), logged with `context`.
   void refuse(const ApiError& error, const std::string& context);
@@ -164,10 +183,9 @@ class Http1Connection {
   std::uint64_t requests() const { return requests_; }
 
   // Output: bytes queued and not yet sent. Written by the transport, which calls sent() with
-  // how many it got out. Answers are serialized whole into this one queue today; a streamed
-  // answer (the live stream of issue 15) is meant to append its head and then its pieces to
-  // it, and unsent() is how far its reader is behind (the server already bounds pipelining by
-  // it).
+  // how many it got out. Answers are serialized whole into this one queue; a streamed answer
+  // (startStream) appends its head and then its pieces, and unsent() is how far its reader is
+  // behind (the server bounds pipelining and cuts slow streams by it).
   std::size_t unsent() const { return out_.size() - sentBytes_; }
   const char* unsentData() const { return out_.data() + sentBytes_; }
   void sent(std::size_t count);
@@ -179,7 +197,8 @@ class Http1Connection {
   void refuseMalformed(const std::string& message);
   void sendContinue();
   void resetReading();
-  // The access-log line of `response` to `request` (null: its head was unreadable).
+  // The access-log line of `response` to `request` (null: its head was unreadable), and the
+  // rejection observer's call for a 4xx answer.
   void logAnswer(const Http1Request* request, const Http1Response& response) const;
 
   const Poco::Net::SocketAddress peer_;
@@ -192,6 +211,7 @@ class Http1Connection {
   std::size_t scanned_ = 0;  // where the search for the end of the header block resumes
   bool peerClosed_ = false;
   bool closing_ = false;
+  bool streaming_ = false;  // a streamed answer is under way (startStream, until endStream)
   std::size_t dropped_ = 0;
   std::uint64_t requests_ = 0;
 

@@ -25,6 +25,7 @@
 
 #include "api_error.h"
 #include "http1_connection.h"
+#include "mutex.h"
 #include "reactor.h"
 
 namespace b24es {
@@ -142,14 +143,21 @@ class HttpServer::Loop {
         requestTimeout_(std::chrono::microseconds(settings.requestTimeout.totalMicroseconds())),
         firstTimeout_(std::chrono::microseconds(params->getTimeout().totalMicroseconds())),
         idleTimeout_(std::chrono::microseconds(params->getKeepAliveTimeout().totalMicroseconds())),
+        maxStreamUnsent_(settings.maxStreamUnsent),
         listener_(*this) {
     limits_.maxBodyBytes = settings.maxBodyBytes;
     limits_.listener = settings.name;
     limits_.trustedProxies = settings.trustedProxies;
+    limits_.onRejection = settings.onRejection;
     listen(true);
   }
 
   ~Loop() {
+    // Normally every connection closed before the loop ended; a stream's producer must never
+    // post to this loop once it is gone.
+    for (auto& entry : connections_) {
+      if (entry.second->channel) entry.second->channel->detach(ResponseStream::Closed::kEnded);
+    }
     connections_.clear();
     if (listening_) listen(false);
   }
@@ -182,6 +190,110 @@ class HttpServer::Loop {
   }
 
  private:
+  struct Connection;
+
+  // The ResponseStream of one streamed answer. What producers queue (pending_) is guarded by
+  // mutex_; one wake-up task at a time carries it to the loop, which appends it to the
+  // connection and sends it. The connection side (connection_) is the loop thread's alone.
+  class Channel final : public ResponseStream, public std::enable_shared_from_this<Channel> {
+   public:
+    Channel(Loop& loop, Connection& connection) : loop_(loop), connection_(&connection) {}
+
+    bool write(std::string bytes) override {
+      MutexLock lock(mutex_);
+      if (closed_ || ended_) return false;
+      queued_ += bytes.size();
+      if (pending_.empty()) {
+        pending_ = std::move(bytes);
+      } else {
+        pending_ += bytes;
+      }
+      wakeLocked();
+      return true;
+    }
+    void end() override {
+      MutexLock lock(mutex_);
+      if (closed_ || ended_) return;
+      ended_ = true;
+      wakeLocked();
+    }
+    bool isOpen() const override {
+      MutexLock lock(mutex_);
+      return !closed_ && !ended_;
+    }
+    std::size_t queued() const override {
+      MutexLock lock(mutex_);
+      return queued_;
+    }
+    void onClose(std::function<void(Closed)> done) override {
+      Closed why;
+      {
+        MutexLock lock(mutex_);
+        if (!closed_) {
+          done_ = std::move(done);
+          return;
+        }
+        why = why_;
+      }
+      done(why);
+    }
+
+    // Loop thread. What the producers queued since the last call, and whether end() came.
+    bool take(std::string& bytes) {
+      MutexLock lock(mutex_);
+      bytes.swap(pending_);
+      wakePosted_ = false;
+      return ended_;
+    }
+    // Loop thread: refuses further writes (the server is stopping).
+    void refuseMore() {
+      MutexLock lock(mutex_);
+      ended_ = true;
+    }
+    // Loop thread, after each send: `unsent` bytes wait in the connection.
+    void sentDown(std::size_t unsent) {
+      MutexLock lock(mutex_);
+      queued_ = pending_.size() + unsent;
+    }
+    // Loop thread, once, when the connection closes.
+    void detach(Closed why) {
+      std::function<void(Closed)> done;
+      {
+        MutexLock lock(mutex_);
+        connection_ = nullptr;
+        closed_ = true;
+        why_ = why;
+        pending_.clear();
+        queued_ = 0;
+        done = std::move(done_);
+      }
+      if (done) done(why);
+    }
+    Connection* connection() { return connection_; }  // loop thread; null once closed
+
+   private:
+    // Posted under mutex_, so that a stream detached (and its loop gone after it) is never
+    // posted to: detach() takes mutex_ first.
+    void wakeLocked() REQUIRES(mutex_) {
+      if (wakePosted_) return;
+      wakePosted_ = true;
+      loop_.reactor_.post([self = shared_from_this()] {
+        if (Connection* c = self->connection()) self->loop_.streamOut(*c);
+      });
+    }
+
+    Loop& loop_;
+    Connection* connection_;  // loop thread only
+    mutable Mutex mutex_;
+    std::string pending_ GUARDED_BY(mutex_);  // written, not yet taken by the loop
+    std::size_t queued_ GUARDED_BY(mutex_) = 0;
+    bool wakePosted_ GUARDED_BY(mutex_) = false;
+    bool ended_ GUARDED_BY(mutex_) = false;
+    bool closed_ GUARDED_BY(mutex_) = false;
+    Closed why_ GUARDED_BY(mutex_) = Closed::kEnded;
+    std::function<void(Closed)> done_ GUARDED_BY(mutex_);
+  };
+
   // One socket and its HTTP/1 connection.
   struct Connection final : Reactor::Handler {
     Connection(Loop& owner, int socketFd, const Poco::Net::SocketAddress& peer,
@@ -206,6 +318,8 @@ class HttpServer::Loop {
     Clock::time_point idleDeadline;     // the next request's first byte must arrive by then
     Clock::time_point requestDeadline;  // the whole next request must arrive by then
     std::optional<Clock::time_point> closeDeadline;  // closing: closed at the latest then
+    std::shared_ptr<Channel> channel;                // of a streamed answer; null otherwise
+    ResponseStream::Closed closedBecause = ResponseStream::Closed::kClient;  // told to channel
   };
 
   struct Listener final : Reactor::Handler {
@@ -276,6 +390,10 @@ class HttpServer::Loop {
   void close(Connection& c) {
     if (c.closed) return;
     reactor_.watch(c.fd, &c, c.interest, 0);
+    if (c.channel) {
+      std::shared_ptr<Channel> channel = std::move(c.channel);
+      channel->detach(c.closedBecause);
+    }
     // A handler that has not resumed still refers to the connection: it is closed once it
     // resumes, until then only marked broken.
     if (c.awaiting) {
@@ -328,6 +446,8 @@ class HttpServer::Loop {
     if (c.closed) return;
     if (c.broken) return close(c);
     if (c.draining && c.http.peerClosed()) return close(c);
+    // A stream's client that closed its side is gone: nobody reads what is left of the body.
+    if (c.http.streaming() && c.http.peerClosed()) return close(c);
     bool blocked;  // stopped by the bound on unsent answers, not for want of a whole request
     do {
       blocked = false;
@@ -360,6 +480,17 @@ class HttpServer::Loop {
                       request.getMethod());
         return;
       }
+      if (auto* streaming = dynamic_cast<StreamingRequestHandler*>(handler)) {
+        c.handler.reset(handler);
+        streaming->open(request, c.http.response());
+        if (!c.http.response().sent()) {
+          startStream(c, *streaming);
+          c.handler.reset();
+          return;
+        }
+        complete(c);
+        return;
+      }
       if (workers_ && !dynamic_cast<AsyncRequestHandler*>(handler)) {
         Workers* workers = workers_;
         handler = new PooledHandler(
@@ -382,6 +513,43 @@ class HttpServer::Loop {
       return handlerFailed(c, "a C++ exception");
     }
     complete(c);
+  }
+
+  // The handler left its answer unsent: a streamed answer starts with its head.
+  void startStream(Connection& c, StreamingRequestHandler& handler) {
+    c.http.startStream();
+    c.channel = std::make_shared<Channel>(*this, c);
+    handler.start(c.channel);
+    if (stopping()) endStream(c);
+  }
+
+  // The head is sent; the stream's own bytes follow. Ends it as the server stops.
+  void endStream(Connection& c) {
+    if (!c.channel) return;
+    c.channel->refuseMore();
+    streamOut(c);
+  }
+
+  // Loop thread: moves what a stream's producers queued into its connection and sends it. A
+  // client more than maxStreamUnsent_ behind (after the kernel's buffer took what it could) is
+  // cut, so a reader that stopped costs the server at most that much.
+  void streamOut(Connection& c) {
+    if (c.closed || !c.channel) return;
+    std::string bytes;
+    const bool ended = c.channel->take(bytes);
+    if (c.http.streaming()) {
+      c.http.appendStream(std::move(bytes));
+      if (ended) {
+        c.http.endStream();
+        c.closedBecause = ResponseStream::Closed::kEnded;
+      }
+    }
+    flush(c);
+    if (c.closed || !c.http.streaming() || c.http.unsent() <= maxStreamUnsent_) return;
+    httpLog().notice("a stream's client is %z bytes behind; disconnected", c.http.unsent());
+    c.closedBecause = ResponseStream::Closed::kTooSlow;
+    c.broken = true;
+    close(c);
   }
 
   // Called by an asynchronous handler, from any thread, once.
@@ -449,6 +617,7 @@ class HttpServer::Loop {
       }
     }
     if (c.broken) return close(c);
+    if (c.channel) c.channel->sentDown(c.http.unsent());
     if (c.http.unsent() == 0 && !c.draining && (c.http.closing() || c.closeWhenSent)) {
       if (c.http.peerClosed()) return close(c);
       ::shutdown(c.fd, SHUT_WR);
@@ -462,8 +631,13 @@ class HttpServer::Loop {
     if (listening_) listen(false);
     listenPaused_ = false;
     for (auto& entry : connections_) {
-      // Idle connections close now; requests under way are answered (Connection: close).
-      if (entry.second->http.idle()) close(*entry.second);
+      // Idle connections close now; requests under way are answered (Connection: close);
+      // streams end after what was queued for them.
+      if (entry.second->http.idle()) {
+        close(*entry.second);
+      } else if (entry.second->http.streaming()) {
+        endStream(*entry.second);
+      }
     }
   }
 
@@ -490,6 +664,7 @@ class HttpServer::Loop {
         close(c);
         continue;
       }
+      if (c.http.streaming()) continue;  // no request deadlines: the answer is under way
       if (!late(c, now, stopping)) continue;
       // Input that arrived while this process could not run (paused by SIGSTOP, or this loop
       // busy) is read before the connection is closed for being late: a request that has fully
@@ -512,6 +687,7 @@ class HttpServer::Loop {
   const Clock::duration requestTimeout_;  // a whole request, from connect or previous answer
   const Clock::duration firstTimeout_;    // a new connection's first byte
   const Clock::duration idleTimeout_;     // the next request's first byte after an answer
+  const std::size_t maxStreamUnsent_;     // a stream's client further behind is cut
   Http1Limits limits_;                    // const after construction
   Reactor reactor_;
   Listener listener_;

@@ -16,15 +16,19 @@
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/IPAddress.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Timespan.h>
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "access_log.h"
 
 namespace b24es {
 
@@ -36,6 +40,55 @@ class AsyncRequestHandler : public Poco::Net::HTTPRequestHandler {
   virtual bool begin(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response,
                      std::function<void()> resume) = 0;
   virtual void finish(Poco::Net::HTTPServerResponse& response) = 0;
+};
+
+// The writing end of a streamed answer (the live event stream, SPEC §5.1): a body of no known
+// length that goes on until either side ends it. The server makes one per streamed answer and
+// keeps the socket side on its loop thread; whoever produces the body holds it from any thread.
+// Thread-safe; every method is quick and never blocks on the client.
+class ResponseStream {
+ public:
+  // Why a stream closed, as its onClose callback is told.
+  enum class Closed {
+    kEnded,    // end() was called, or the server stopped
+    kClient,   // the client closed the connection or a send failed
+    kTooSlow,  // more than HttpServerSettings::maxStreamUnsent bytes were waiting for it
+  };
+
+  virtual ~ResponseStream() = default;
+  // Queues bytes for the client and wakes its loop. False once the stream is closed (the bytes
+  // are dropped): the producer should then forget it.
+  virtual bool write(std::string bytes) = 0;
+  // Ends the body: the connection closes once what was queued is sent.
+  virtual void end() = 0;
+  virtual bool isOpen() const = 0;
+  // Bytes accepted by write() and not yet handed to the socket: how far the client is behind.
+  virtual std::size_t queued() const = 0;
+  // `done` is called once, on the loop thread, when the stream closes (at once, on the calling
+  // thread, when it already has). It must be quick and must not call back into the stream.
+  virtual void onClose(std::function<void(Closed)> done) = 0;
+};
+
+// A handler that may answer with a stream. The server calls open() on its loop thread (never on a
+// worker): it must not block. open() either answers `response` as a plain handler does (sends it:
+// an error, a HEAD), or sets the status and headers of a streamed answer and leaves it unsent:
+// the server then queues that head (no Content-Length, Connection: close; the body ends with
+// the connection, RFC 9112 §6.3) and hands the body's writing end to start(), right away, on the
+// same thread. Input the client sends after the request is read and dropped; its end of the
+// connection (FIN) closes the stream.
+class StreamingRequestHandler : public Poco::Net::HTTPRequestHandler {
+ public:
+  virtual void open(Poco::Net::HTTPServerRequest& request,
+                    Poco::Net::HTTPServerResponse& response) = 0;
+  virtual void start(std::shared_ptr<ResponseStream> stream) = 0;
+
+  // For a server that knows no streams (POCO's own HTTPServer): what open() answers, or, for a
+  // streamed answer, its head and an empty body.
+  void handleRequest(Poco::Net::HTTPServerRequest& request,
+                     Poco::Net::HTTPServerResponse& response) override {
+    open(request, response);
+    if (!response.sent()) response.send();
+  }
 };
 
 struct HttpServerSettings {
@@ -53,6 +106,12 @@ struct HttpServerSettings {
   // Peers whose X-Forwarded-For / X-Real-IP name the client in the access log and in rejections'
   // log lines (SPEC §10 ingest.trusted_proxies); empty trusts none.
   std::vector<Poco::Net::IPAddress> trustedProxies;
+  // A streamed answer (ResponseStream) whose client leaves more than this many bytes queued,
+  // beyond what the kernel's socket buffer took, is cut (SPEC §5.1: 1 MiB).
+  std::size_t maxStreamUnsent = 1048576;
+  // Told of every 4xx answer the server queues, whichever layer answered (a handler, or the
+  // connection refusing what it cannot frame); see RejectionObserver. None when empty.
+  RejectionObserver onRejection;
 };
 
 class HttpServer {

@@ -11,10 +11,12 @@
 #include "common_handlers.h"
 #include "constant_time.h"
 #include "dashboard.h"
+#include "http_server.h"
 #include "log_value.h"
 #include "openapi.h"
 #include "query_json.h"
 #include "query_params.h"
+#include "stream_hub.h"
 
 namespace b24es {
 namespace {
@@ -30,11 +32,13 @@ enum class Route {
   kMetrics,
   kOpenApi,
   kEvents,
+  kStream,
   kEvent,
   kPortals,
   kPortal,
   kStats,
-  kTimeline
+  kTimeline,
+  kRejections
 };
 
 struct RouteSpec {
@@ -47,11 +51,13 @@ const RouteSpec kRoutes[] = {
     {"/metrics", Route::kMetrics},
     {"/api/v1/openapi.json", Route::kOpenApi},
     {"/api/v1/events", Route::kEvents},
+    {"/api/v1/events/stream", Route::kStream},  // before {id}, which would take it
     {"/api/v1/events/{id}", Route::kEvent},
     {"/api/v1/portals", Route::kPortals},
     {"/api/v1/portals/{member_id}", Route::kPortal},
     {"/api/v1/stats", Route::kStats},
     {"/api/v1/stats/timeline", Route::kTimeline},
+    {"/api/v1/rejections", Route::kRejections},
 };
 
 // Matches a decoded path against a pattern segment by segment; the one "{...}" segment, if
@@ -130,6 +136,76 @@ class AssetHandler final : public Poco::Net::HTTPRequestHandler {
   const EmbeddedAsset& asset_;
 };
 
+// GET /api/v1/events/stream (SPEC §5.1): checks the request completely, takes a place among the
+// open streams and answers the head; the hub (stream_hub.h) writes the body. Runs on the
+// listener's loop thread and never touches the database.
+class StreamHandler final : public StreamingRequestHandler {
+ public:
+  StreamHandler(Poco::URI uri, StreamHub& hub) : uri_(std::move(uri)), hub_(hub) {}
+  ~StreamHandler() override {
+    if (reserved_) hub_.release();  // the head was never sent
+  }
+
+  void open(Poco::Net::HTTPServerRequest& request,
+            Poco::Net::HTTPServerResponse& response) override {
+    const std::string context = logValue(request.getMethod()) + " " + logValue(uri_.getPath());
+    Poco::Logger& log = queryLog();
+    QueryParameters params;
+    try {
+      params = uri_.getQueryParameters();
+    } catch (const Poco::Exception&) {
+      return sendError(response, {400, "invalid_parameter", "the query string cannot be decoded"},
+                       log, context);
+    }
+    auto parsed = parseStreamFilter(params);
+    if (auto* error = std::get_if<InvalidParameter>(&parsed)) {
+      return sendError(response, {400, "invalid_parameter", error->message}, log, context);
+    }
+    filter_ = std::get<EventFilter>(parsed);
+    // The header wins over after_id (SPEC §5.1): it is what a reconnecting EventSource sends.
+    after_ = filter_.afterId;
+    filter_.afterId.reset();
+    if (request.has("Last-Event-ID")) {
+      std::optional<std::int64_t> id = parseInteger(request.get("Last-Event-ID"));
+      if (!id || *id < 0) {
+        return sendError(
+            response,
+            {400, "invalid_parameter", "Last-Event-ID must be the id of an event (an integer)"},
+            log, context);
+      }
+      after_ = id;
+    }
+    const bool head = request.getMethod() == Poco::Net::HTTPRequest::HTTP_HEAD;
+    if (!head) {
+      if (!hub_.reserve()) {
+        return sendError(
+            response,
+            {503, "too_many_streams", "query.max_streams event streams are open; try again later"},
+            log, context);
+      }
+      reserved_ = true;
+    }
+    response.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_OK);
+    response.setContentType("text/event-stream");
+    response.set("Cache-Control", "no-store");
+    // A proxy that buffers answers (nginx does by default) would hold events back.
+    response.set("X-Accel-Buffering", "no");
+    if (head) response.send();  // the head GET would answer; no stream
+  }
+
+  void start(std::shared_ptr<ResponseStream> stream) override {
+    reserved_ = false;  // the hub gives the place back when the stream closes
+    hub_.add(filter_, after_, std::move(stream));
+  }
+
+ private:
+  const Poco::URI uri_;
+  StreamHub& hub_;
+  EventFilter filter_;
+  std::optional<std::int64_t> after_;
+  bool reserved_ = false;
+};
+
 class QueryHandler final : public Poco::Net::HTTPRequestHandler {
  public:
   QueryHandler(Route route, std::string captured, Poco::URI uri, Storage& storage, Metrics& metrics,
@@ -192,6 +268,15 @@ class QueryHandler final : public Poco::Net::HTTPRequestHandler {
       return sendOk(request, response, json,
                     timelineJson(query.width, storage_.reader().timeline(query)));
     }
+    if (route_ == Route::kRejections) {
+      auto parsed = parseRejectionFilter(params);
+      if (auto* error = std::get_if<InvalidParameter>(&parsed)) {
+        return sendError(response, {400, "invalid_parameter", error->message}, log, context);
+      }
+      return sendOk(
+          request, response, json,
+          rejectionPageJson(storage_.reader().listRejections(std::get<RejectionFilter>(parsed))));
+    }
     // The other routes take no parameters; an unexpected one is more likely a mistake
     // (a filter meant for /api/v1/events) than something to ignore.
     if (route_ != Route::kMetrics) {
@@ -228,18 +313,23 @@ class QueryHandler final : public Poco::Net::HTTPRequestHandler {
       case Route::kMetrics: {
         // Token states are read at scrape time; a failing database still yields the counters.
         std::optional<TokenStateCounts> tokens;
+        std::optional<std::vector<BindingStateCount>> bindings;
         try {
           tokens = storage_.reader().tokenStates(clock_.nowSeconds());
+          bindings = storage_.reader().bindingStates();
         } catch (const StorageError& e) {
-          log.warning("metrics: token states unavailable: %s", std::string(e.what()));
+          tokens.reset();
+          log.warning("metrics: token and binding states unavailable: %s", std::string(e.what()));
         }
         return sendOk(request, response, "text/plain; version=0.0.4; charset=utf-8",
-                      metrics_.render(tokens));
+                      metrics_.render(tokens, bindings));
       }
       case Route::kHealth:
+      case Route::kStream:
       case Route::kEvents:
       case Route::kPortals:
       case Route::kTimeline:
+      case Route::kRejections:
         break;  // answered elsewhere
     }
   }
@@ -267,8 +357,8 @@ const std::vector<std::string>& queryRoutes() {
 }
 
 QueryHandlerFactory::QueryHandlerFactory(const QuerySettings& settings, Storage& storage,
-                                         Metrics& metrics, const Clock& clock)
-    : settings_(settings), storage_(storage), metrics_(metrics), clock_(clock) {}
+                                         Metrics& metrics, const Clock& clock, StreamHub& streams)
+    : settings_(settings), storage_(storage), metrics_(metrics), clock_(clock), streams_(streams) {}
 
 Poco::Net::HTTPRequestHandler* QueryHandlerFactory::createRequestHandler(
     const Poco::Net::HTTPServerRequest& request) {
@@ -298,6 +388,7 @@ Poco::Net::HTTPRequestHandler* QueryHandlerFactory::createRequestHandler(
   // Checked before the 404, so that without the token nothing tells which paths exist.
   if (!authorized(request, settings_.token)) return new UnauthorizedHandler;
   if (!found) return new ErrorHandler({404, "not_found", "no such path"});
+  if (found->route == Route::kStream) return new StreamHandler(std::move(uri), streams_);
   return new QueryHandler(found->route, captured, std::move(uri), storage_, metrics_, clock_);
 }
 

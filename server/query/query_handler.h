@@ -15,16 +15,18 @@
 
 namespace b24es {
 
+class StreamHub;
+
 // Every path the query listener answers, as templates ("/api/v1/events/{id}"), in the order
 // they are matched. The OpenAPI document must describe each (tests check it).
 const std::vector<std::string>& queryRoutes();
 
-// Creates one handler per request. `storage`, `metrics` and `clock` must outlive the HTTP
-// server. Thread-safe.
+// Creates one handler per request. `storage`, `metrics`, `clock` and `streams` (the live
+// stream's hub, started) must outlive the HTTP server. Thread-safe.
 class QueryHandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
  public:
   QueryHandlerFactory(const QuerySettings& settings, Storage& storage, Metrics& metrics,
-                      const Clock& clock);
+                      const Clock& clock, StreamHub& streams);
   Poco::Net::HTTPRequestHandler* createRequestHandler(
       const Poco::Net::HTTPServerRequest& request) override;
 
@@ -33,6 +35,7 @@ class QueryHandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
   Storage& storage_;
   Metrics& metrics_;
   const Clock& clock_;
+  StreamHub& streams_;
 };
 
 }  // namespace b24es

@@ -146,6 +146,27 @@ Object::Ptr portalObject(const PortalView& p, std::int64_t nowSeconds) {
     tokens->add(token);
   }
   object->set("tokens", tokens);
+  Array::Ptr bindings = new Array;
+  for (const BindingRecord& b : p.bindings) {
+    Object::Ptr binding = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    binding->set("event", b.event);
+    binding->set("type", b.type);
+    binding->set("state", b.state);
+    binding->set("error", varOf(b.error));
+    binding->set("updated_at", isoOf(std::optional<std::int64_t>(b.updatedAt)));
+    bindings->add(binding);
+  }
+  object->set("bindings", bindings);
+  if (p.offline) {
+    Object::Ptr offline = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    offline->set("mode", p.offline->mode);
+    offline->set("last_pass_at", isoOf(p.offline->lastPassAt));
+    offline->set("last_error", varOf(p.offline->lastError));
+    offline->set("fetched", p.offline->fetched);
+    object->set("offline", offline);
+  } else {
+    object->set("offline", Var());
+  }
   return object;
 }
 
@@ -201,6 +222,7 @@ std::string eventJson(const EventRecord& e) {
   appendNumber(out, e.entityId);
   out += ",\"entity_type_id\":";
   appendNumber(out, e.entityTypeId);
+  out += e.offline ? ",\"source\":\"offline\"" : ",\"source\":\"online\"";
   out += ",\"data\":";
   appendData(out, e.dataJson);
   out += '}';
@@ -277,6 +299,26 @@ std::string statsJson(const EventStats& stats) {
   body.set("by_portal", byPortal);
   body.set("first_ts", varOf(stats.firstTs));
   body.set("last_ts", varOf(stats.lastTs));
+  return stringified(body);
+}
+
+std::string rejectionPageJson(const RejectionPage& page) {
+  Object body(Poco::JSON_PRESERVE_KEY_ORDER);
+  Array::Ptr items = new Array;
+  for (const RejectionRecord& r : page.items) {
+    Object::Ptr item = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    item->set("id", r.id);
+    item->set("received_at", isoMillis(r.receivedAt));
+    item->set("client_addr", r.clientAddr);
+    item->set("status", r.status);
+    item->set("error", r.error);
+    item->set("event", varOf(r.event));
+    item->set("member_id", varOf(r.memberId));
+    item->set("domain", varOf(r.domain));
+    items->add(item);
+  }
+  body.set("items", items);
+  body.set("next_after_id", varOf(page.nextAfterId));
   return stringified(body);
 }
 

@@ -55,6 +55,10 @@ std::string portalPageJson(const PortalPage& page, std::int64_t nowSeconds);
 // {"total","by_event":[{"event","count"}],"by_portal":[{"member_id","domain","count"}],
 //  "first_ts","last_ts"}
 std::string statsJson(const EventStats& stats);
+// GET /api/v1/rejections: {"items":[{"id","received_at","client_addr","status","error","event",
+// "member_id","domain"}...],"next_after_id":N or null}; received_at as ISO 8601 with
+// milliseconds, absent claims as null.
+std::string rejectionPageJson(const RejectionPage& page);
 // GET /api/v1/stats/timeline: {"bucket","series":[{"event","points":[[start,count]...]}]}.
 std::string timelineJson(std::int64_t width, const Timeline& timeline);
 

@@ -65,6 +65,16 @@ std::optional<InvalidParameter> rejectParameters(const QueryParameters& params) 
   return invalid("unknown parameter '" + shown(params.front().first) + "'; this path takes none");
 }
 
+std::variant<EventFilter, InvalidParameter> parseStreamFilter(const QueryParameters& params) {
+  for (const auto& param : params) {
+    if (param.first == "limit" || param.first == "order") {
+      return invalid("the stream takes no '" + param.first +
+                     "': it sends every matching event, in id order");
+    }
+  }
+  return parseEventFilter(params);
+}
+
 std::variant<PortalFilter, InvalidParameter> parsePortalFilter(const QueryParameters& params) {
   PortalFilter filter;
   std::set<std::string> seen;
@@ -80,6 +90,35 @@ std::variant<PortalFilter, InvalidParameter> parsePortalFilter(const QueryParame
       if (!limit || *limit < 1 || *limit > static_cast<std::int64_t>(PortalFilter::kMaxLimit)) {
         return invalid("limit must be an integer from 1 to " +
                        std::to_string(PortalFilter::kMaxLimit));
+      }
+      filter.limit = static_cast<std::size_t>(*limit);
+    } else {
+      return invalid("unknown parameter '" + shown(name) + "'");
+    }
+  }
+  return filter;
+}
+
+std::variant<RejectionFilter, InvalidParameter> parseRejectionFilter(
+    const QueryParameters& params) {
+  RejectionFilter filter;
+  std::set<std::string> seen;
+  for (const auto& [name, value] : params) {
+    if (!seen.insert(name).second) {
+      return invalid("parameter '" + shown(name) + "' is given twice");
+    }
+    if (value.empty()) return invalid("parameter '" + shown(name) + "' is empty");
+    if (name == "member_id") {
+      filter.memberId = value;
+    } else if (name == "after_id") {
+      filter.afterId = parseInteger(value);
+      if (!filter.afterId) return invalid("after_id must be an integer");
+      if (*filter.afterId < 0) return invalid("after_id must not be negative");
+    } else if (name == "limit") {
+      std::optional<std::int64_t> limit = parseInteger(value);
+      if (!limit || *limit < 1 || *limit > static_cast<std::int64_t>(RejectionFilter::kMaxLimit)) {
+        return invalid("limit must be an integer from 1 to " +
+                       std::to_string(RejectionFilter::kMaxLimit));
       }
       filter.limit = static_cast<std::size_t>(*limit);
     } else {
@@ -119,6 +158,12 @@ std::variant<EventFilter, InvalidParameter> parseEventFilter(const QueryParamete
       error = integer(filter.entityTypeId);
     } else if (name == "user_id") {
       error = integer(filter.userId);
+    } else if (name == "source") {
+      if (value == "online" || value == "offline") {
+        filter.source = value;
+      } else {
+        error = invalid("source must be online or offline");
+      }
     } else if (name == "from" || name == "to") {
       std::optional<std::int64_t> time = parseTime(value);
       if (!time) {

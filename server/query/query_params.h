@@ -32,10 +32,20 @@ using QueryParameters = std::vector<std::pair<std::string, std::string>>;
 // matched case-insensitively).
 std::variant<EventFilter, InvalidParameter> parseEventFilter(const QueryParameters& params);
 
+// The filter of GET /api/v1/events/stream (SPEC §5.1): those of parseEventFilter except limit
+// and order (InvalidParameter for either); after_id is where the stream starts.
+std::variant<EventFilter, InvalidParameter> parseStreamFilter(const QueryParameters& params);
+
 // The page of GET /api/v1/portals: `limit` (1..1000, default 100) and `after` (the last
 // member_id of the previous page). 400 (invalid_parameter) for an unknown or repeated
 // parameter, an empty value and a limit out of range.
 std::variant<PortalFilter, InvalidParameter> parsePortalFilter(const QueryParameters& params);
+
+// The page of GET /api/v1/rejections: `after_id` (the last id of the previous page; the next
+// page holds smaller ids, >= 0), `limit` (1..1000, default 100) and `member_id`.
+// InvalidParameter for an unknown, repeated or empty parameter, a non-integer or negative
+// after_id and a limit out of range.
+std::variant<RejectionFilter, InvalidParameter> parseRejectionFilter(const QueryParameters& params);
 
 // A time given as unix seconds ("1767261600", may be negative) or as ISO 8601
 // ("2026-01-01", "2026-01-01T10:00", "2026-01-01T10:00:00Z", "...T10:00:00.250+03:00"; no

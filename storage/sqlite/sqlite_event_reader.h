@@ -27,6 +27,10 @@ struct SqlQuery {
 // next page exists). Pure; thread-safe.
 SqlQuery eventsQuery(const EventFilter& filter);
 
+// The page query of GET /api/v1/rejections for `filter`: newest first, LIMIT filter.limit + 1.
+// Pure; thread-safe.
+SqlQuery rejectionsQuery(const RejectionFilter& filter);
+
 // Every other statement the reader issues, with sample values bound: one event by id, the
 // portal views, the token metadata, the statistics and the token states. For the query-plan
 // test. Pure; thread-safe.
@@ -49,9 +53,13 @@ class SqliteEventReader final : public EventReader {
   EventStats stats() override;
   Timeline timeline(const TimelineQuery& query) override;
   TokenStateCounts tokenStates(std::int64_t nowSeconds) override;
+  RejectionPage listRejections(const RejectionFilter& filter) override;
+  std::vector<BindingStateCount> bindingStates() override;
+  std::int64_t committedThrough() override;
 
  private:
-  std::vector<PortalView> portals(const SqlQuery& portalQuery, const SqlQuery& tokenQuery);
+  std::vector<PortalView> portals(const SqlQuery& portalQuery, const SqlQuery& tokenQuery,
+                                  const SqlQuery& bindingQuery, const SqlQuery& offlineQuery);
 
   ReadPool& pool_;
 };

@@ -27,12 +27,60 @@ namespace b24es::sqlite {
 namespace {
 
 // A purge batch: one portal's events after the cursor (events_member_id), or the oldest
-// events after the cursor (the rowid). Listed by purgeQueries() for query_plan_test.
-constexpr const char* kSelectPortalBatchSql =
-    "SELECT id, member_id, event, received_at FROM events "
-    "WHERE member_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4";
+// events after the cursor (the rowid), with the texts of their keys (migration 0011) for the
+// counters. Listed by purgeQueries() for query_plan_test.
+#define B24ES_PURGE_COLUMNS                                             \
+  "SELECT r.id, p.member_id, c.event, r.received_at FROM event_rows r " \
+  "CROSS JOIN event_portals p ON p.key = r.portal CROSS JOIN event_codes c ON c.key = r.code "
+constexpr const char* kSelectPortalBatchSql = B24ES_PURGE_COLUMNS
+    "WHERE r.portal = (SELECT key FROM event_portals WHERE member_id = ?1) "
+    "AND r.id > ?2 AND r.id < ?3 ORDER BY r.id LIMIT ?4";
 constexpr const char* kSelectOldestBatchSql =
-    "SELECT id, member_id, event, received_at FROM events WHERE id > ?1 ORDER BY id LIMIT ?2";
+    B24ES_PURGE_COLUMNS "WHERE r.id > ?1 ORDER BY r.id LIMIT ?2";
+#undef B24ES_PURGE_COLUMNS
+
+// One of the key tables of migration 0011 (event_portals, event_domains, event_codes): the
+// integer key of a text, found or made on first use. What the open transaction found or made is
+// remembered until clear() at the start of the next one: a key this transaction made is gone
+// again if it rolls back, and a key made by another process is found by the select.
+class KeyTable {
+ public:
+  // `select` takes the text as ?1 and answers the key; `insert` adds the text as ?1.
+  KeyTable(sqlite3* db, const char* select, const char* insert)
+      : db_(db), select_(db, select), insert_(db, insert) {}
+
+  // Inside an open write transaction. Throws StorageError.
+  std::int64_t key(const std::string& text) {
+    auto known = keys_.find(text);
+    if (known != keys_.end()) return known->second;
+    std::int64_t key = 0;
+    select_.bind(1, text);
+    if (select_.row()) {
+      key = select_.integer(0);
+      select_.reset();
+    } else {
+      insert_.bind(1, text).run();
+      key = ::sqlite3_last_insert_rowid(db_);
+    }
+    keys_.emplace(text, key);
+    return key;
+  }
+
+  void clear() { keys_.clear(); }
+
+ private:
+  sqlite3* const db_;
+  Statement select_;
+  Statement insert_;
+  std::unordered_map<std::string, std::int64_t> keys_;  // of the open transaction
+};
+
+// Rejections (0008): one insert per rejection, then the trim, which deletes the ids at or below
+// (newest id - ingest.keep_rejections): a range of the rowid, as long as the rows it removes.
+constexpr const char* kInsertRejectionSql =
+    "INSERT INTO rejections(received_at, client_addr, status, error, event, member_id, domain) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+constexpr const char* kTrimRejectionsSql = "DELETE FROM rejections WHERE id <= ?1";
 
 }  // namespace
 
@@ -40,6 +88,14 @@ std::vector<SqlQuery> purgeQueries() {
   return {{kSelectPortalBatchSql,
            {std::string("member"), std::int64_t{0}, std::int64_t{100}, std::int64_t{1000}}},
           {kSelectOldestBatchSql, {std::int64_t{0}, std::int64_t{1000}}}};
+}
+
+std::vector<SqlQuery> rejectionWriteQueries() {
+  return {{kInsertRejectionSql,
+           {std::int64_t{0}, std::string("127.0.0.1"), std::int64_t{401},
+            std::string("verification_failed"), std::string("ONCRMDEALADD"), std::string("member"),
+            std::string("example.bitrix24.com")}},
+          {kTrimRejectionsSql, {std::int64_t{100}}}};
 }
 
 // The write connection, its prepared statements and what one event writes. Used only by the
@@ -56,7 +112,13 @@ class SqliteEventSink::Writer {
         counters_(db_),
         selectPortalBatch_(db_, kSelectPortalBatchSql),
         selectOldestBatch_(db_, kSelectOldestBatchSql),
-        deleteEvent_(db_, "DELETE FROM events WHERE id = ?1"),
+        deleteEvent_(db_, "DELETE FROM event_rows WHERE id = ?1"),
+        portalKeys_(db_, "SELECT key FROM event_portals WHERE member_id = ?1",
+                    "INSERT INTO event_portals(member_id) VALUES(?1)"),
+        domainKeys_(db_, "SELECT key FROM event_domains WHERE domain = ?1",
+                    "INSERT INTO event_domains(domain) VALUES(?1)"),
+        codeKeys_(db_, "SELECT key FROM event_codes WHERE event = ?1",
+                  "INSERT INTO event_codes(event) VALUES(?1)"),
         selectPortal_(db_,
                       "SELECT application_token, installed_at, uninstalled_at FROM portals "
                       "WHERE member_id = ?1"),
@@ -82,6 +144,12 @@ class SqliteEventSink::Writer {
                          "UPDATE portals SET uninstalled_at = ?2, application_token = NULL, "
                          "updated_at = ?2 WHERE member_id = ?1"),
         deleteTokens_(db_, "DELETE FROM tokens WHERE member_id = ?1"),
+        rotateToken_(db_,
+                     "UPDATE portals SET application_token = ?2, updated_at = ?3 "
+                     "WHERE member_id = ?1"),
+        deleteBindings_(db_, "DELETE FROM bindings WHERE member_id = ?1"),
+        deleteOfflineState_(db_, "DELETE FROM offline_state WHERE member_id = ?1"),
+        deleteOfflineNotes_(db_, "DELETE FROM offline_batches WHERE member_id = ?1"),
         // Install tokens replace whatever was stored: a reinstall starts a new authorization.
         installToken_(db_,
                       "INSERT INTO tokens(member_id, user_id, access_token, refresh_token, "
@@ -120,8 +188,9 @@ class SqliteEventSink::Writer {
         freeingInstall_(db_,
                         "SELECT installed_at FROM portals WHERE installed_at > ?1 "
                         "ORDER BY installed_at LIMIT 1 OFFSET ?2"),
+        // The table behind the events view (0011): member_id, domain and event as their keys.
         insertEvent_(db_,
-                     "INSERT INTO events(member_id, domain, event, event_handler_id, event_id, "
+                     "INSERT INTO event_rows(portal, domain, code, event_handler_id, event_id, "
                      "ts, received_at, user_id, entity_id, entity_type_id, data) "
                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)") {
     // Replaces SQLite's autocheckpoint on this connection (see checkpointIfLarge).
@@ -154,6 +223,9 @@ class SqliteEventSink::Writer {
   void beginTransaction() {
     portals_.clear();
     grants_.clear();
+    portalKeys_.clear();
+    domainKeys_.clear();
+    codeKeys_.clear();
     counters_.clear();
     cleanups_.clear();
   }
@@ -197,16 +269,27 @@ class SqliteEventSink::Writer {
       case Verdict::Action::kStore:
         for (const TokenGrant& t : e.tokens) applyEventToken(e.memberId, t, nowSec);
         break;
+      case Verdict::Action::kRotate:
+        forgetPortal(e.memberId);
+        rotateToken_.bind(1, e.memberId).bind(2, e.applicationToken).bind(3, nowSec).run();
+        for (const TokenGrant& t : e.tokens) applyEventToken(e.memberId, t, nowSec);
+        break;
       case Verdict::Action::kUninstall:
         forgetPortal(e.memberId);
         createPortal(e, nowSec);  // a portal known only through a static token
         uninstallPortal_.bind(1, e.memberId).bind(2, nowSec).run();
         deleteTokens_.bind(1, e.memberId).run();
-        if (e.clean && purgeOnClean_) deleteBindings(e.memberId);
+        if (e.clean && purgeOnClean_) deletePortalState(e.memberId);
         break;
     }
     const std::int64_t receivedMillis = clock_.nowMillis();
-    insertEvent_.bind(1, e.memberId).bindTextOrNull(2, e.domain).bind(3, e.event);
+    insertEvent_.bind(1, portalKeys_.key(e.memberId));
+    if (e.domain.empty()) {
+      insertEvent_.bindNull(2);
+    } else {
+      insertEvent_.bind(2, domainKeys_.key(e.domain));
+    }
+    insertEvent_.bind(3, codeKeys_.key(e.event));
     insertEvent_.bind(4, e.eventHandlerId).bind(5, e.eventId).bind(6, e.ts);
     insertEvent_.bind(7, receivedMillis).bind(8, e.userId).bind(9, e.entityId);
     insertEvent_.bind(10, e.entityTypeId).bind(11, e.dataJson).run();
@@ -271,6 +354,32 @@ class SqliteEventSink::Writer {
     return finished;
   }
 
+  // Inserts `rejections` and trims the table to the newest `keep`, inside the open transaction.
+  // Returns how many were written: 0 when this file has no rejections table (a schema before
+  // 0008, which still takes events). Throws StorageError when an insert fails.
+  std::size_t insertRejections(const std::vector<RejectionRecord>& rejections, std::size_t keep) {
+    if (rejections.empty()) return 0;
+    if (!insertRejection_) {
+      // Prepared on first use, and again after a failure: the table may come with a migration.
+      try {
+        insertRejection_.emplace(db_, kInsertRejectionSql);
+        trimRejections_.emplace(db_, kTrimRejectionsSql);
+      } catch (const StorageError&) {
+        insertRejection_.reset();
+        return 0;
+      }
+    }
+    for (const RejectionRecord& r : rejections) {
+      insertRejection_->bind(1, r.receivedAt).bind(2, r.clientAddr);
+      insertRejection_->bind(3, static_cast<std::int64_t>(r.status)).bind(4, r.error);
+      insertRejection_->bind(5, r.event).bind(6, r.memberId).bind(7, r.domain).run();
+    }
+    const std::int64_t newest = ::sqlite3_last_insert_rowid(db_);
+    const auto kept = static_cast<std::int64_t>(keep);
+    if (newest > kept) trimRejections_->bind(1, newest - kept).run();
+    return rejections.size();
+  }
+
   // The probe of a faulted writer: a small write of its own, with the events' id sequence
   // raised to `highestId` (a file that replaced the one this sink wrote must not hand out an id
   // this sink already acknowledged). Inside an open transaction. Throws StorageError.
@@ -283,11 +392,12 @@ class SqliteEventSink::Writer {
     if (highestId <= 0) return;
     if (!raiseSequence_) {
       // sqlite_sequence is where AUTOINCREMENT keeps the largest id it handed out (0005).
-      raiseSequence_.emplace(db_,
-                             "INSERT OR REPLACE INTO sqlite_sequence(rowid, name, seq) "
-                             "SELECT (SELECT rowid FROM sqlite_sequence WHERE name = 'events'), "
-                             "'events', ?1 WHERE ?1 > COALESCE((SELECT seq FROM sqlite_sequence "
-                             "WHERE name = 'events'), 0)");
+      raiseSequence_.emplace(
+          db_,
+          "INSERT OR REPLACE INTO sqlite_sequence(rowid, name, seq) "
+          "SELECT (SELECT rowid FROM sqlite_sequence WHERE name = 'event_rows'), "
+          "'event_rows', ?1 WHERE ?1 > COALESCE((SELECT seq FROM sqlite_sequence "
+          "WHERE name = 'event_rows'), 0)");
     }
     raiseSequence_->bind(1, highestId).run();
   }
@@ -296,7 +406,7 @@ class SqliteEventSink::Writer {
   // file has no sqlite_sequence (a schema before 0005).
   std::int64_t sequence() {
     try {
-      Statement seq(db_, "SELECT seq FROM sqlite_sequence WHERE name = 'events'");
+      Statement seq(db_, "SELECT seq FROM sqlite_sequence WHERE name = 'event_rows'");
       std::int64_t v = seq.row() ? seq.optionalInteger(0).value_or(0) : 0;
       seq.reset();
       return v;
@@ -436,13 +546,13 @@ class SqliteEventSink::Writer {
 
   static constexpr int kCheckpointFrames = 1000;  // SQLite's own autocheckpoint threshold
 
-  // SPEC §9's bindings go with CLEAN=1. The table belongs to the event-binding feature
-  // (migration 0007), which may not be in this database: looked up each time, as this is rare.
-  void deleteBindings(const std::string& memberId) {
-    Statement exists(db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'bindings'");
-    if (!exists.row()) return;
-    exists.reset();
-    Statement(db_, "DELETE FROM bindings WHERE member_id = ?1").bind(1, memberId).run();
+  // SPEC §9's bindings go with CLEAN=1, and with them what the store knew of the portal's
+  // offline queue (migration 0007): its mode and the notes of batches not yet cleared (the
+  // portal is gone; its reservations lapse at Bitrix24).
+  void deletePortalState(const std::string& memberId) {
+    deleteBindings_.bind(1, memberId).run();
+    deleteOfflineState_.bind(1, memberId).run();
+    deleteOfflineNotes_.bind(1, memberId).run();
   }
 
   static int onWalCommit(void* self, sqlite3*, const char*, int frames) {
@@ -460,19 +570,28 @@ class SqliteEventSink::Writer {
   Statement selectPortalBatch_;
   Statement selectOldestBatch_;
   Statement deleteEvent_;
+  KeyTable portalKeys_;                 // member_id -> event_rows.portal
+  KeyTable domainKeys_;                 // domain -> event_rows.domain
+  KeyTable codeKeys_;                   // event -> event_rows.code
   std::vector<PurgeRequest> cleanups_;  // asked for by the open transaction
   Statement selectPortal_;
   Statement installPortal_;
   Statement createPortal_;
   Statement uninstallPortal_;
   Statement deleteTokens_;
+  Statement rotateToken_;
+  Statement deleteBindings_;
+  Statement deleteOfflineState_;
+  Statement deleteOfflineNotes_;
   Statement installToken_;
   Statement eventToken_;
   Statement countInstalls_;
   Statement freeingInstall_;
   Statement insertEvent_;
-  std::optional<Statement> probe_;          // see probeWrite()
-  std::optional<Statement> raiseSequence_;  // see probeWrite()
+  std::optional<Statement> probe_;            // see probeWrite()
+  std::optional<Statement> raiseSequence_;    // see probeWrite()
+  std::optional<Statement> insertRejection_;  // see insertRejections()
+  std::optional<Statement> trimRejections_;
   // What this transaction already read or wrote (see beginTransaction()).
   std::unordered_map<std::string, std::optional<PortalRecord>> portals_;  // by member_id
   std::map<std::pair<std::string, std::int64_t>, TokenGrant> grants_;     // by (member, user)
@@ -590,6 +709,48 @@ void SqliteEventSink::submit(const IncomingEvent& event, Completion done) {
   if (!enqueue(raw, pending)) raw->done(shuttingDown());
 }
 
+bool SqliteEventSink::recordRejection(const RejectionRecord& rejection) {
+  if (sinkSettings_.keepRejections == 0) return false;  // ingest.keep_rejections = 0: none kept
+  RejectionRecord record = cutRejection(rejection);
+  record.id = 0;
+  record.receivedAt = clock_.nowMillis();
+  bool queued = false;
+  bool first = false;
+  {
+    MutexLock lock(mutex_);
+    if (!closing_ && rejections_.size() < sinkSettings_.maxPendingRejections) {
+      first = rejections_.empty();
+      if (first) rejectionsDue_ = std::chrono::steady_clock::now() + sinkSettings_.rejectionDelay;
+      rejections_.push_back(std::move(record));
+      queued = true;
+    }
+  }
+  // The writer learns of a deadline earlier than the one it sleeps towards; later ones it sees
+  // when it next wakes.
+  if (first) wake_.signal();
+  if (!queued && sinkSettings_.onRejections) sinkSettings_.onRejections(0, 1);
+  return queued;
+}
+
+void SqliteEventSink::dropRejections(std::vector<RejectionRecord>& rejections) {
+  if (!rejections.empty() && sinkSettings_.onRejections) {
+    sinkSettings_.onRejections(0, rejections.size());
+  }
+  rejections.clear();
+}
+
+void SqliteEventSink::commitRejections(std::vector<RejectionRecord>& rejections) {
+  // While faulted, the events' commits and the probe decide when the store works again (a
+  // small commit may fit where a batch does not); rejections wait for no one and are dropped.
+  if (fault_ != Fault::kNone || !writer_) return dropRejections(rejections);
+  std::vector<Pending*> none;
+  Failure failure;
+  if (commitRange(none, 0, 0, rejections, failure)) return;
+  // Not a fault of its own: the next batch of events, or tick() within a second, finds out
+  // whether the storage is failing.
+  dropRejections(rejections);
+}
+
 std::int64_t SqliteEventSink::purge(const PurgeRequest& request) {
   auto job = std::make_shared<PurgeJob>();
   job->request = request;
@@ -661,13 +822,19 @@ void SqliteEventSink::run() {
   ::pthread_setname_np(::pthread_self(), "b24es-writer");
 #endif
   Poco::Logger& log = storageLog();
+  std::vector<RejectionRecord> rejections;  // taken from rejections_ for the next transaction
   for (;;) {
     std::shared_ptr<Group> group;
+    bool rejectionsDue = false;
+    bool finished = false;
     {
       MutexLock lock(mutex_);
-      while (!closing_ && groups_.empty() && purges_.empty()) {
-        if (!wake_.waitUntil(mutex_, nextTick_) && std::chrono::steady_clock::now() >= nextTick_)
-          break;
+      for (;;) {
+        const auto now = std::chrono::steady_clock::now();
+        rejectionsDue = !rejections_.empty() && now >= rejectionsDue_;
+        if (closing_ || !groups_.empty() || !purges_.empty() || rejectionsDue) break;
+        const auto until = rejections_.empty() ? nextTick_ : std::min(nextTick_, rejectionsDue_);
+        if (!wake_.waitUntil(mutex_, until) && std::chrono::steady_clock::now() >= nextTick_) break;
       }
       if (groups_.empty() && closing_) {  // closing and drained: purges stop where they are
         for (const std::shared_ptr<PurgeJob>& job : purges_) {
@@ -675,24 +842,37 @@ void SqliteEventSink::run() {
           job->done.set();
         }
         purges_.clear();
-        return;
-      }
-      if (!groups_.empty()) {
+        rejections.swap(rejections_);  // the last rejections still go in, on their own
+        finished = true;
+      } else if (!groups_.empty()) {
         // Once off the queue a group receives no more events: writers append to groups_.back().
         group = groups_.front();
         groups_.pop_front();
+        rejections.swap(rejections_);  // they ride with the events
+      } else if (rejectionsDue) {
+        rejections.swap(rejections_);
       }
+    }
+    if (finished) {
+      if (!rejections.empty()) commitRejections(rejections);
+      return;
     }
     if (std::chrono::steady_clock::now() >= nextTick_) {
       tick();
       nextTick_ = std::chrono::steady_clock::now() + kTickInterval;
     }
     if (!group) {
+      if (rejectionsDue) commitRejections(rejections);
       // No events waiting: a purge turn, while the files are sound.
       if (writer_ && fault_ == Fault::kNone) runPurgeTurn(log);
       continue;
     }
-    commitGroup(*group);
+    const std::int64_t highestBefore = highestId_;
+    commitGroup(*group, rejections);
+    // Before the waiters are answered: a stream's wake-up should not queue behind them.
+    if (highestId_ > highestBefore && sinkSettings_.onCommitted) {
+      sinkSettings_.onCommitted(highestId_);
+    }
     const std::size_t size = group->items.size();  // `items` may be gone once the waiters wake
     for (const std::unique_ptr<Pending>& submitted : group->submitted) {
       try {
@@ -711,7 +891,8 @@ void SqliteEventSink::run() {
 }
 
 bool SqliteEventSink::commitRange(std::vector<Pending*>& batch, std::size_t from, std::size_t to,
-                                  Failure& failure) {
+                                  std::vector<RejectionRecord>& rejections, Failure& failure) {
+  std::size_t written = 0;
   try {
     sqlite::ImmediateTransaction tx(writer_->session);
     writer_->beginTransaction();
@@ -719,6 +900,7 @@ bool SqliteEventSink::commitRange(std::vector<Pending*>& batch, std::size_t from
       for (std::size_t i = from; i < to; ++i) {
         batch[i]->outcome = writer_->apply(*batch[i]->event, verifier_);
       }
+      written = writer_->insertRejections(rejections, sinkSettings_.keepRejections);
       writer_->finishTransaction();  // the counters, in the same transaction as the events
       // Last, right before COMMIT: a commit into a file no longer at the path would be
       // acknowledged and then lost; rolled back, it is answered 503 and truly not stored.
@@ -741,20 +923,28 @@ bool SqliteEventSink::commitRange(std::vector<Pending*>& batch, std::size_t from
     return false;
   }
   for (std::size_t i = from; i < to; ++i) highestId_ = std::max(highestId_, batch[i]->outcome.id);
+  if (!rejections.empty() && sinkSettings_.onRejections) {
+    // Those not written had no table to go to (a schema before 0008).
+    sinkSettings_.onRejections(written, rejections.size() - written);
+  }
+  rejections.clear();
   return true;
 }
 
-void SqliteEventSink::commitGroup(Group& group) {
+void SqliteEventSink::commitGroup(Group& group, std::vector<RejectionRecord>& rejections) {
   std::vector<Pending*>& batch = group.items;
   auto failAll = [&](const std::string& reason) {
     for (Pending* p : batch) p->outcome = unavailable(reason);
   };
   // Nothing is committed to files that are no longer the database at the path; tick() retries
   // the recovery once a second (each try may copy the whole database).
-  if (fault_ == Fault::kFiles || !writer_) return failAll(problem_);
+  if (fault_ == Fault::kFiles || !writer_) {
+    failAll(problem_);
+    return dropRejections(rejections);
+  }
 
   Failure failure;
-  if (commitRange(batch, 0, batch.size(), failure)) return leaveFault();
+  if (commitRange(batch, 0, batch.size(), rejections, failure)) return leaveFault();
   failAll(failure.reason);
   lastFailedBatch_ = std::chrono::steady_clock::now();
   if (!failure.filesChanged) {
@@ -767,25 +957,29 @@ void SqliteEventSink::commitGroup(Group& group) {
   }
   if (failure.filesChanged) {
     enterFault(Fault::kFiles, failure.reason);
+    dropRejections(rejections);
     // Right away, so that the events queued behind this batch can commit on the saved file.
     recover();
     return;
   }
   if (batch.size() == 1 || storageWide(failure.code)) {
+    dropRejections(rejections);
     return enterFault(Fault::kCommit, "a commit failed: " + failure.reason);
   }
   // One event that cannot be written must not take its neighbours down with it: retry each
   // alone. Only when none commits is it the storage's fault rather than those events'.
   std::vector<std::size_t> failed;
   std::string lastReason = failure.reason;
+  // The rejections ride with the first of these transactions that commits.
   for (std::size_t i = 0; i < batch.size(); ++i) {
     Failure one;
-    if (!commitRange(batch, i, i + 1, one)) {
+    if (!commitRange(batch, i, i + 1, rejections, one)) {
       batch[i]->outcome = unavailable(one.reason);
       failed.push_back(i);
       lastReason = one.reason;
     }
   }
+  dropRejections(rejections);  // none committed
   if (failed.size() == batch.size()) {
     return enterFault(Fault::kCommit, "a commit failed: " + lastReason);
   }

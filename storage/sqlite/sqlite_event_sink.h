@@ -10,6 +10,11 @@
 // by copying the open database (SQLite's backup API reads it, WAL included, through the open
 // connection) to the configured path, so nothing acknowledged is lost; then it reopens and
 // acknowledges again once a commit there succeeds. README "Storage faults" has the why.
+//
+// Rejections (SPEC §5 `rejections`) wait in a bounded queue and ride in the next transaction
+// of events; when no events come, they are committed on their own once the oldest has waited
+// SinkSettings::rejectionDelay, so a flood of forged requests costs one commit per delay at
+// most, not one per request.
 #pragma once
 
 #include <chrono>
@@ -36,6 +41,9 @@ namespace b24es::sqlite {
 // The statements that select a purge batch, with sample parameters (for query_plan_test).
 std::vector<SqlQuery> purgeQueries();
 
+// The statements that write and trim rejections, with sample parameters (for query_plan_test).
+std::vector<SqlQuery> rejectionWriteQueries();
+
 class SqliteEventSink final : public EventSink {
  public:
   // Opens the write connection and starts the writer thread. Throws StorageError.
@@ -48,6 +56,7 @@ class SqliteEventSink final : public EventSink {
   IngestOutcome write(const IncomingEvent& event) override;
   void submit(const IncomingEvent& event, Completion done) override;
   std::int64_t purge(const PurgeRequest& request) override;
+  bool recordRejection(const RejectionRecord& rejection) override;
   void close() override;
 
   // A purge in progress: where it is and what it did. Changed only by the writer thread until
@@ -96,11 +105,16 @@ class SqliteEventSink final : public EventSink {
 
   void run();
   // Commits one group, setting every item's outcome (each wait ends after this).
-  void commitGroup(Group& group);
-  // Applies batch[from, to) in one transaction; COMMITs only when the files are still the ones
-  // at the path. False, rolled back, with `failure` set otherwise.
+  void commitGroup(Group& group, std::vector<RejectionRecord>& rejections);
+  // Applies batch[from, to) and `rejections` in one transaction; COMMITs only when the files
+  // are still the ones at the path, and then empties `rejections`. False, rolled back, with
+  // `failure` set otherwise.
   bool commitRange(std::vector<Pending*>& batch, std::size_t from, std::size_t to,
-                   Failure& failure);
+                   std::vector<RejectionRecord>& rejections, Failure& failure);
+  // Commits `rejections` alone (no events came within rejectionDelay); dropped on failure.
+  void commitRejections(std::vector<RejectionRecord>& rejections);
+  // Counts `rejections` as dropped and empties it.
+  void dropRejections(std::vector<RejectionRecord>& rejections);
   // Once a second: the file check, and the recovery or probe a fault calls for.
   void tick();
   // Runs one small write transaction; true when it committed on the files at the path.
@@ -136,6 +150,10 @@ class SqliteEventSink final : public EventSink {
   std::deque<std::shared_ptr<Group>> groups_ GUARDED_BY(mutex_);     // oldest first
   std::deque<std::shared_ptr<PurgeJob>> purges_ GUARDED_BY(mutex_);  // oldest first
   bool closing_ GUARDED_BY(mutex_) = false;
+  // Rejections waiting for a transaction, oldest first; at most maxPendingRejections.
+  std::vector<RejectionRecord> rejections_ GUARDED_BY(mutex_);
+  // When the oldest of rejections_ has waited rejectionDelay (meaningful while not empty).
+  std::chrono::steady_clock::time_point rejectionsDue_ GUARDED_BY(mutex_);
   std::thread thread_;
 };
 

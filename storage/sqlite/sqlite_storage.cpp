@@ -9,6 +9,7 @@
 #include "sqlite_event_reader.h"
 #include "sqlite_event_sink.h"
 #include "sqlite_migrator.h"
+#include "sqlite_portal_state.h"
 #include "sqlite_read_pool.h"
 #include "sqlite_token_store.h"
 
@@ -38,6 +39,7 @@ class SqliteStorage final : public Storage {
     sqlite::exec(probe, "SELECT count(*) FROM sqlite_master");
     pool_ = std::make_unique<sqlite::ReadPool>(settings_.path, settings_.readPoolSize, *board_);
     tokenStore_ = std::make_unique<sqlite::SqliteTokenStore>(settings_, *board_);
+    portalState_ = std::make_unique<sqlite::SqlitePortalStateStore>(settings_, *board_);
     reader_ = std::make_unique<sqlite::SqliteEventReader>(*pool_);
   }
 
@@ -64,6 +66,7 @@ class SqliteStorage final : public Storage {
 
   TokenStore& tokenStore() override { return *tokenStore_; }
   EventReader& reader() override { return *reader_; }
+  PortalStateStore& portalState() override { return *portalState_; }
 
  private:
   const SqliteSettings settings_;  // const after construction
@@ -75,7 +78,8 @@ class SqliteStorage final : public Storage {
   const std::shared_ptr<sqlite::HealthBoard> board_ = std::make_shared<sqlite::HealthBoard>();
   std::unique_ptr<sqlite::ReadPool> pool_;  // thread-safe itself
 
-  std::unique_ptr<sqlite::SqliteTokenStore> tokenStore_;  // thread-safe itself
+  std::unique_ptr<sqlite::SqliteTokenStore> tokenStore_;         // thread-safe itself
+  std::unique_ptr<sqlite::SqlitePortalStateStore> portalState_;  // thread-safe itself
   // Reads through pool_; thread-safe.
   std::unique_ptr<sqlite::SqliteEventReader> reader_;
 };

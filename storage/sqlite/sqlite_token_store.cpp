@@ -21,9 +21,11 @@ const char* const kSelectColumns =
     "t.refresh_token, t.expires_at, t.refresh_token_at, t.source, t.last_refresh_at, "
     "t.last_refresh_error, t.refresh_failures, t.refresh_dead_at, t.refresh_lease_until, "
     "t.from_install, "
-    // proven (StoredToken::proven); the EXISTS is one search of events_member_event.
-    "(t.source <> 'install' OR EXISTS (SELECT 1 FROM events e WHERE e.member_id = t.member_id "
-    "AND e.event <> 'ONAPPINSTALL')) "
+    // proven (StoredToken::proven); the EXISTS is one search of events_member_event, on the
+    // keys of migration 0011 (no ONAPPINSTALL key yet: every event is another).
+    "(t.source <> 'install' OR EXISTS (SELECT 1 FROM event_rows e WHERE e.portal = "
+    "(SELECT key FROM event_portals WHERE member_id = t.member_id) "
+    "AND e.code IS NOT (SELECT key FROM event_codes WHERE event = 'ONAPPINSTALL'))) "
     "FROM tokens t JOIN portals p ON p.member_id = t.member_id ";
 
 std::optional<std::int64_t> optionalInt(const Poco::Dynamic::Var& v) {

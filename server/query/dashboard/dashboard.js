@@ -66,6 +66,13 @@ function fmtClock(iso) {
   return isNaN(d) ? String(iso) : d.toLocaleTimeString();
 }
 
+// Today's times as a clock, older ones with their date: the rejections table stays narrow.
+function fmtRecent(iso) {
+  const d = new Date(iso);
+  if (isNaN(d)) return iso ? String(iso) : "—";
+  return d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
+}
+
 function fmtUnix(seconds) { return seconds == null ? "—" : new Date(seconds * 1000).toLocaleString(); }
 
 function askForToken(message) {
@@ -187,7 +194,9 @@ async function loadPortals() {
     body.append(el("tr", {}, el("td", { colspan: 7, class: "empty" }, "No portal has installed the application yet.")));
   }
   for (const p of page.items) {
-    const status = p.uninstalled_at ? pill("uninstalled", "warn") : pill(p.status || "installed", "ok");
+    // Bitrix24's licence codes (the install's auth[status]), spelled out; an unknown one as sent.
+    const licence = { L: "local", F: "free", D: "demo", T: "trial", P: "paid" }[p.status] || p.status;
+    const status = p.uninstalled_at ? pill("uninstalled", "warn") : pill(licence || "installed", "ok");
     body.append(el("tr", {},
         el("td", {}, el("strong", {}, p.domain || "—"), el("div", { class: "muted" }, p.member_id)),
         el("td", {}, status),
@@ -209,7 +218,7 @@ async function loadRejections() {
     body.append(el("tr", {}, el("td", { colspan: 6, class: "empty" }, "Nothing rejected.")));
   }
   for (const r of page.items) {
-    body.append(el("tr", {}, el("td", {}, fmtTime(r.received_at)), el("td", {}, r.client_addr || "—"),
+    body.append(el("tr", {}, el("td", {}, fmtRecent(r.received_at)), el("td", {}, r.client_addr || "—"),
         el("td", {}, pill(String(r.status), r.status >= 500 ? "bad" : "warn")),
         el("td", {}, r.error || "—"), el("td", {}, r.event || "—"),
         el("td", {}, r.domain || r.member_id || "—")));
