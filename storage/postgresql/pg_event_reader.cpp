@@ -9,7 +9,7 @@ namespace {
 // data::text: the stored jsonb printed by PostgreSQL (keys in jsonb's order, one line).
 constexpr const char* kEventColumns =
     "SELECT id, event, member_id, domain, event_handler_id, event_id, ts, received_at, user_id, "
-    "entity_id, entity_type_id, data::text FROM events";
+    "entity_id, entity_type_id, data::text, source FROM events";
 
 constexpr const char* kPortalColumns =
     "SELECT p.member_id, p.domain, p.client_endpoint, p.server_endpoint, p.status, p.scope, "
@@ -50,6 +50,35 @@ constexpr const char* kTimelineSql =
 constexpr const char* kTimelineEventSql =
     "SELECT event, start, count FROM event_buckets WHERE width = $1 AND member_id = $2 "
     "AND start >= $3 AND start <= $4 AND event = $5 ORDER BY start";
+// Bindings and offline state (0004) of the same page of portals, or of one.
+constexpr const char* kBindingColumns =
+    "SELECT member_id, event, type, state, error, updated_at FROM bindings";
+constexpr const char* kOfflineColumns =
+    "SELECT member_id, mode, last_pass_at, last_error, fetched FROM offline_state";
+const std::string kPageBindingsSql =
+    std::string(kBindingColumns) +
+    " WHERE member_id IN (SELECT member_id FROM portals WHERE member_id > $1 "
+    "ORDER BY member_id LIMIT $2) ORDER BY member_id, event, type";
+const std::string kPortalBindingsSql =
+    std::string(kBindingColumns) + " WHERE member_id = $1 ORDER BY member_id, event, type";
+const std::string kPageOfflineSql =
+    std::string(kOfflineColumns) +
+    " WHERE member_id IN (SELECT member_id FROM portals WHERE member_id > $1 "
+    "ORDER BY member_id LIMIT $2) ORDER BY member_id";
+const std::string kPortalOfflineSql = std::string(kOfflineColumns) + " WHERE member_id = $1";
+constexpr const char* kBindingStatesSql =
+    "SELECT type, state, count(*) FROM bindings GROUP BY type, state ORDER BY type, state";
+// One descent of the primary key from its end.
+constexpr const char* kCommittedThroughSql = "SELECT max(id) FROM events";
+// A page of rejections (0003), newest first: a range of the primary key from the cursor down,
+// or of rejections_member_id (member_id, id) for one portal.
+constexpr const char* kRejectionColumns =
+    "SELECT id, received_at, client_addr, status, error, event, member_id, domain "
+    "FROM rejections";
+const std::string kRejectionPageSql =
+    std::string(kRejectionColumns) + " WHERE id < $1 ORDER BY id DESC LIMIT $2";
+const std::string kPortalRejectionPageSql =
+    std::string(kRejectionColumns) + " WHERE member_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3";
 constexpr const char* kTokenStatesSql =
     "SELECT CASE WHEN last_refresh_error IS NOT NULL THEN 0 "
     "WHEN refresh_token IS NULL THEN 1 "
@@ -70,6 +99,7 @@ EventRecord eventOf(const Result& r, int i) {
   e.entityId = r.optionalInteger(i, 9);
   e.entityTypeId = r.optionalInteger(i, 10);
   e.dataJson = r.text(i, 11);
+  e.offline = r.text(i, 12) == "offline";
   return e;
 }
 
@@ -105,6 +135,8 @@ Query eventsQuery(const EventFilter& f) {
   if (f.userId) term("user_id", " = ", *f.userId);
   if (f.from) term("ts", " >= ", *f.from);
   if (f.to) term("ts", " <= ", *f.to);
+  // source = 'offline' has a partial index (events_offline, 0004); online, the bulk, has none.
+  if (f.source) term("source", " = ", *f.source);
   const bool asc = f.order == EventFilter::Order::kAsc;
   term("id", asc ? " > " : " < ",
        f.afterId.value_or(asc ? 0 : std::numeric_limits<std::int64_t>::max()));
@@ -115,8 +147,24 @@ Query eventsQuery(const EventFilter& f) {
   return q;
 }
 
+Query rejectionsQuery(const RejectionFilter& filter) {
+  const std::int64_t before = filter.afterId.value_or(std::numeric_limits<std::int64_t>::max());
+  const auto limit = static_cast<std::int64_t>(filter.limit) + 1;  // +1: is there a next page?
+  if (filter.memberId) {
+    return {kPortalRejectionPageSql, Params().add(*filter.memberId).add(before).add(limit)};
+  }
+  return {kRejectionPageSql, Params().add(before).add(limit)};
+}
+
 std::vector<Query> fixedReaderQueries() {
   return {
+      {kPageBindingsSql, Params().add("member").add(std::int64_t{101})},
+      {kPortalBindingsSql, Params().add("member")},
+      {kPageOfflineSql, Params().add("member").add(std::int64_t{101})},
+      {kPortalOfflineSql, Params().add("member")},
+      {kCommittedThroughSql, Params()},
+      rejectionsQuery(RejectionFilter{}),
+      rejectionsQuery(RejectionFilter{std::int64_t{500}, std::string("member"), 100}),
       {kEventByIdSql, Params().add(std::int64_t{1})},
       {kPortalPageSql, Params().add("member").add(std::int64_t{101})},
       {kOnePortalSql, Params().add("member")},
@@ -159,11 +207,25 @@ std::optional<EventRecord> PgEventReader::findEvent(std::int64_t id) {
   return eventOf(r, 0);
 }
 
-std::vector<PortalView> PgEventReader::portals(const Query& portalQuery, const Query& tokenQuery) {
+std::vector<PortalView> PgEventReader::portals(const Query& portalQuery, const Query& tokenQuery,
+                                               const Query& bindingQuery,
+                                               const Query& offlineQuery) {
   Pool::Lease c = pool_.get();
   Snapshot snapshot(*c);
   Result p = c->query(portalQuery.sql, portalQuery.params);
   Result t = c->query(tokenQuery.sql, tokenQuery.params);
+  Result b = c->query(bindingQuery.sql, bindingQuery.params);
+  Result o = c->query(offlineQuery.sql, offlineQuery.params);
+  std::unordered_map<std::string, std::vector<BindingRecord>> bindings;
+  for (int k = 0; k < b.rows(); ++k) {
+    bindings[b.text(k, 0)].push_back(BindingRecord{b.text(k, 1), b.text(k, 2), b.text(k, 3),
+                                                   b.optionalText(k, 4), b.integer(k, 5)});
+  }
+  std::unordered_map<std::string, OfflineState> offline;
+  for (int k = 0; k < o.rows(); ++k) {
+    offline[o.text(k, 0)] =
+        OfflineState{o.text(k, 1), o.optionalInteger(k, 2), o.optionalText(k, 3), o.integer(k, 4)};
+  }
   // Tokens by portal: matched by value, not by walking both lists, so that the order of the
   // database's collation does not matter.
   std::unordered_map<std::string, std::vector<TokenInfo>> tokens;
@@ -191,6 +253,10 @@ std::vector<PortalView> PgEventReader::portals(const Query& portalQuery, const Q
     v.lastEventTs = p.optionalInteger(i, 9);
     auto found = tokens.find(v.memberId);
     if (found != tokens.end()) v.tokens = std::move(found->second);
+    auto bound = bindings.find(v.memberId);
+    if (bound != bindings.end()) v.bindings = std::move(bound->second);
+    auto pulled = offline.find(v.memberId);
+    if (pulled != offline.end()) v.offline = std::move(pulled->second);
   }
   return views;
 }
@@ -199,7 +265,8 @@ PortalPage PgEventReader::listPortals(const PortalFilter& filter) {
   Params params;
   params.add(filter.after.value_or("")).add(static_cast<std::int64_t>(filter.limit) + 1);
   PortalPage page;
-  page.items = portals(Query{kPortalPageSql, params}, Query{kPageTokensSql, params});
+  page.items = portals(Query{kPortalPageSql, params}, Query{kPageTokensSql, params},
+                       Query{kPageBindingsSql, params}, Query{kPageOfflineSql, params});
   if (page.items.size() > filter.limit) {
     page.items.resize(filter.limit);
     page.nextAfter = page.items.back().memberId;
@@ -211,7 +278,8 @@ std::optional<PortalView> PgEventReader::findPortalView(const std::string& membe
   Params params;
   params.add(memberId);
   std::vector<PortalView> views =
-      portals(Query{kOnePortalSql, params}, Query{kPortalTokensSql, params});
+      portals(Query{kOnePortalSql, params}, Query{kPortalTokensSql, params},
+              Query{kPortalBindingsSql, params}, Query{kPortalOfflineSql, params});
   if (views.empty()) return std::nullopt;
   return std::move(views[0]);
 }
@@ -276,6 +344,48 @@ TokenStateCounts PgEventReader::tokenStates(std::int64_t nowSeconds) {
     }
   }
   return counts;
+}
+
+RejectionPage PgEventReader::listRejections(const RejectionFilter& filter) {
+  Query q = rejectionsQuery(filter);
+  Pool::Lease c = pool_.get();
+  Result r = c->query(q.sql, q.params);
+  RejectionPage page;
+  for (int i = 0; i < r.rows() && page.items.size() < filter.limit; ++i) {
+    RejectionRecord rec;
+    rec.id = r.integer(i, 0);
+    rec.receivedAt = r.integer(i, 1);
+    rec.clientAddr = r.text(i, 2);
+    rec.status = static_cast<int>(r.integer(i, 3));
+    rec.error = r.text(i, 4);
+    rec.event = r.optionalText(i, 5);
+    rec.memberId = r.optionalText(i, 6);
+    rec.domain = r.optionalText(i, 7);
+    page.items.push_back(std::move(rec));
+  }
+  if (static_cast<std::size_t>(r.rows()) > filter.limit) page.nextAfterId = page.items.back().id;
+  return page;
+}
+
+std::vector<BindingStateCount> PgEventReader::bindingStates() {
+  Pool::Lease c = pool_.get();
+  Result r = c->query(kBindingStatesSql);
+  std::vector<BindingStateCount> counts;
+  for (int i = 0; i < r.rows(); ++i)
+    counts.push_back({r.text(i, 0), r.text(i, 1), r.integer(i, 2)});
+  return counts;
+}
+
+std::int64_t PgEventReader::committedThrough() {
+  Pool::Lease c = pool_.get();
+  // max(id) is a safe watermark on PostgreSQL too, though sequence values can commit out of
+  // order in general: every writer of events (the sink, the offline store) takes its ids under
+  // the commit-order advisory lock and holds it until COMMIT (pg_event_sink.h, pg_counters.h),
+  // and a transaction's locks are released only once its commit is visible. So any id below
+  // the largest visible one was handed out by a transaction that had already ended: it is
+  // visible now, or it never will be.
+  Result r = c->query(kCommittedThroughSql);
+  return r.optionalInteger(0, 0).value_or(0);
 }
 
 }  // namespace b24es::pg

@@ -20,6 +20,8 @@ struct Query {
 
 // The statement scanEvents() runs for `filter`.
 Query eventsQuery(const EventFilter& filter);
+// The statement listRejections() runs for `filter`.
+Query rejectionsQuery(const RejectionFilter& filter);
 // Every other fixed statement of the reader, with sample parameters.
 std::vector<Query> fixedReaderQueries();
 
@@ -34,9 +36,13 @@ class PgEventReader final : public EventReader {
   EventStats stats() override;
   Timeline timeline(const TimelineQuery& query) override;
   TokenStateCounts tokenStates(std::int64_t nowSeconds) override;
+  RejectionPage listRejections(const RejectionFilter& filter) override;
+  std::vector<BindingStateCount> bindingStates() override;
+  std::int64_t committedThrough() override;
 
  private:
-  std::vector<PortalView> portals(const Query& portalQuery, const Query& tokenQuery);
+  std::vector<PortalView> portals(const Query& portalQuery, const Query& tokenQuery,
+                                  const Query& bindingQuery, const Query& offlineQuery);
   Pool& pool_;  // thread-safe itself
 };
 

@@ -13,6 +13,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "pg_counters.h"
 #include "pg_migrator.h"
 
 namespace b24es::pg {
@@ -21,13 +22,13 @@ namespace {
 constexpr std::chrono::seconds kTickInterval{1};
 constexpr int kDeadlockRetries = 3;
 constexpr std::int64_t kNewPortalWindowSeconds = 3600;
-// The timeline's bucket widths and how long minute and hour buckets are kept (as SQLite's).
-constexpr std::int64_t kBucketWidths[] = {60, 3600, 86400};
+// How long minute and hour buckets are kept (as SQLite's).
 constexpr std::int64_t kMinuteBucketKeepSeconds = 7 * 86400;
 constexpr std::int64_t kHourBucketKeepSeconds = 90 * 86400;
 
 // Advisory lock keys (pg_advisory_xact_lock), constants of this program: ASCII "b24es-np"
-// (new portals) and "b24es-id" (commit order, in kInsertEventsHead). Portal keys: lockKey().
+// (new portals) and "b24es-id" (commit order, kCommitOrderLockKey, in kInsertEventsHead).
+// Portal keys: portalLockKey().
 constexpr const char* kNewPortalLock = "SELECT pg_advisory_xact_lock(7102601135318347376)";
 
 constexpr const char* kSelectPortalBatchSql =
@@ -49,30 +50,13 @@ constexpr const char* kEventCasts[kEventParams] = {"::text",   "::text",   "::te
                                                    "::text",   "::bigint", "::bigint", "::bigint",
                                                    "::bigint", "::bigint", "::jsonb"};
 
+constexpr const char* kRejectionCasts[7] = {"::bigint", "::text", "::integer", "::text",
+                                            "::text",   "::text", "::text"};
+
 Poco::Logger& storageLog() { return Poco::Logger::get("b24es.storage"); }
 
 IngestOutcome unavailable(const std::string& reason) {
   return IngestOutcome{IngestOutcome::Status::kUnavailable, 0, reason};
-}
-
-// "($1, $2, ...), ($12, ...)": placeholders for `rows` rows of `columns` values, numbered from
-// first + 1, with `cast` after the column of that index, or casts[c] after each column c.
-// Built from counts only.
-std::string placeholders(std::size_t rows, int columns, int castColumn = -1, const char* cast = "",
-                         int first = 0, const char* const* casts = nullptr) {
-  std::string s;
-  int n = first;
-  for (std::size_t r = 0; r < rows; ++r) {
-    s += r ? ", (" : "(";
-    for (int c = 0; c < columns; ++c) {
-      if (c) s += ", ";
-      s += "$" + std::to_string(++n);
-      if (c == castColumn) s += cast;
-      if (casts) s += casts[c];
-    }
-    s += ")";
-  }
-  return s;
 }
 
 // Class 08 (connection), 53 (resources: disk full, out of memory), 57 (operator intervention:
@@ -104,10 +88,13 @@ class PgEventSink::Writer {
                   const Verifier& verifier) {
     portals_.clear();
     grants_.clear();
-    totals_.clear();
-    buckets_.clear();
+    counters_.clear();
     cleanups_.clear();
     installLocked_ = false;
+    if (from == to) {  // rejections alone: no portal to lock
+      c.exec("BEGIN");
+      return;
+    }
     beginLocked(batch, from, to);
     std::vector<std::size_t> stored;  // indexes in batch of the events to insert
     std::vector<std::int64_t> receivedAt;
@@ -157,13 +144,38 @@ class PgEventSink::Writer {
 
   std::vector<PurgeRequest> takeCleanups() { return std::move(cleanups_); }
 
+  // Inserts `rejections` (one statement) and trims the table to the newest `keep`, inside the
+  // open transaction, by an id range of the primary key: the ids at or below (this insert's
+  // newest - keep). Ids come from one sequence for every receiver, so the range is right
+  // across them too (a gap from a rolled-back insert keeps a few rows fewer). Returns how many
+  // were written.
+  std::size_t insertRejections(const std::vector<RejectionRecord>& rejections, std::size_t keep) {
+    if (rejections.empty()) return 0;
+    Params params;
+    for (const RejectionRecord& r : rejections) {
+      params.add(r.receivedAt).add(r.clientAddr).add(std::int64_t{r.status}).add(r.error);
+      params.add(r.event).add(r.memberId).add(r.domain);
+    }
+    Result ids = c.query(
+        "INSERT INTO rejections(received_at, client_addr, status, error, event, member_id, "
+        "domain) VALUES " +
+            placeholders(rejections.size(), 7, -1, "", 0, kRejectionCasts) + " RETURNING id",
+        params);
+    std::int64_t newest = 0;
+    for (int r = 0; r < ids.rows(); ++r) newest = std::max(newest, ids.integer(r, 0));
+    const auto kept = static_cast<std::int64_t>(keep);
+    if (newest > kept) {
+      c.query("DELETE FROM rejections WHERE id <= $1", Params().add(newest - kept));
+    }
+    return rejections.size();
+  }
+
   // One purge transaction: deletes (or counts) at most `limit` of the events `job` selects
   // after its cursor, and prunes timeline buckets; true when nothing is left.
   bool purgeBatch(PurgeJob& job, int limit) {
     const PurgeRequest& r = job.request;
     Transaction tx(c);
-    totals_.clear();
-    buckets_.clear();
+    counters_.clear();
     bool finished = true;
     if (r.memberId || r.receivedBefore) {
       Result rows =
@@ -236,7 +248,7 @@ class PgEventSink::Writer {
     std::set<std::string> members;
     for (std::size_t i = from; i < to; ++i) members.insert(batch[i]->event->memberId);
     std::set<std::int64_t> keys;
-    for (const std::string& m : members) keys.insert(lockKey(m));
+    for (const std::string& m : members) keys.insert(portalLockKey(m));
     std::string begin = "BEGIN; SELECT ";
     for (auto k = keys.begin(); k != keys.end(); ++k) {
       // The target list is evaluated left to right: the locks are taken in key order, the same
@@ -260,17 +272,6 @@ class PgEventSink::Writer {
         params);
     for (const std::string& m : members) portals_[m] = std::nullopt;
     for (int i = 0; i < rows.rows(); ++i) portals_[rows.text(i, 0)] = portalOf(rows, i);
-  }
-
-  // A portal's advisory lock key: the first 8 bytes of the MD5 of its member_id (any stable
-  // hash does; a collision only makes two portals share a lock).
-  static std::int64_t lockKey(const std::string& memberId) {
-    Poco::MD5Engine md5;
-    md5.update(memberId);
-    const Poco::DigestEngine::Digest& d = md5.digest();
-    std::uint64_t k = 0;
-    for (std::size_t i = 0; i < 8; ++i) k = (k << 8) | d[i];
-    return static_cast<std::int64_t>(k);
   }
 
   static PortalRecord portalOf(const Result& r, int i) {
@@ -350,6 +351,14 @@ class PgEventSink::Writer {
       case Verdict::Action::kStore:
         for (const TokenGrant& t : e.tokens) applyEventToken(e.memberId, t, nowSec);
         break;
+      case Verdict::Action::kRotate:
+        // app.info confirmed the new token (the lifecycle verifier); the row is locked FOR
+        // UPDATE, so a rotation at another receiver is decided on this one's result.
+        c.query("UPDATE portals SET application_token = $2, updated_at = $3 WHERE member_id = $1",
+                Params().add(e.memberId).add(e.applicationToken).add(nowSec));
+        reloadPortal(e.memberId);
+        for (const TokenGrant& t : e.tokens) applyEventToken(e.memberId, t, nowSec);
+        break;
       case Verdict::Action::kUninstall:
         createPortal(e, nowSec);  // a portal known only through a static token
         c.query(
@@ -358,10 +367,11 @@ class PgEventSink::Writer {
             Params().add(e.memberId).add(nowSec));
         c.query("DELETE FROM tokens WHERE member_id = $1", Params().add(e.memberId));
         if (e.clean && sink_.purgeOnClean) {
-          // The bindings table belongs to a later migration that may not be here yet.
-          if (c.query("SELECT to_regclass('bindings') IS NOT NULL").boolean(0, 0)) {
-            c.query("DELETE FROM bindings WHERE member_id = $1", Params().add(e.memberId));
-          }
+          // SPEC §9's bindings go with CLEAN=1, and with them what the store knew of the
+          // portal's offline queue (0004): its mode and the notes of batches not yet cleared.
+          c.query("DELETE FROM bindings WHERE member_id = $1", Params().add(e.memberId));
+          c.query("DELETE FROM offline_state WHERE member_id = $1", Params().add(e.memberId));
+          c.query("DELETE FROM offline_batches WHERE member_id = $1", Params().add(e.memberId));
           clean = true;
         }
         reloadPortal(e.memberId);
@@ -463,86 +473,18 @@ class PgEventSink::Writer {
     return std::max<std::int64_t>(1, wait);
   }
 
-  // One event stored (+1) or deleted (-1): summed per key until flushCounters().
   void count(const std::string& memberId, const std::string& event, std::int64_t receivedMillis,
              std::int64_t delta) {
-    totals_[{memberId, event}] += delta;
-    const std::int64_t seconds = receivedMillis / 1000;
-    for (std::int64_t width : kBucketWidths) {
-      const std::int64_t start = seconds / width * width;
-      buckets_[{width, memberId, start, event}] += delta;
-      buckets_[{width, std::string(), start, event}] += delta;
-    }
+    counters_.add(memberId, event, receivedMillis, delta);
   }
-
-  // The summed counter changes, in key order (so that receivers lock counter rows in one
-  // order): one multi-row upsert per table for the additions; decrements one by one (purges).
-  void flushCounters() {
-    Params addTotals, addBuckets;
-    std::size_t totalRows = 0, bucketRows = 0;
-    for (const auto& [key, delta] : totals_) {
-      if (delta > 0) {
-        addTotals.add(key.first).add(key.second).add(delta);
-        ++totalRows;
-      } else if (delta < 0) {
-        Params p;
-        p.add(key.first).add(key.second).add(delta);
-        c.query("UPDATE event_counts SET count = count + $3 WHERE member_id = $1 AND event = $2",
-                p);
-        c.query("DELETE FROM event_counts WHERE member_id = $1 AND event = $2 AND count <= 0",
-                Params().add(key.first).add(key.second));
-      }
-    }
-    for (const auto& [key, delta] : buckets_) {
-      const auto& [width, member, start, event] = key;
-      if (delta > 0) {
-        addBuckets.add(width).add(member).add(start).add(event).add(delta);
-        ++bucketRows;
-      } else if (delta < 0) {
-        Params p;
-        p.add(width).add(member).add(start).add(event).add(delta);
-        c.query(
-            "UPDATE event_buckets SET count = count + $5 WHERE width = $1 AND member_id = $2 "
-            "AND start = $3 AND event = $4",
-            p);
-        c.query(
-            "DELETE FROM event_buckets WHERE width = $1 AND member_id = $2 AND start = $3 "
-            "AND event = $4 AND count <= 0",
-            Params().add(width).add(member).add(start).add(event));
-      }
-    }
-    // Additions come in pairs (a total and its buckets): one statement for both tables, a
-    // data-modifying CTE for the totals, with the buckets' placeholders numbered after them.
-    if (totalRows && bucketRows) {
-      Params both = addTotals;
-      for (const auto& v : addBuckets.values()) {
-        if (v) {
-          both.add(*v);
-        } else {
-          both.nullValue();
-        }
-      }
-      c.query("WITH totals AS (INSERT INTO event_counts(member_id, event, count) VALUES " +
-                  placeholders(totalRows, 3, 2, "::bigint") +
-                  " ON CONFLICT(member_id, event) DO UPDATE "
-                  "SET count = event_counts.count + excluded.count) "
-                  "INSERT INTO event_buckets(width, member_id, start, event, count) VALUES " +
-                  placeholders(bucketRows, 5, 4, "::bigint", static_cast<int>(totalRows) * 3) +
-                  " ON CONFLICT(width, member_id, start, event) DO UPDATE "
-                  "SET count = event_buckets.count + excluded.count",
-              both);
-    }
-    totals_.clear();
-    buckets_.clear();
-  }
+  void flushCounters() { counters_.flush(c); }
 
   const Clock& clock_;
   const SinkSettings& sink_;
   // What this transaction read or wrote, reset at its start.
   std::unordered_map<std::string, std::optional<PortalRecord>> portals_;  // by member_id
   std::map<std::pair<std::string, std::int64_t>, TokenGrant> grants_;     // by (member, user)
-  std::map<std::pair<std::string, std::string>, std::int64_t> totals_;
-  std::map<std::tuple<std::int64_t, std::string, std::int64_t, std::string>, std::int64_t> buckets_;
+  CounterChanges counters_;
   std::vector<PurgeRequest> cleanups_;
   bool installLocked_ = false;
 };
@@ -626,40 +568,105 @@ void PgEventSink::close() {
   writer_.reset();
 }
 
+bool PgEventSink::recordRejection(const RejectionRecord& rejection) {
+  if (sinkSettings_.keepRejections == 0) return false;  // ingest.keep_rejections = 0: none kept
+  RejectionRecord record = cutRejection(rejection);
+  record.id = 0;
+  record.receivedAt = clock_.nowMillis();
+  bool queued = false;
+  bool first = false;
+  {
+    MutexLock lock(mutex_);
+    if (!closing_ && rejections_.size() < sinkSettings_.maxPendingRejections) {
+      first = rejections_.empty();
+      if (first) rejectionsDue_ = std::chrono::steady_clock::now() + sinkSettings_.rejectionDelay;
+      rejections_.push_back(std::move(record));
+      queued = true;
+    }
+  }
+  // The writer learns of a deadline earlier than the one it sleeps towards; later ones it sees
+  // when it next wakes.
+  if (first) wake_.signal();
+  if (!queued && sinkSettings_.onRejections) sinkSettings_.onRejections(0, 1);
+  return queued;
+}
+
+void PgEventSink::dropRejections(std::vector<RejectionRecord>& rejections) {
+  if (!rejections.empty() && sinkSettings_.onRejections) {
+    sinkSettings_.onRejections(0, rejections.size());
+  }
+  rejections.clear();
+}
+
+void PgEventSink::commitRejections(std::vector<RejectionRecord>& rejections) {
+  // While faulted, the events' commits and the probe decide when the store works again;
+  // rejections wait for no one and are dropped.
+  if (faulted_) return dropRejections(rejections);
+  std::vector<Pending*> none;
+  std::string error;
+  bool wide = false;
+  if (!commitRange(none, 0, 0, rejections, error, wide)) {
+    storageLog().warning("rejections not recorded: %s", error);
+    dropRejections(rejections);
+  }
+}
+
 void PgEventSink::run() {
 #if defined(__linux__)
   ::pthread_setname_np(::pthread_self(), "b24es-writer");
 #endif
+  std::vector<RejectionRecord> rejections;  // taken from rejections_ for the next transaction
   for (;;) {
     std::shared_ptr<Group> group;
+    bool rejectionsDue = false;
+    bool finished = false;
     {
       MutexLock lock(mutex_);
-      while (!closing_ && groups_.empty() && purges_.empty()) {
-        if (!wake_.waitUntil(mutex_, nextTick_) && std::chrono::steady_clock::now() >= nextTick_)
-          break;
+      for (;;) {
+        const auto now = std::chrono::steady_clock::now();
+        rejectionsDue = !rejections_.empty() && now >= rejectionsDue_;
+        if (closing_ || !groups_.empty() || !purges_.empty() || rejectionsDue) break;
+        const auto until = rejections_.empty() ? nextTick_ : std::min(nextTick_, rejectionsDue_);
+        if (!wake_.waitUntil(mutex_, until) && std::chrono::steady_clock::now() >= nextTick_) break;
       }
-      if (groups_.empty() && closing_) {
+      if (groups_.empty() && closing_) {  // closing and drained: purges stop where they are
         for (const std::shared_ptr<PurgeJob>& job : purges_) {
           job->error = "the store is shutting down";
           job->done.set();
         }
         purges_.clear();
-        return;
-      }
-      if (!groups_.empty()) {
+        rejections.swap(rejections_);  // the last rejections still go in, on their own
+        finished = true;
+      } else if (!groups_.empty()) {
         group = groups_.front();
         groups_.pop_front();
+        rejections.swap(rejections_);  // they ride with the events
+      } else if (rejectionsDue) {
+        rejections.swap(rejections_);
       }
+    }
+    if (finished) {
+      if (!rejections.empty()) commitRejections(rejections);
+      return;
     }
     if (std::chrono::steady_clock::now() >= nextTick_) {
       tick();
       nextTick_ = std::chrono::steady_clock::now() + kTickInterval;
     }
     if (!group) {
+      if (rejectionsDue) commitRejections(rejections);
       if (!faulted_) runPurgeTurn();
       continue;
     }
-    commitGroup(*group);
+    const std::int64_t highestBefore = highestId_;
+    commitGroup(*group, rejections);
+    // The batch's highest id is a watermark: ids are taken under the commit-order lock, held
+    // until COMMIT, so every id below it was handed out by a transaction that had already
+    // committed or rolled back (pg_event_sink.h). Before the waiters are answered, so that a
+    // stream's wake-up does not queue behind them.
+    if (highestId_ > highestBefore && sinkSettings_.onCommitted) {
+      sinkSettings_.onCommitted(highestId_);
+    }
     const std::size_t size = group->items.size();
     for (const std::unique_ptr<Pending>& submitted : group->submitted) {
       try {
@@ -688,7 +695,8 @@ bool PgEventSink::ensureWriter() {
 }
 
 bool PgEventSink::commitRange(std::vector<Pending*>& batch, std::size_t from, std::size_t to,
-                              std::string& error, bool& wide) {
+                              std::vector<RejectionRecord>& rejections, std::string& error,
+                              bool& wide) {
   for (int attempt = 0;; ++attempt) {
     if (!ensureWriter()) {
       error = problem_;
@@ -697,8 +705,17 @@ bool PgEventSink::commitRange(std::vector<Pending*>& batch, std::size_t from, st
     }
     try {
       writer_->applyBatch(batch, from, to, verifier_);  // sends BEGIN with the portal locks
+      const std::size_t written =
+          writer_->insertRejections(rejections, sinkSettings_.keepRejections);
       writer_->c.exec("COMMIT");
       queueCleanups(writer_->takeCleanups());
+      for (std::size_t i = from; i < to; ++i) {
+        highestId_ = std::max(highestId_, batch[i]->outcome.id);
+      }
+      if (!rejections.empty() && sinkSettings_.onRejections) {
+        sinkSettings_.onRejections(written, rejections.size() - written);
+      }
+      rejections.clear();
       return true;
     } catch (const PgError& e) {
       writer_->c.rollbackQuietly();
@@ -717,25 +734,30 @@ bool PgEventSink::commitRange(std::vector<Pending*>& batch, std::size_t from, st
   }
 }
 
-void PgEventSink::commitGroup(Group& group) {
+void PgEventSink::commitGroup(Group& group, std::vector<RejectionRecord>& rejections) {
   std::vector<Pending*>& batch = group.items;
   std::string error;
   bool wide = false;
-  if (commitRange(batch, 0, batch.size(), error, wide)) return leaveFault();
+  if (commitRange(batch, 0, batch.size(), rejections, error, wide)) return leaveFault();
   for (Pending* p : batch) p->outcome = unavailable(error);
-  if (batch.size() == 1 || wide) return enterFault("a commit failed: " + error);
+  if (batch.size() == 1 || wide) {
+    dropRejections(rejections);
+    return enterFault("a commit failed: " + error);
+  }
   // One event that cannot be written must not take its neighbours down with it.
   std::size_t failed = 0;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     std::string one;
     bool oneWide = false;
-    if (!commitRange(batch, i, i + 1, one, oneWide)) {
+    // The rejections ride with the first of these transactions that commits.
+    if (!commitRange(batch, i, i + 1, rejections, one, oneWide)) {
       batch[i]->outcome = unavailable(one);
       ++failed;
       storageLog().error("commit failed for one %s event: %s", batch[i]->event->event, one);
       error = one;
     }
   }
+  dropRejections(rejections);  // none committed
   if (failed == batch.size()) return enterFault("a commit failed: " + error);
   leaveFault();
 }

@@ -46,6 +46,7 @@ class PgEventSink final : public EventSink {
   IngestOutcome write(const IncomingEvent& event) override;
   void submit(const IncomingEvent& event, Completion done) override;
   std::int64_t purge(const PurgeRequest& request) override;
+  bool recordRejection(const RejectionRecord& rejection) override;
   void close() override;
 
   // A purge in progress. Changed only by the writer thread until `done` is set.
@@ -75,12 +76,15 @@ class PgEventSink final : public EventSink {
 
   std::shared_ptr<Group> enqueue(Pending* pending, std::unique_ptr<Pending>& owned);
   void run();
-  void commitGroup(Group& group);
-  // Commits batch[from, to) in one transaction, running it again after a deadlock. False,
-  // rolled back, with `error` set, otherwise; `storageWide` when the database (not one event)
-  // is at fault.
+  void commitGroup(Group& group, std::vector<RejectionRecord>& rejections);
+  // Commits batch[from, to) and `rejections` in one transaction, running it again after a
+  // deadlock; on success reports and clears `rejections`. False, rolled back, with `error`
+  // set, otherwise; `storageWide` when the database (not one event) is at fault.
   bool commitRange(std::vector<Pending*>& batch, std::size_t from, std::size_t to,
-                   std::string& error, bool& storageWide);
+                   std::vector<RejectionRecord>& rejections, std::string& error, bool& storageWide);
+  // Rejections on their own transaction (their delay passed, or the sink closes).
+  void commitRejections(std::vector<RejectionRecord>& rejections);
+  void dropRejections(std::vector<RejectionRecord>& rejections);
   bool runPurgeTurn();
   void queueCleanups(std::vector<PurgeRequest> cleanups);
   void tick();
@@ -100,12 +104,16 @@ class PgEventSink final : public EventSink {
   bool faulted_ = false;
   std::string problem_;
   std::chrono::steady_clock::time_point nextTick_;
+  std::int64_t highestId_ = 0;  // the highest id this sink committed (the onCommitted watermark)
 
   Mutex mutex_;
   CondVar wake_;  // signals groups_, purges_ or closing_ changed
   std::deque<std::shared_ptr<Group>> groups_ GUARDED_BY(mutex_);     // oldest first
   std::deque<std::shared_ptr<PurgeJob>> purges_ GUARDED_BY(mutex_);  // oldest first
   bool closing_ GUARDED_BY(mutex_) = false;
+  std::vector<RejectionRecord> rejections_ GUARDED_BY(mutex_);  // waiting for a transaction
+  // When the oldest of rejections_ must be committed even without events to ride with.
+  std::chrono::steady_clock::time_point rejectionsDue_ GUARDED_BY(mutex_);
   std::thread thread_;
 };
 

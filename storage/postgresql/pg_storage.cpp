@@ -7,6 +7,7 @@
 #include "pg_health.h"
 #include "pg_migrator.h"
 #include "pg_pool.h"
+#include "pg_portal_state.h"
 #include "pg_token_store.h"
 
 namespace b24es {
@@ -27,7 +28,8 @@ class PgStorage final : public Storage {
         migrator_(settings_, clock_, std::move(migrations)),
         pool_(settings_, settings_.readPoolSize),
         tokenStore_(pool_),
-        reader_(pool_) {
+        reader_(pool_),
+        portalState_(pool_) {
     // One connection now, so that a wrong URL, password or host fails at start-up.
     pool_.get()->exec("SELECT 1");
   }
@@ -64,6 +66,7 @@ class PgStorage final : public Storage {
   StorageHealth health() override { return board_->get(); }
   TokenStore& tokenStore() override { return tokenStore_; }
   EventReader& reader() override { return reader_; }
+  PortalStateStore& portalState() override { return portalState_; }
 
  private:
   const PgSettings settings_;  // const after construction
@@ -71,9 +74,10 @@ class PgStorage final : public Storage {
   const int knownVersion_;     // const after construction
   pg::PgMigrator migrator_;
   const std::shared_ptr<pg::HealthBoard> board_ = std::make_shared<pg::HealthBoard>();
-  pg::Pool pool_;                // thread-safe itself
-  pg::PgTokenStore tokenStore_;  // thread-safe itself
-  pg::PgEventReader reader_;     // thread-safe itself
+  pg::Pool pool_;                       // thread-safe itself
+  pg::PgTokenStore tokenStore_;         // thread-safe itself
+  pg::PgEventReader reader_;            // thread-safe itself
+  pg::PgPortalStateStore portalState_;  // thread-safe itself
 };
 
 }  // namespace
