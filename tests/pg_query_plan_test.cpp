@@ -114,6 +114,37 @@ BOOST_AUTO_TEST_CASE(no_event_filter_combination_scans_the_events_table) {
   BOOST_TEST(checked == 1024);
 }
 
+// source=offline (0004) has a partial index of its own; with other filters it never makes the
+// plan read the table whole. source=online, the bulk, has none: other filters lead.
+BOOST_AUTO_TEST_CASE(the_offline_source_filter_uses_its_partial_index) {
+  Database db;
+  if (!db.available()) {
+    BOOST_WARN_MESSAGE(false, "no B24ES_TEST_PG_URL: PostgreSQL case not run");
+    return;
+  }
+  int checked = 0;
+  for (unsigned mask = 0; mask < 256; ++mask) {
+    for (const char* source : {"offline", "online"}) {
+      if (mask == 0 && std::string(source) == "online") continue;
+      EventFilter f = filterOf(mask);
+      f.source = source;
+      b24es::pg::Query q = b24es::pg::eventsQuery(f);
+      std::vector<std::string> plan = db.plan(q.sql, q.params);
+      BOOST_CHECK_MESSAGE(!seqScan(plan),
+                          "full scan for mask " << mask << " source " << source << joined(plan));
+      BOOST_CHECK_MESSAGE(usesFilterIndex(plan), "primary key walk for mask "
+                                                     << mask << " source " << source << ": "
+                                                     << q.sql << joined(plan));
+      if (mask == 0) {
+        BOOST_CHECK_MESSAGE(joined(plan).find("events_offline") != std::string::npos,
+                            q.sql << joined(plan));
+      }
+      ++checked;
+    }
+  }
+  BOOST_TEST(checked == 511);
+}
+
 BOOST_AUTO_TEST_CASE(portal_token_stats_and_purge_statements_use_indexes) {
   Database db;
   if (!db.available()) {
@@ -129,7 +160,8 @@ BOOST_AUTO_TEST_CASE(portal_token_stats_and_purge_statements_use_indexes) {
     // token, per portal and event code); everything over events must not.
     BOOST_CHECK_MESSAGE(plan.front().find("Seq Scan on events") == std::string::npos &&
                             joined(plan).find("Seq Scan on events") == std::string::npos &&
-                            joined(plan).find("Seq Scan on event_buckets") == std::string::npos,
+                            joined(plan).find("Seq Scan on event_buckets") == std::string::npos &&
+                            joined(plan).find("Seq Scan on rejections") == std::string::npos,
                         sql << joined(plan));
   }
 }
