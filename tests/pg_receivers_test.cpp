@@ -8,6 +8,13 @@
 
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
+#include <Poco/URI.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <csignal>
 
@@ -102,7 +109,111 @@ std::int64_t statsTotal(const std::string& query) {
       ->getValue<std::int64_t>("total");
 }
 
+// The ids of a Server-Sent Events stream (GET /api/v1/events/stream, SPEC §5.1), read on a
+// socket of its own as they come. Each read waits at most kReadTimeoutMs: that only ends a hung
+// test, no assertion depends on it.
+class StreamIds {
+ public:
+  static constexpr int kReadTimeoutMs = 20000;
+
+  StreamIds(const std::string& url, const std::string& target) {
+    Poco::URI uri(url);
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    BOOST_REQUIRE(fd_ >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(uri.getPort());
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    const std::string request = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    BOOST_REQUIRE(::send(fd_, request.data(), request.size(), MSG_NOSIGNAL) ==
+                  static_cast<ssize_t>(request.size()));
+    std::size_t end;
+    while ((end = buffer_.find("\r\n\r\n")) == std::string::npos) {
+      BOOST_REQUIRE_MESSAGE(fill(), "the stream ended before the answer's head");
+    }
+    status = std::stoi(buffer_.substr(9, 3));
+    buffer_.erase(0, end + 4);
+  }
+  ~StreamIds() { ::close(fd_); }
+  StreamIds(const StreamIds&) = delete;
+  StreamIds& operator=(const StreamIds&) = delete;
+
+  // The id of the next event message (comments and other fields skipped); nullopt when the
+  // connection ended or nothing came within kReadTimeoutMs.
+  std::optional<std::int64_t> next() {
+    for (;;) {
+      std::size_t eol;
+      while ((eol = buffer_.find('\n')) == std::string::npos) {
+        if (!fill()) return std::nullopt;
+      }
+      std::string line = buffer_.substr(0, eol);
+      buffer_.erase(0, eol + 1);
+      if (line.rfind("id:", 0) == 0) return std::stoll(line.substr(3));
+    }
+  }
+
+  int status = 0;
+
+ private:
+  bool fill() {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, kReadTimeoutMs) <= 0) return false;
+    char chunk[16384];
+    ssize_t got = ::recv(fd_, chunk, sizeof chunk, 0);
+    if (got <= 0) return false;
+    buffer_.append(chunk, static_cast<std::size_t>(got));
+    return true;
+  }
+
+  int fd_ = -1;
+  std::string buffer_;
+};
+
 }  // namespace
+
+// SPEC §5.1 across receivers: a stream on one receiver sees what another commits (its hub polls
+// committedThrough()), in id order and without a gap, while both receivers write at once (their
+// ids commit in the commit-order lock's order, so the stream never passes an id that commits
+// late).
+BOOST_AUTO_TEST_CASE(a_stream_on_one_receiver_sees_every_event_posted_to_another_in_id_order) {
+  test::TempDir dir;
+  std::optional<std::string> url = database(dir);
+  if (!url) return;
+  Receiver a(dir, *url, "a"), b(dir, *url, "b");
+  const std::int64_t install = post(a.ingest, installOf(kMember, kAppToken));
+  BOOST_REQUIRE_GT(install, 0);
+  StreamIds stream(b.query, "/api/v1/events/stream?after_id=" + std::to_string(install));
+  BOOST_REQUIRE_EQUAL(stream.status, 200);
+  const std::string deal = test::sample("03-ONCRMDEALADD.form");
+  constexpr int kThreads = 3, kPerThread = 40;
+  std::mutex mutex;
+  std::vector<std::int64_t> acknowledged;  // guarded by mutex
+  std::vector<std::thread> threads;
+  // Two threads post to a, one to b: the stream's own receiver commits too, interleaved.
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::int64_t id = post(t < 2 ? a.ingest : b.ingest, deal);
+        std::lock_guard<std::mutex> lock(mutex);
+        acknowledged.push_back(id);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::sort(acknowledged.begin(), acknowledged.end());
+  BOOST_REQUIRE_GT(acknowledged.front(), install);  // every post stored
+  BOOST_REQUIRE_EQUAL(acknowledged.size(), static_cast<std::size_t>(kThreads * kPerThread));
+  std::vector<std::int64_t> streamed;
+  while (streamed.size() < acknowledged.size()) {  // bounded: one read per acknowledged event
+    std::optional<std::int64_t> id = stream.next();
+    if (!id) break;
+    streamed.push_back(*id);
+  }
+  // Increasing, and exactly the acknowledged ids: nothing skipped, nothing twice.
+  BOOST_TEST(std::is_sorted(streamed.begin(), streamed.end()));
+  BOOST_TEST(streamed == acknowledged, boost::test_tools::per_element());
+}
 
 BOOST_AUTO_TEST_CASE(two_receivers_store_every_event_once_and_either_answers_for_both) {
   test::TempDir dir;
