@@ -1,5 +1,7 @@
 #include "test_support.h"
 
+#include "pg_test_support.h"
+
 #include <Poco/Data/SQLite/Connector.h>
 #include <Poco/Data/Session.h>
 #include <Poco/File.h>
@@ -16,6 +18,7 @@
 #include <signal.h>
 
 #include <condition_variable>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -48,9 +51,33 @@ std::string sample(const std::string& name) {
   return readFile(std::string(B24ES_TEST_DATA) + "/" + name);
 }
 
+Backend testBackend() {
+  const char* name = std::getenv("B24ES_TEST_BACKEND");
+  if (!name || !*name || std::string(name) == "sqlite") return Backend::sqlite;
+  if (std::string(name) == "postgresql") return Backend::postgresql;
+  throw std::runtime_error("B24ES_TEST_BACKEND must be sqlite or postgresql");
+}
+
+const char* backendName(Backend backend) {
+  return backend == Backend::postgresql ? "postgresql" : "sqlite";
+}
+
+std::map<std::string, std::string> backendEnv(const TempDir& dir) {
+  if (testBackend() != Backend::postgresql) return {};
+  return {{"B24ES_DB_URL", pgDatabaseFor(dir.path())}};
+}
+
+std::unique_ptr<Storage> openTestStorage(const Settings& settings, const Clock& clock) {
+  std::unique_ptr<Storage> storage = openStorage(settings, clock);
+  MigrationResult report = storage->migrator().apply();
+  if (!report.ok) throw std::runtime_error("test storage: migrations failed: " + report.error);
+  return storage;
+}
+
 Settings testSettings(const TempDir& dir) {
   Settings s;
   s.db.path = dir.file("db/events.db");
+  if (testBackend() == Backend::postgresql) s.pg.url = pgDatabaseFor(dir.path());
   s.ingest.listen = "127.0.0.1:0";
   s.query.listen = "127.0.0.1:0";
   return s;
@@ -102,6 +129,12 @@ std::string queryScalar(const std::string& dbPath, const std::string& sql) {
   session << sql, Poco::Data::Keywords::into(rows), Poco::Data::Keywords::now;
   if (rows.empty()) return "";
   return rows[0].isNull() ? "NULL" : rows[0].value();
+}
+
+std::string queryScalar(const Settings& settings, const std::string& sql) {
+  if (settings.pg.url.empty()) return queryScalar(settings.db.path, sql);
+  std::vector<std::string> rows = pgQuery(settings.pg.url, sql);
+  return rows.empty() ? "" : rows[0];
 }
 
 struct ChildProcess::Drain {

@@ -46,8 +46,22 @@ class FakeClock final : public Clock {
 std::string sample(const std::string& name);
 std::string readFile(const std::string& path);
 
-// Settings for a test service: database in `dir`, both listeners on 127.0.0.1:0.
+// The backend the suite runs against: B24ES_TEST_BACKEND=postgresql, else SQLite (see
+// tests/test_backend.h).
+enum class Backend { sqlite, postgresql };
+Backend testBackend();
+const char* backendName(Backend backend);
+
+// Settings for a test service: the database of `dir` (db/events.db in it, or on PostgreSQL the
+// server's database for that folder in pg.url), both listeners on 127.0.0.1:0.
 Settings testSettings(const TempDir& dir);
+
+// What a child process needs in its environment to use the database of `dir` on the suite's
+// backend: B24ES_DB_URL on PostgreSQL (it wins over --db), nothing on SQLite.
+std::map<std::string, std::string> backendEnv(const TempDir& dir);
+
+// The storage the settings name (openStorage of the binary), migrated.
+std::unique_ptr<Storage> openTestStorage(const Settings& settings, const Clock& clock);
 
 struct HttpResult {
   int status = 0;
@@ -67,6 +81,9 @@ HttpResult httpGet(const std::string& url, const std::string& target);
 // Runs sqlite3-free queries against a database file through POCO Data: the first column of the
 // first row as text ("" when no row, "NULL" for NULL).
 std::string queryScalar(const std::string& dbPath, const std::string& sql);
+// The same on the database the settings name, SQLite or PostgreSQL. The SQL must suit the
+// backend: cases branch on testBackend() where the dialects differ (json_extract against ->>).
+std::string queryScalar(const Settings& settings, const std::string& sql);
 
 // The build's b24-event-store running as a child process with the given arguments. Reads the
 // `listening` line when `serve`. Kills the child on destruction if it still runs.
