@@ -5,7 +5,9 @@
 # - nothing outside server/app/ and storage/sqlite/ includes a SQLite header, POCO's SQLite
 #   connector or the SQLite backend's own headers (only the wiring names a backend);
 # - likewise nothing outside server/app/ and storage/postgresql/ includes libpq, POCO's
-#   PostgreSQL connector or the PostgreSQL backend's headers.
+#   PostgreSQL connector or the PostgreSQL backend's headers;
+# - only the storage backends include storage/group_commit.h (the writer's scheduling they
+#   share; server/ talks to EventSink).
 # Prints every offending line and exits 1 when there is one.
 set -u
 root="${1:?usage: layering_test.sh SOURCE_DIR}"
@@ -24,6 +26,9 @@ hits=$(grep -rnE '#include *[<"](sqlite3\.h|Poco/Data/SQLite/|sqlite_[a-z_]*\.h|
 hits=$(grep -rnE '#include *[<"](libpq-fe\.h|Poco/Data/PostgreSQL/|pg_[a-z_]*\.h)' \
   server storage --include='*.h' --include='*.cpp' | grep -vE '^(server/app|storage/postgresql)/' || true)
 [ -z "$hits" ] || report "only server/app and storage/postgresql may include PostgreSQL headers" "$hits"
+hits=$(grep -rnE '#include *[<"]group_commit\.h' server storage --include='*.h' --include='*.cpp' |
+  grep -vE '^storage/(sqlite/|postgresql/|group_commit\.cpp)' || true)
+[ -z "$hits" ] || report "only the storage backends may include group_commit.h" "$hits"
 # The check must have something to check: an empty or moved tree would pass silently.
 for dir in server/bitrix24 server/app storage/sqlite storage/postgresql; do
   [ -n "$(ls "$dir"/*.cpp 2>/dev/null)" ] || report "no sources found" "$dir"

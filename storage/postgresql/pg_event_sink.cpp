@@ -19,7 +19,6 @@
 namespace b24es::pg {
 namespace {
 
-constexpr std::chrono::seconds kTickInterval{1};
 constexpr int kDeadlockRetries = 3;
 constexpr std::int64_t kNewPortalWindowSeconds = 3600;
 // How long minute and hour buckets are kept (as SQLite's).
@@ -52,12 +51,6 @@ constexpr const char* kEventCasts[kEventParams] = {"::text",   "::text",   "::te
 
 constexpr const char* kRejectionCasts[7] = {"::bigint", "::text", "::integer", "::text",
                                             "::text",   "::text", "::text"};
-
-Poco::Logger& storageLog() { return Poco::Logger::get("b24es.storage"); }
-
-IngestOutcome unavailable(const std::string& reason) {
-  return IngestOutcome{IngestOutcome::Status::kUnavailable, 0, reason};
-}
 
 // Class 08 (connection), 53 (resources: disk full, out of memory), 57 (operator intervention:
 // shutdown), 58 (system error), and no SQLSTATE at all (the connection broke): no event of a
@@ -492,10 +485,9 @@ class PgEventSink::Writer {
 PgEventSink::PgEventSink(const PgSettings& settings, const Clock& clock, Verifier verifier,
                          const SinkSettings& sinkSettings, std::shared_ptr<HealthBoard> board,
                          int schemaVersion)
-    : settings_(settings),
-      clock_(clock),
+    : GroupCommitSink(clock, sinkSettings),
+      settings_(settings),
       verifier_(std::move(verifier)),
-      sinkSettings_(sinkSettings),
       board_(std::move(board)),
       schemaVersion_(schemaVersion) {
   writer_ = std::make_unique<Writer>(settings_, clock_, sinkSettings_);
@@ -506,97 +498,10 @@ PgEventSink::PgEventSink(const PgSettings& settings, const Clock& clock, Verifie
                                   "; this binary expects " + std::to_string(schemaVersion_),
                               clock_.nowMillis()});
   }
-  nextTick_ = std::chrono::steady_clock::now() + kTickInterval;
-  thread_ = std::thread([this] { run(); });
+  startWriter();
 }
 
 PgEventSink::~PgEventSink() { close(); }
-
-std::shared_ptr<PgEventSink::Group> PgEventSink::enqueue(Pending* pending,
-                                                         std::unique_ptr<Pending>& owned) {
-  std::shared_ptr<Group> group;
-  {
-    MutexLock lock(mutex_);
-    if (closing_) return nullptr;
-    if (groups_.empty() || groups_.back()->items.size() >= sinkSettings_.maxBatch) {
-      groups_.push_back(std::make_shared<Group>());
-    }
-    group = groups_.back();
-    group->items.push_back(pending);
-    if (owned) group->submitted.push_back(std::move(owned));
-  }
-  wake_.signal();
-  return group;
-}
-
-IngestOutcome PgEventSink::write(const IncomingEvent& event) {
-  Pending pending{&event, {}, {}};
-  std::unique_ptr<Pending> none;
-  std::shared_ptr<Group> group = enqueue(&pending, none);
-  if (!group) return unavailable("the store is shutting down");
-  group->done.wait();
-  return pending.outcome;
-}
-
-void PgEventSink::submit(const IncomingEvent& event, Completion done) {
-  auto pending = std::make_unique<Pending>(Pending{&event, {}, std::move(done)});
-  Pending* raw = pending.get();
-  if (!enqueue(raw, pending)) raw->done(unavailable("the store is shutting down"));
-}
-
-std::int64_t PgEventSink::purge(const PurgeRequest& request) {
-  auto job = std::make_shared<PurgeJob>();
-  job->request = request;
-  {
-    MutexLock lock(mutex_);
-    if (closing_) throw StorageError("the store is shutting down");
-    purges_.push_back(job);
-  }
-  wake_.signal();
-  job->done.wait();
-  if (!job->error.empty()) throw StorageError(job->error);
-  return job->deleted;
-}
-
-void PgEventSink::close() {
-  {
-    MutexLock lock(mutex_);
-    closing_ = true;
-  }
-  wake_.signal();
-  if (thread_.joinable()) thread_.join();
-  writer_.reset();
-}
-
-bool PgEventSink::recordRejection(const RejectionRecord& rejection) {
-  if (sinkSettings_.keepRejections == 0) return false;  // ingest.keep_rejections = 0: none kept
-  RejectionRecord record = cutRejection(rejection);
-  record.id = 0;
-  record.receivedAt = clock_.nowMillis();
-  bool queued = false;
-  bool first = false;
-  {
-    MutexLock lock(mutex_);
-    if (!closing_ && rejections_.size() < sinkSettings_.maxPendingRejections) {
-      first = rejections_.empty();
-      if (first) rejectionsDue_ = std::chrono::steady_clock::now() + sinkSettings_.rejectionDelay;
-      rejections_.push_back(std::move(record));
-      queued = true;
-    }
-  }
-  // The writer learns of a deadline earlier than the one it sleeps towards; later ones it sees
-  // when it next wakes.
-  if (first) wake_.signal();
-  if (!queued && sinkSettings_.onRejections) sinkSettings_.onRejections(0, 1);
-  return queued;
-}
-
-void PgEventSink::dropRejections(std::vector<RejectionRecord>& rejections) {
-  if (!rejections.empty() && sinkSettings_.onRejections) {
-    sinkSettings_.onRejections(0, rejections.size());
-  }
-  rejections.clear();
-}
 
 void PgEventSink::commitRejections(std::vector<RejectionRecord>& rejections) {
   // While faulted, the events' commits and the probe decide when the store works again;
@@ -608,77 +513,6 @@ void PgEventSink::commitRejections(std::vector<RejectionRecord>& rejections) {
   if (!commitRange(none, 0, 0, rejections, error, wide)) {
     storageLog().warning("rejections not recorded: %s", error);
     dropRejections(rejections);
-  }
-}
-
-void PgEventSink::run() {
-#if defined(__linux__)
-  ::pthread_setname_np(::pthread_self(), "b24es-writer");
-#endif
-  std::vector<RejectionRecord> rejections;  // taken from rejections_ for the next transaction
-  for (;;) {
-    std::shared_ptr<Group> group;
-    bool rejectionsDue = false;
-    bool finished = false;
-    {
-      MutexLock lock(mutex_);
-      for (;;) {
-        const auto now = std::chrono::steady_clock::now();
-        rejectionsDue = !rejections_.empty() && now >= rejectionsDue_;
-        if (closing_ || !groups_.empty() || !purges_.empty() || rejectionsDue) break;
-        const auto until = rejections_.empty() ? nextTick_ : std::min(nextTick_, rejectionsDue_);
-        if (!wake_.waitUntil(mutex_, until) && std::chrono::steady_clock::now() >= nextTick_) break;
-      }
-      if (groups_.empty() && closing_) {  // closing and drained: purges stop where they are
-        for (const std::shared_ptr<PurgeJob>& job : purges_) {
-          job->error = "the store is shutting down";
-          job->done.set();
-        }
-        purges_.clear();
-        rejections.swap(rejections_);  // the last rejections still go in, on their own
-        finished = true;
-      } else if (!groups_.empty()) {
-        group = groups_.front();
-        groups_.pop_front();
-        rejections.swap(rejections_);  // they ride with the events
-      } else if (rejectionsDue) {
-        rejections.swap(rejections_);
-      }
-    }
-    if (finished) {
-      if (!rejections.empty()) commitRejections(rejections);
-      return;
-    }
-    if (std::chrono::steady_clock::now() >= nextTick_) {
-      tick();
-      nextTick_ = std::chrono::steady_clock::now() + kTickInterval;
-    }
-    if (!group) {
-      if (rejectionsDue) commitRejections(rejections);
-      if (!faulted_) runPurgeTurn();
-      continue;
-    }
-    const std::int64_t highestBefore = highestId_;
-    commitGroup(*group, rejections);
-    // The batch's highest id is a watermark: ids are taken under the commit-order lock, held
-    // until COMMIT, so every id below it was handed out by a transaction that had already
-    // committed or rolled back (pg_event_sink.h). Before the waiters are answered, so that a
-    // stream's wake-up does not queue behind them.
-    if (highestId_ > highestBefore && sinkSettings_.onCommitted) {
-      sinkSettings_.onCommitted(highestId_);
-    }
-    const std::size_t size = group->items.size();
-    for (const std::unique_ptr<Pending>& submitted : group->submitted) {
-      try {
-        submitted->done(submitted->outcome);
-      } catch (const std::exception& e) {
-        storageLog().error("an event's completion threw: %s", std::string(e.what()));
-      }
-    }
-    group->done.set();
-    if (sinkSettings_.onBatch) sinkSettings_.onBatch(size);
-    // Purges take turns with ingest: one purge transaction after each batch of events.
-    if (!faulted_) runPurgeTurn();
   }
 }
 
@@ -762,47 +596,19 @@ void PgEventSink::commitGroup(Group& group, std::vector<RejectionRecord>& reject
   leaveFault();
 }
 
-bool PgEventSink::runPurgeTurn() {
-  std::shared_ptr<PurgeJob> job;
-  {
-    MutexLock lock(mutex_);
-    if (purges_.empty()) return false;
-    job = purges_.front();
-  }
-  bool finished = true;
-  const std::int64_t before = job->deleted;
+bool PgEventSink::canPurge() { return !faulted_; }
+
+bool PgEventSink::purgeBatch(PurgeJob& job, std::size_t limit) {
+  if (!ensureWriter()) throw StorageError(problem_);
   try {
-    if (!ensureWriter()) throw StorageError(problem_);
-    finished = writer_->purgeBatch(*job, sinkSettings_.purgeBatch);
-    if (sinkSettings_.onPurgeBatch) sinkSettings_.onPurgeBatch(job->deleted - before);
-  } catch (const std::exception& e) {
+    return writer_->purgeBatch(job, static_cast<int>(limit));
+  } catch (...) {
     if (writer_) writer_->c.rollbackQuietly();
-    job->error = e.what();
-    storageLog().error("purge failed after %Ld events: %s", static_cast<long long>(job->deleted),
-                       job->error);
+    throw;
   }
-  if (finished) {
-    {
-      MutexLock lock(mutex_);
-      purges_.pop_front();
-    }
-    if (!job->request.dryRun && job->error.empty() && job->deleted > 0) {
-      storageLog().information("purged %Ld events", static_cast<long long>(job->deleted));
-    }
-    job->done.set();
-  }
-  return true;
 }
 
-void PgEventSink::queueCleanups(std::vector<PurgeRequest> cleanups) {
-  if (cleanups.empty()) return;
-  MutexLock lock(mutex_);
-  for (PurgeRequest& r : cleanups) {
-    auto job = std::make_shared<PurgeJob>();  // nobody waits for it
-    job->request = std::move(r);
-    purges_.push_back(std::move(job));
-  }
-}
+void PgEventSink::closeBackend() { writer_.reset(); }
 
 void PgEventSink::tick() {
   // Without traffic nothing else would find out that the server is back: a small transaction
