@@ -6,6 +6,8 @@
 #define BOOST_TEST_MODULE token_refresh
 #include <boost/test/unit_test.hpp>
 
+#include "test_backend.h"
+
 #include <algorithm>
 #include <condition_variable>
 #include <future>
@@ -13,12 +15,10 @@
 #include <set>
 #include <thread>
 
-#include "embedded_migrations.h"
 #include "oauth_client.h"
 #include "oauth_fake.h"
 #include "refresh_timer.h"
 #include "service.h"
-#include "sqlite_storage.h"
 #include "test_support.h"
 #include "token_refresher.h"
 
@@ -112,13 +112,12 @@ struct Harness {
   }
 
   std::string column(const InstallSpec& p, const std::string& column, std::int64_t userId = 1) {
-    return queryScalar(settings.db.path, "SELECT " + column + " FROM tokens WHERE member_id = '" +
+    return queryScalar(settings, "SELECT " + column + " FROM tokens WHERE member_id = '" +
                                              p.memberId +
                                              "' AND user_id = " + std::to_string(userId));
   }
   std::string portalColumn(const InstallSpec& p, const std::string& column) {
-    return queryScalar(settings.db.path,
-                       "SELECT " + column + " FROM portals WHERE member_id = '" + p.memberId + "'");
+    return queryScalar(settings, "SELECT " + column + " FROM portals WHERE member_id = '" + p.memberId + "'");
   }
 
   TokenStore& store() { return service->storage().tokenStore(); }
@@ -424,8 +423,10 @@ BOOST_AUTO_TEST_CASE(most_of_a_secret_echoed_by_the_server_is_not_stored_or_show
   BOOST_CHECK(error.find("[redacted]") != std::string::npos);
   BOOST_CHECK(error.find("is wrong") != std::string::npos);  // the server's words stay
   const std::string portal = httpGet(h.service->queryUrl(), "/api/v1/portals/" + p.memberId).body;
-  const std::string view =
-      queryScalar(h.settings.db.path, "SELECT group_concat(last_refresh_error) FROM token_health");
+  const std::string view = queryScalar(
+      h.settings, testBackend() == Backend::postgresql
+                      ? "SELECT string_agg(last_refresh_error, ',') FROM token_health"
+                      : "SELECT group_concat(last_refresh_error) FROM token_health");
   for (const std::string& shown : {error, portal, view}) {
     BOOST_CHECK(shown.find(almostSecret.substr(0, 8)) == std::string::npos);
     BOOST_CHECK(shown.find(almostRefresh.substr(almostRefresh.size() - 8)) == std::string::npos);
@@ -666,7 +667,7 @@ BOOST_AUTO_TEST_CASE(a_result_for_a_row_replaced_meanwhile_is_not_written) {
 // Each thread has its own database connection and client, like a separate process would.
 struct Peer {
   Peer(Harness& h, const Clock& clock)
-      : storage(openSqliteStorage(h.settings.db, clock, embeddedMigrations())),
+      : storage(openTestStorage(h.settings, clock)),
         client(h.settings.oauth),
         refresher(storage->tokenStore(), client, h.settings.oauth, h.settings.refresh, clock) {}
   std::unique_ptr<Storage> storage;
