@@ -15,6 +15,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "oauth_fake.h"
@@ -82,7 +83,8 @@ bool storedIsLastIssued(const std::string& url, const FakeOAuthServer& fake,
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(serve_timers_refresh_tokens_and_token_runs_never_spend_one_refresh_token_twice) {
+BOOST_AUTO_TEST_CASE(
+    serve_timers_refresh_tokens_and_token_runs_never_spend_one_refresh_token_twice) {
   TempDir dir;
   std::optional<std::string> url = database(dir);
   if (!url) return;
@@ -232,7 +234,8 @@ BOOST_AUTO_TEST_CASE(serve_timers_refresh_tokens_and_token_runs_never_spend_one_
   }
   for (const auto& [token, times] : presented) secrets.push_back(token);
   for (const std::string& t : issuedAccess) secrets.push_back(t);
-  for (const InstallSpec& p : portals) secrets.push_back(fake.lastIssued(p.memberId, 1)->refreshToken);
+  for (const InstallSpec& p : portals)
+    secrets.push_back(fake.lastIssued(p.memberId, 1)->refreshToken);
   std::vector<std::pair<std::string, std::string>> outputs;
   for (std::size_t i = 0; i < serveErr.size(); ++i) {
     outputs.emplace_back("serve " + std::to_string(i) + " stderr", serveErr[i]);
@@ -240,7 +243,8 @@ BOOST_AUTO_TEST_CASE(serve_timers_refresh_tokens_and_token_runs_never_spend_one_
   }
   for (const Run& run : finished) {
     outputs.emplace_back(run.what + "stderr", run.err);
-    if (run.what.rfind("refresh-tokens", 0) == 0) outputs.emplace_back(run.what + "stdout", run.out);
+    if (run.what.rfind("refresh-tokens", 0) == 0)
+      outputs.emplace_back(run.what + "stdout", run.out);
   }
   for (const auto& [name, text] : outputs) {
     for (const std::string& secret : secrets) {
@@ -248,8 +252,25 @@ BOOST_AUTO_TEST_CASE(serve_timers_refresh_tokens_and_token_runs_never_spend_one_
     }
   }
   // Each serve's timer refreshed tokens itself (the race was a race of processes).
+  auto occurrences = [](const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  std::ostringstream summary;
+  summary << "rotations=" << presented.size() << " requests=" << requests.size();
   for (std::size_t i = 0; i < serveErr.size(); ++i) {
-    BOOST_CHECK_MESSAGE(serveErr[i].find("refreshed the token of portal") != std::string::npos,
-                        "serve " << i << " refreshed nothing");
+    const std::size_t refreshed = occurrences(serveErr[i], "refreshed the token of portal");
+    BOOST_CHECK_MESSAGE(refreshed > 0, "serve " << i << " refreshed nothing");
+    summary << " serve" << i << ".refreshed=" << refreshed << " serve" << i
+            << ".skipped=" << occurrences(serveErr[i], "skipped portal");
   }
+  std::size_t commandRefreshes = 0;
+  for (const Run& run : finished) {
+    commandRefreshes += occurrences(run.err, "refreshed the token of portal");
+  }
+  summary << " commands.refreshed=" << commandRefreshes;
+  BOOST_TEST_MESSAGE(summary.str());
 }

@@ -243,8 +243,7 @@ BOOST_AUTO_TEST_CASE(exits_2_on_usage_errors) {
 }
 
 // About SQLite's file: on PostgreSQL db.url wins over --db (the case below is its counterpart).
-BOOST_AUTO_TEST_CASE(a_missing_database_is_an_error_not_an_empty_run,
-                     *onlyOn(Backend::sqlite)) {
+BOOST_AUTO_TEST_CASE(a_missing_database_is_an_error_not_an_empty_run, *onlyOn(Backend::sqlite)) {
   Harness h;
   const std::string missing = h.dir.file("nowhere/events.db");
   std::string out, err;
@@ -266,8 +265,8 @@ BOOST_AUTO_TEST_CASE(a_database_the_server_does_not_have_is_an_error_not_an_empt
   const std::size_t params = url.find('?', name);
   url.insert(params == std::string::npos ? url.size() : params, "_nowhere");
   const std::string dbName = url.substr(name, url.find('?', name) - name);
-  const std::string password = Poco::URI(url).getUserInfo().substr(
-      Poco::URI(url).getUserInfo().find(':') + 1);
+  const std::string password =
+      Poco::URI(url).getUserInfo().substr(Poco::URI(url).getUserInfo().find(':') + 1);
   std::string out, err;
   BOOST_CHECK_EQUAL(
       runBinary(h.withConfig({"refresh-tokens", "--force"}), out, err, {{"B24ES_DB_URL", url}}), 1);
@@ -275,13 +274,13 @@ BOOST_AUTO_TEST_CASE(a_database_the_server_does_not_have_is_an_error_not_an_empt
   BOOST_CHECK_MESSAGE(err.find(dbName) != std::string::npos, err);
   BOOST_CHECK(out.empty());
   if (!password.empty()) BOOST_CHECK(err.find(password) == std::string::npos);
-  BOOST_CHECK_EQUAL(
-      runBinary(h.withConfig({"token", "abc"}), out, err, {{"B24ES_DB_URL", url}}), 1);
+  BOOST_CHECK_EQUAL(runBinary(h.withConfig({"token", "abc"}), out, err, {{"B24ES_DB_URL", url}}),
+                    1);
   BOOST_CHECK(out.empty());
   BOOST_CHECK_EQUAL(h.fake.requestCount(), 0u);
-  BOOST_CHECK_EQUAL(queryScalar(h.settings, "SELECT count(*) FROM pg_database WHERE datname = '" +
-                                                dbName + "'"),
-                    "0");
+  BOOST_CHECK_EQUAL(
+      queryScalar(h.settings, "SELECT count(*) FROM pg_database WHERE datname = '" + dbName + "'"),
+      "0");
 }
 
 BOOST_AUTO_TEST_CASE(expiring_within_refreshes_access_tokens_about_to_expire) {
@@ -434,10 +433,10 @@ BOOST_AUTO_TEST_CASE(the_rest_call_example_retries_once_with_a_refreshed_token_o
   const std::string outFile = h.dir.file("out"), errFile = h.dir.file("err");
   std::string dbEnv;  // the child's environment for the backend (nothing on SQLite)
   for (const auto& [name, value] : backendEnv(h.dir)) dbEnv += name + "='" + value + "' ";
-  const std::string command = dbEnv + "B24ES_BIN='" + std::string(B24ES_BINARY) + "' B24ES_CONFIG='" +
-                              h.config + "' B24_CLIENT_ENDPOINT='" + h.fake.baseUrl() +
-                              "/rest/' bash '" + script + "' " + p.memberId + " profile >'" +
-                              outFile + "' 2>'" + errFile + "'";
+  const std::string command = dbEnv + "B24ES_BIN='" + std::string(B24ES_BINARY) +
+                              "' B24ES_CONFIG='" + h.config + "' B24_CLIENT_ENDPOINT='" +
+                              h.fake.baseUrl() + "/rest/' bash '" + script + "' " + p.memberId +
+                              " profile >'" + outFile + "' 2>'" + errFile + "'";
   int status = std::system(command.c_str());
   BOOST_REQUIRE(WIFEXITED(status));
   BOOST_CHECK_EQUAL(WEXITSTATUS(status), 0);

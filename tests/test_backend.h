@@ -32,8 +32,16 @@ struct onlyOn {
     }
     return result;
   }
+  // The predicate spelled out: precondition(*this) would pick the copy constructor through this
+  // very conversion, and recurse.
   operator boost::unit_test::decorator::precondition() const {
-    return boost::unit_test::decorator::precondition(*this);
+    return boost::unit_test::decorator::precondition(
+        boost::unit_test::decorator::precondition::predicate_t(*this));
+  }
+  // `*onlyOn(...)` as the case decorator: Boost's unary * is a member of decorator::base, which
+  // the conversion above does not reach (lookup of a member operator never converts).
+  boost::unit_test::decorator::collector_t& operator*() const {
+    return *static_cast<boost::unit_test::decorator::precondition>(*this);
   }
 
  private:

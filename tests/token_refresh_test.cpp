@@ -113,11 +113,11 @@ struct Harness {
 
   std::string column(const InstallSpec& p, const std::string& column, std::int64_t userId = 1) {
     return queryScalar(settings, "SELECT " + column + " FROM tokens WHERE member_id = '" +
-                                             p.memberId +
-                                             "' AND user_id = " + std::to_string(userId));
+                                     p.memberId + "' AND user_id = " + std::to_string(userId));
   }
   std::string portalColumn(const InstallSpec& p, const std::string& column) {
-    return queryScalar(settings, "SELECT " + column + " FROM portals WHERE member_id = '" + p.memberId + "'");
+    return queryScalar(settings,
+                       "SELECT " + column + " FROM portals WHERE member_id = '" + p.memberId + "'");
   }
 
   TokenStore& store() { return service->storage().tokenStore(); }
@@ -423,10 +423,10 @@ BOOST_AUTO_TEST_CASE(most_of_a_secret_echoed_by_the_server_is_not_stored_or_show
   BOOST_CHECK(error.find("[redacted]") != std::string::npos);
   BOOST_CHECK(error.find("is wrong") != std::string::npos);  // the server's words stay
   const std::string portal = httpGet(h.service->queryUrl(), "/api/v1/portals/" + p.memberId).body;
-  const std::string view = queryScalar(
-      h.settings, testBackend() == Backend::postgresql
-                      ? "SELECT string_agg(last_refresh_error, ',') FROM token_health"
-                      : "SELECT group_concat(last_refresh_error) FROM token_health");
+  const std::string view =
+      queryScalar(h.settings, testBackend() == Backend::postgresql
+                                  ? "SELECT string_agg(last_refresh_error, ',') FROM token_health"
+                                  : "SELECT group_concat(last_refresh_error) FROM token_health");
   for (const std::string& shown : {error, portal, view}) {
     BOOST_CHECK(shown.find(almostSecret.substr(0, 8)) == std::string::npos);
     BOOST_CHECK(shown.find(almostRefresh.substr(almostRefresh.size() - 8)) == std::string::npos);
