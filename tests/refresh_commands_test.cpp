@@ -2,7 +2,8 @@
 // against a database an in-process service filled with installs whose server_endpoint is a fake
 // OAuth server on 127.0.0.1. Covers `refresh-tokens` (summary line, --dry-run, --member-id, exit
 // codes), `token` (prints only the token, refreshes only an expired one), separate processes
-// refreshing at once, the example REST script, and that no output carries a secret.
+// refreshing at once, the example REST script, and that no output carries a secret. Runs on both
+// backends (refresh_commands_test_pg: the children get B24ES_DB_URL, tests/test_backend.h).
 #define BOOST_TEST_MODULE refresh_commands
 #include <boost/test/unit_test.hpp>
 

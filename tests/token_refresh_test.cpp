@@ -2,7 +2,8 @@
 // install whose server_endpoint points at a fake OAuth server on 127.0.0.1, and the refresher
 // talks to that fake over real HTTP (and HTTPS). Covers the request shape, rotation, each error
 // class, the allowlist, leases and concurrent refreshers, `token`'s on-demand refresh and the
-// keep-alive timer of serve.
+// keep-alive timer of serve. Runs on both backends (token_refresh_test and token_refresh_test_pg,
+// tests/test_backend.h): every case of SPEC §6 holds on PostgreSQL as on SQLite.
 #define BOOST_TEST_MODULE token_refresh
 #include <boost/test/unit_test.hpp>
 
