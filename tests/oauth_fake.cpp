@@ -147,6 +147,30 @@ void FakeOAuthServer::setExpiresIn(std::int64_t seconds) {
   expiresIn_ = seconds;
 }
 
+void FakeOAuthServer::setRotationDelayMillis(int millis) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  rotationDelayMillis_ = millis;
+}
+
+void FakeOAuthServer::setUnavailable(bool unavailable) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  unavailable_ = unavailable;
+}
+
+bool FakeOAuthServer::waitIdle(int timeoutMillis) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  return changed_.wait_for(lock, std::chrono::milliseconds(timeoutMillis),
+                           [&] { return inFlight_ == 0; });
+}
+
+std::optional<FakeOAuthServer::Pair> FakeOAuthServer::lastIssued(const std::string& memberId,
+                                                                 std::int64_t userId) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = lastIssued_.find({memberId, userId});
+  if (it == lastIssued_.end()) return std::nullopt;
+  return it->second;
+}
+
 std::vector<FakeOAuthServer::Request> FakeOAuthServer::requests() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return requests_;
@@ -189,6 +213,7 @@ std::string FakeOAuthServer::issue(const Grant& grant, std::string& accessToken)
   std::string refreshToken = "fake-refresh-" + std::to_string(issued_) + "-" + randomHex(24);
   live_[refreshToken] = grant;
   liveAccess_.insert(accessToken);
+  lastIssued_[{grant.memberId, grant.userId}] = Pair{accessToken, refreshToken};
   return refreshToken;
 }
 
@@ -222,10 +247,36 @@ void FakeOAuthServer::handle(Poco::Net::HTTPServerRequest& request,
                   errorBody("expired_token", "The access token provided has expired."));
   }
 
+  // Counts the request as in flight until the answer is sent (declared before `lock`, so it
+  // runs after `lock` has released the mutex).
+  struct InFlight {
+    explicit InFlight(FakeOAuthServer& fake) : fake_(fake) {
+      std::lock_guard<std::mutex> guard(fake_.mutex_);
+      ++fake_.inFlight_;
+    }
+    ~InFlight() {
+      {
+        std::lock_guard<std::mutex> guard(fake_.mutex_);
+        --fake_.inFlight_;
+      }
+      fake_.changed_.notify_all();
+    }
+    FakeOAuthServer& fake_;
+  };
+  InFlight inFlight(*this);
   std::unique_lock<std::mutex> lock(mutex_);
+  const std::size_t index = requests_.size();
   requests_.push_back(seen);
   changed_.notify_all();
+  // The request's outcome, under the lock (requests_ may grow meanwhile; the index stays).
+  auto outcome = [&](const char* what) { requests_[index].outcome = what; };
+  if (unavailable_) {
+    outcome("unavailable");
+    lock.unlock();
+    return answer(response, 503, errorBody("temporarily_unavailable", "try again later"));
+  }
   if (!scripted_.empty()) {
+    outcome("scripted");
     Scripted next = scripted_.front();
     scripted_.pop_front();
     changed_.wait_for(lock, std::chrono::milliseconds(next.delayMillis),
@@ -256,21 +307,34 @@ void FakeOAuthServer::handle(Poco::Net::HTTPServerRequest& request,
     return answer(response, next.status, next.body);
   }
   if (seen.path != "/oauth/token/" || seen.method != "POST") {
+    outcome("bad_request");
+    lock.unlock();
     return answer(response, 400, errorBody("invalid_request", "POST to /oauth/token/"));
   }
   if (seen.form["grant_type"] != "refresh_token") {
+    outcome("bad_request");
+    lock.unlock();
     return answer(response, 400, errorBody("unsupported_grant_type", "refresh_token only"));
   }
   if (seen.form["client_id"] != clientId_ || seen.form["client_secret"] != clientSecret_) {
+    outcome("invalid_client");
+    lock.unlock();
     return answer(response, 401, errorBody("invalid_client", "Unknown client"));
+  }
+  if (rotationDelayMillis_ > 0) {
+    changed_.wait_for(lock, std::chrono::milliseconds(rotationDelayMillis_),
+                      [this] { return stopping_; });
   }
   const std::string spent = seen.form["refresh_token"];
   auto it = live_.find(spent);
   if (it == live_.end()) {
+    outcome("invalid_grant");
+    lock.unlock();
     return answer(response, 400,
                   errorBody("invalid_grant",
                             "The provided authorization grant is invalid, expired, revoked"));
   }
+  outcome("rotated");
   Grant grant = it->second;
   live_.erase(it);
   spent_.insert(spent);

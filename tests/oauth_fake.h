@@ -14,8 +14,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "clock.h"
@@ -32,6 +34,15 @@ class FakeOAuthServer {
     std::string contentType;
     std::string body;
     std::map<std::string, std::string> form;  // the body (or query) decoded
+    // How the fake answered a token request: "rotated" (a new pair issued), "invalid_grant"
+    // (a spent or unknown refresh token), "invalid_client", "unavailable" (503 while
+    // setUnavailable), "scripted", "bad_request"; empty while it is being answered.
+    std::string outcome;
+  };
+  // The newest pair the rotation issued for one portal and user.
+  struct Pair {
+    std::string accessToken;
+    std::string refreshToken;
   };
   // A scripted answer, used (first in, first out) instead of the rotation logic.
   struct Scripted {
@@ -58,12 +69,22 @@ class FakeOAuthServer {
   void accept(const std::string& refreshToken, const std::string& memberId, std::int64_t userId);
   void script(Scripted answer);
   void setExpiresIn(std::int64_t seconds);
+  // Waits this long before it looks at the refresh token of a (non-scripted) token request, so
+  // that refreshers racing for one token overlap; cut short when the server stops.
+  void setRotationDelayMillis(int millis);
+  // While true, token requests get 503 and spend nothing: a test stops the refreshers from
+  // rotating further before it compares what is stored with what was issued.
+  void setUnavailable(bool unavailable);
+  // Waits (bounded) until no token request is being answered; false on timeout.
+  bool waitIdle(int timeoutMillis);
 
   std::vector<Request> requests() const;  // token requests only, in arrival order
   std::size_t requestCount() const;
   std::vector<std::string> receivedRefreshTokens() const;
   bool isLive(const std::string& refreshToken) const;  // issued and not yet spent
   std::set<std::string> liveAccessTokens() const;
+  // The pair last issued for the portal and user; nullopt when the rotation issued none.
+  std::optional<Pair> lastIssued(const std::string& memberId, std::int64_t userId) const;
   // Waits (bounded) until at least n token requests arrived.
   bool waitForRequests(std::size_t n, int timeoutMillis);
 
@@ -95,6 +116,10 @@ class FakeOAuthServer {
   std::vector<Request> requests_;                    // guarded by mutex_
   std::int64_t expiresIn_ = 3600;                    // guarded by mutex_
   std::uint64_t issued_ = 0;                         // guarded by mutex_
+  int rotationDelayMillis_ = 0;                      // guarded by mutex_
+  bool unavailable_ = false;                         // guarded by mutex_
+  int inFlight_ = 0;                                 // token requests being answered; guarded
+  std::map<std::pair<std::string, std::int64_t>, Pair> lastIssued_;  // guarded by mutex_
 };
 
 // A loopback port on which nothing listens (bound, then closed).

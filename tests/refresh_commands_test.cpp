@@ -2,12 +2,16 @@
 // against a database an in-process service filled with installs whose server_endpoint is a fake
 // OAuth server on 127.0.0.1. Covers `refresh-tokens` (summary line, --dry-run, --member-id, exit
 // codes), `token` (prints only the token, refreshes only an expired one), separate processes
-// refreshing at once, the example REST script, and that no output carries a secret.
+// refreshing at once, the example REST script, and that no output carries a secret. Runs on both
+// backends (refresh_commands_test_pg: the children get B24ES_DB_URL, tests/test_backend.h).
 #define BOOST_TEST_MODULE refresh_commands
 #include <boost/test/unit_test.hpp>
 
+#include "test_backend.h"
+
 #include <Poco/File.h>
 #include <Poco/String.h>
+#include <Poco/URI.h>
 #include <sys/wait.h>
 
 #include <fstream>
@@ -82,10 +86,15 @@ struct Harness {
     return p;
   }
 
+  // The binary with the test's configuration, on the suite's backend (on PostgreSQL
+  // B24ES_DB_URL in `env` names the test's database; it wins over db.path and --db).
   int run(std::vector<std::string> args, std::string& out, std::string& err) {
     args.push_back("--config");
     args.push_back(config);
-    return runBinary(args, out, err);
+    return runBinary(args, out, err, backendEnv(dir));
+  }
+  std::unique_ptr<ChildProcess> start(const std::vector<std::string>& args) const {
+    return std::make_unique<ChildProcess>(withConfig(args), backendEnv(dir));
   }
   std::vector<std::string> withConfig(std::vector<std::string> args) const {
     args.push_back("--config");
@@ -94,7 +103,7 @@ struct Harness {
   }
 
   std::string column(const InstallSpec& p, const std::string& column) {
-    return queryScalar(settings.db.path,
+    return queryScalar(settings,
                        "SELECT " + column + " FROM tokens WHERE member_id = '" + p.memberId + "'");
   }
 
@@ -234,7 +243,8 @@ BOOST_AUTO_TEST_CASE(exits_2_on_usage_errors) {
   BOOST_CHECK_EQUAL(h.fake.requestCount(), 0u);
 }
 
-BOOST_AUTO_TEST_CASE(a_missing_database_is_an_error_not_an_empty_run) {
+// About SQLite's file: on PostgreSQL db.url wins over --db (the case below is its counterpart).
+BOOST_AUTO_TEST_CASE(a_missing_database_is_an_error_not_an_empty_run, *onlyOn(Backend::sqlite)) {
   Harness h;
   const std::string missing = h.dir.file("nowhere/events.db");
   std::string out, err;
@@ -243,6 +253,35 @@ BOOST_AUTO_TEST_CASE(a_missing_database_is_an_error_not_an_empty_run) {
   BOOST_CHECK(out.empty());
   BOOST_CHECK_EQUAL(h.run({"token", "abc", "--db", missing}, out, err), 1);
   BOOST_CHECK(!Poco::File(missing).exists());
+}
+
+// The PostgreSQL form of the case above: db.url names a database the server does not have.
+// Both commands fail with the server's reason and without the password of the URL; neither
+// creates the database.
+BOOST_AUTO_TEST_CASE(a_database_the_server_does_not_have_is_an_error_not_an_empty_run,
+                     *onlyOn(Backend::postgresql)) {
+  Harness h;
+  std::string url = backendEnv(h.dir).at("B24ES_DB_URL");
+  const std::size_t name = url.rfind('/') + 1;
+  const std::size_t params = url.find('?', name);
+  url.insert(params == std::string::npos ? url.size() : params, "_nowhere");
+  const std::string dbName = url.substr(name, url.find('?', name) - name);
+  const std::string password =
+      Poco::URI(url).getUserInfo().substr(Poco::URI(url).getUserInfo().find(':') + 1);
+  std::string out, err;
+  BOOST_CHECK_EQUAL(
+      runBinary(h.withConfig({"refresh-tokens", "--force"}), out, err, {{"B24ES_DB_URL", url}}), 1);
+  BOOST_CHECK_MESSAGE(err.find("database: ") != std::string::npos, err);
+  BOOST_CHECK_MESSAGE(err.find(dbName) != std::string::npos, err);
+  BOOST_CHECK(out.empty());
+  if (!password.empty()) BOOST_CHECK(err.find(password) == std::string::npos);
+  BOOST_CHECK_EQUAL(runBinary(h.withConfig({"token", "abc"}), out, err, {{"B24ES_DB_URL", url}}),
+                    1);
+  BOOST_CHECK(out.empty());
+  BOOST_CHECK_EQUAL(h.fake.requestCount(), 0u);
+  BOOST_CHECK_EQUAL(
+      queryScalar(h.settings, "SELECT count(*) FROM pg_database WHERE datname = '" + dbName + "'"),
+      "0");
 }
 
 BOOST_AUTO_TEST_CASE(expiring_within_refreshes_access_tokens_about_to_expire) {
@@ -329,12 +368,10 @@ BOOST_AUTO_TEST_CASE(refreshers_in_separate_processes_never_send_one_refresh_tok
   for (int round = 0; round < 2; ++round) {
     std::vector<std::unique_ptr<ChildProcess>> children;
     for (int i = 0; i < 3; ++i) {
-      children.push_back(
-          std::make_unique<ChildProcess>(h.withConfig({"refresh-tokens", "--force"})));
+      children.push_back(h.start({"refresh-tokens", "--force"}));
     }
     for (int i = 0; i < 2; ++i) {
-      children.push_back(
-          std::make_unique<ChildProcess>(h.withConfig({"token", h.installed[0].memberId})));
+      children.push_back(h.start({"token", h.installed[0].memberId}));
     }
     for (auto& child : children) {
       int rc = child->wait();
@@ -364,7 +401,7 @@ BOOST_AUTO_TEST_CASE(a_second_process_never_resends_a_refresh_token_another_is_s
                  R"({"access_token":"slow-access","refresh_token":"slow-refresh","expires_in":60})";
   trickle.trickleMillis = 50;  // 100 s for the whole answer
   h.fake.script(trickle);
-  ChildProcess first(h.withConfig({"refresh-tokens", "--force"}));
+  std::unique_ptr<ChildProcess> first = h.start({"refresh-tokens", "--force"});
   BOOST_REQUIRE(h.fake.waitForRequests(1, 30000));
   const std::int64_t leaseUntil = std::stoll(h.column(p, "refresh_lease_until"));
   BOOST_CHECK_GT(leaseUntil, h.clock.nowSeconds() + 5);  // outlives the deadline
@@ -376,8 +413,8 @@ BOOST_AUTO_TEST_CASE(a_second_process_never_resends_a_refresh_token_another_is_s
   BOOST_CHECK_EQUAL(h.fake.requestCount(), 1u);
 
   // The first gives up at its deadline (not after the 100 s the answer would take).
-  BOOST_CHECK_EQUAL(first.wait(), 1);
-  const std::string firstOut = first.readAllStdout();
+  BOOST_CHECK_EQUAL(first->wait(), 1);
+  const std::string firstOut = first->readAllStdout();
   BOOST_CHECK_MESSAGE(firstOut.find("transient=1") != std::string::npos, firstOut);
   BOOST_CHECK(h.column(p, "last_refresh_error").rfind("timeout: ", 0) == 0);
   BOOST_CHECK_EQUAL(h.column(p, "refresh_token"), p.refreshToken);
@@ -395,10 +432,12 @@ BOOST_AUTO_TEST_CASE(the_rest_call_example_retries_once_with_a_refreshed_token_o
   InstallSpec p = h.install(3600);
   const std::string script = std::string(B24ES_SOURCE_DIR) + "/scripts/examples/b24-call.sh";
   const std::string outFile = h.dir.file("out"), errFile = h.dir.file("err");
-  const std::string command = "B24ES_BIN='" + std::string(B24ES_BINARY) + "' B24ES_CONFIG='" +
-                              h.config + "' B24_CLIENT_ENDPOINT='" + h.fake.baseUrl() +
-                              "/rest/' bash '" + script + "' " + p.memberId + " profile >'" +
-                              outFile + "' 2>'" + errFile + "'";
+  std::string dbEnv;  // the child's environment for the backend (nothing on SQLite)
+  for (const auto& [name, value] : backendEnv(h.dir)) dbEnv += name + "='" + value + "' ";
+  const std::string command = dbEnv + "B24ES_BIN='" + std::string(B24ES_BINARY) +
+                              "' B24ES_CONFIG='" + h.config + "' B24_CLIENT_ENDPOINT='" +
+                              h.fake.baseUrl() + "/rest/' bash '" + script + "' " + p.memberId +
+                              " profile >'" + outFile + "' 2>'" + errFile + "'";
   int status = std::system(command.c_str());
   BOOST_REQUIRE(WIFEXITED(status));
   BOOST_CHECK_EQUAL(WEXITSTATUS(status), 0);

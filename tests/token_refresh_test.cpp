@@ -2,9 +2,12 @@
 // install whose server_endpoint points at a fake OAuth server on 127.0.0.1, and the refresher
 // talks to that fake over real HTTP (and HTTPS). Covers the request shape, rotation, each error
 // class, the allowlist, leases and concurrent refreshers, `token`'s on-demand refresh and the
-// keep-alive timer of serve.
+// keep-alive timer of serve. Runs on both backends (token_refresh_test and token_refresh_test_pg,
+// tests/test_backend.h): every case of SPEC §6 holds on PostgreSQL as on SQLite.
 #define BOOST_TEST_MODULE token_refresh
 #include <boost/test/unit_test.hpp>
+
+#include "test_backend.h"
 
 #include <algorithm>
 #include <condition_variable>
@@ -13,12 +16,10 @@
 #include <set>
 #include <thread>
 
-#include "embedded_migrations.h"
 #include "oauth_client.h"
 #include "oauth_fake.h"
 #include "refresh_timer.h"
 #include "service.h"
-#include "sqlite_storage.h"
 #include "test_support.h"
 #include "token_refresher.h"
 
@@ -112,12 +113,11 @@ struct Harness {
   }
 
   std::string column(const InstallSpec& p, const std::string& column, std::int64_t userId = 1) {
-    return queryScalar(settings.db.path, "SELECT " + column + " FROM tokens WHERE member_id = '" +
-                                             p.memberId +
-                                             "' AND user_id = " + std::to_string(userId));
+    return queryScalar(settings, "SELECT " + column + " FROM tokens WHERE member_id = '" +
+                                     p.memberId + "' AND user_id = " + std::to_string(userId));
   }
   std::string portalColumn(const InstallSpec& p, const std::string& column) {
-    return queryScalar(settings.db.path,
+    return queryScalar(settings,
                        "SELECT " + column + " FROM portals WHERE member_id = '" + p.memberId + "'");
   }
 
@@ -425,7 +425,9 @@ BOOST_AUTO_TEST_CASE(most_of_a_secret_echoed_by_the_server_is_not_stored_or_show
   BOOST_CHECK(error.find("is wrong") != std::string::npos);  // the server's words stay
   const std::string portal = httpGet(h.service->queryUrl(), "/api/v1/portals/" + p.memberId).body;
   const std::string view =
-      queryScalar(h.settings.db.path, "SELECT group_concat(last_refresh_error) FROM token_health");
+      queryScalar(h.settings, testBackend() == Backend::postgresql
+                                  ? "SELECT string_agg(last_refresh_error, ',') FROM token_health"
+                                  : "SELECT group_concat(last_refresh_error) FROM token_health");
   for (const std::string& shown : {error, portal, view}) {
     BOOST_CHECK(shown.find(almostSecret.substr(0, 8)) == std::string::npos);
     BOOST_CHECK(shown.find(almostRefresh.substr(almostRefresh.size() - 8)) == std::string::npos);
@@ -666,7 +668,7 @@ BOOST_AUTO_TEST_CASE(a_result_for_a_row_replaced_meanwhile_is_not_written) {
 // Each thread has its own database connection and client, like a separate process would.
 struct Peer {
   Peer(Harness& h, const Clock& clock)
-      : storage(openSqliteStorage(h.settings.db, clock, embeddedMigrations())),
+      : storage(openTestStorage(h.settings, clock)),
         client(h.settings.oauth),
         refresher(storage->tokenStore(), client, h.settings.oauth, h.settings.refresh, clock) {}
   std::unique_ptr<Storage> storage;
