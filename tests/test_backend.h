@@ -22,23 +22,18 @@ namespace b24es::test {
 
 // For cases about one backend's own mechanics (a SQLite file removed under the service, its
 // PRAGMAs): BOOST_AUTO_TEST_CASE(name, *test::onlyOn(Backend::sqlite)). The case is reported
-// as skipped, with the reason, on the other backend.
-struct onlyOn {
-  explicit onlyOn(Backend backend) : backend_(backend) {}
-  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
-    boost::test_tools::assertion_result result(testBackend() == backend_);
+// as skipped, with the reason, on the other backend. A function returning Boost's own
+// precondition decorator: a class converting to one was not a decorator (`*` did not compile on
+// it), and clang saw its conversion operator call itself (-Winfinite-recursion).
+inline boost::unit_test::decorator::precondition onlyOn(Backend backend) {
+  return boost::unit_test::decorator::precondition([backend](boost::unit_test::test_unit_id) {
+    boost::test_tools::assertion_result result(testBackend() == backend);
     if (!result) {
-      result.message() << "this case is about the " << backendName(backend_) << " backend only";
+      result.message() << "this case is about the " << backendName(backend) << " backend only";
     }
     return result;
-  }
-  operator boost::unit_test::decorator::precondition() const {
-    return boost::unit_test::decorator::precondition(*this);
-  }
-
- private:
-  Backend backend_;
-};
+  });
+}
 
 struct BackendFixture {
   BackendFixture() {
