@@ -522,6 +522,12 @@ BOOST_AUTO_TEST_CASE(other_methods_get_405_with_allow) {
     checkError(r, 405, "method_not_allowed");
     BOOST_TEST(r.headers.at("Allow") == "POST");
   }
+  // A body sent with another method is not stored either.
+  checkError(test::httpRequest(s.url, "PUT", kPath, test::sample("01-ONAPPINSTALL.form"),
+                               "application/x-www-form-urlencoded"),
+             405, "method_not_allowed");
+  BOOST_TEST(s.events() == 0);
+  BOOST_TEST(s.q("SELECT count(*) FROM portals") == "0");
 }
 
 BOOST_AUTO_TEST_CASE(unknown_path_gets_404) {
