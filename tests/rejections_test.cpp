@@ -2,9 +2,12 @@
 // real Service on port 0 with a temp database, real HTTP requests that the ingest listener
 // refuses at every layer (framing, routing, limits, decoding, verification), the rows they
 // leave in `rejections`, and the query route that serves them. The storage side (queueing,
-// batches, trimming, drops) is in storage_contract_test.
+// batches, trimming, drops) is in storage_contract_test. Runs on both backends (rejections_test
+// on SQLite, rejections_test_pg on PostgreSQL; tests/test_backend.h).
 #define BOOST_TEST_MODULE rejections
 #include <boost/test/unit_test.hpp>
+
+#include "test_backend.h"
 
 #include <Poco/JSON/Array.h>
 #include <Poco/Net/StreamSocket.h>
@@ -19,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "pg_test_support.h"
 #include "service.h"
 #include "test_support.h"
 
@@ -44,7 +48,7 @@ struct Server {
   }
   ~Server() { service->stop(); }
 
-  std::string q(const std::string& sql) { return test::queryScalar(settings.db.path, sql); }
+  std::string q(const std::string& sql) { return test::queryScalar(settings, sql); }
   int count(const std::string& table) { return std::stoi(q("SELECT count(*) FROM " + table)); }
   // Waits until `sql` answers `value` (the writer commits rejections within 100 ms when no
   // events come); at most 10 s, then the caller's checks fail. Not a timing assertion.
@@ -61,8 +65,8 @@ struct Server {
   // The newest row as "status|error|event|member_id|domain|client_addr", NULL as "-".
   std::string newest() {
     return q(
-        "SELECT status || '|' || error || '|' || ifnull(event, '-') || '|' || "
-        "ifnull(member_id, '-') || '|' || ifnull(domain, '-') || '|' || client_addr "
+        "SELECT status || '|' || error || '|' || coalesce(event, '-') || '|' || "
+        "coalesce(member_id, '-') || '|' || coalesce(domain, '-') || '|' || client_addr "
         "FROM rejections ORDER BY id DESC LIMIT 1");
   }
   test::HttpResult forged(const std::string& member = kMember,
@@ -173,18 +177,34 @@ BOOST_AUTO_TEST_CASE(a_forged_event_is_recorded_with_what_it_claimed_and_no_body
   BOOST_TEST(s.count("events") == 1);
   BOOST_TEST(s.q("SELECT count(*) FROM tokens WHERE access_token = '" + kForgedAccess + "'") ==
              "0");
-  s.service->stop();  // the files as they are, the WAL included
+  s.service->stop();
+  // Where the database keeps its bytes: on SQLite the files as they are, the WAL included; on
+  // PostgreSQL (whose files are the server's) every row of every table as text.
+  std::vector<std::pair<std::string, std::string>> places;
+  if (test::testBackend() == test::Backend::postgresql) {
+    for (const std::string& table :
+         test::pgQuery(s.settings.pg.url,
+                       "SELECT table_name FROM information_schema.tables "
+                       "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")) {
+      places.emplace_back(
+          table, s.q("SELECT coalesce(string_agg(t::text, ' '), '') FROM \"" + table + "\" t"));
+    }
+    BOOST_TEST(places.size() > 5u);  // the scan saw the schema's tables
+  } else {
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      places.emplace_back(std::string("events.db") + suffix,
+                          test::readFile(s.settings.db.path + suffix));
+    }
+  }
   std::string all;
-  for (const char* suffix : {"", "-wal", "-shm"}) {
-    const std::string bytes = test::readFile(s.settings.db.path + suffix);
+  for (const auto& [where, bytes] : places) {
     all += bytes;
     for (const std::string& secret : {kForgedAppToken, kForgedAccess, kForgedRefresh}) {
-      BOOST_TEST(bytes.find(secret) == std::string::npos,
-                 "events.db" << suffix << " holds " << secret);
+      BOOST_TEST(bytes.find(secret) == std::string::npos, where << " holds " << secret);
     }
     BOOST_TEST(bytes.find("data[FIELDS]") == std::string::npos);  // nor the body
   }
-  // The scan reads the files the row is in.
+  // The scan reads where the row is.
   BOOST_TEST(all.find("verification_failed") != std::string::npos);
 }
 
@@ -315,7 +335,7 @@ BOOST_AUTO_TEST_CASE(claimed_values_are_cut_to_64_characters) {
                            "&auth[domain]=" + std::string(200, 'd') + ".bitrix24.com";
   checkError(test::postForm(s.ingest, kPath, body), 401, "verification_failed");
   BOOST_REQUIRE(s.waitForRejections(1));
-  // SQLite's length() counts characters of text.
+  // length() counts characters of text, on SQLite as on PostgreSQL.
   BOOST_TEST(s.q("SELECT length(event) || ' ' || length(member_id) || ' ' || length(domain) "
                  "FROM rejections") == "64 64 64");
   BOOST_TEST(s.q("SELECT member_id FROM rejections") == memberCut);
@@ -332,8 +352,11 @@ BOOST_AUTO_TEST_CASE(keep_rejections_keeps_only_the_newest) {
   }
   BOOST_REQUIRE(s.waitFor("SELECT max(id) FROM rejections", "12"));
   BOOST_TEST(s.count("rejections") == 5);
-  BOOST_TEST(s.q("SELECT group_concat(member_id, ',') FROM (SELECT member_id FROM rejections "
-                 "ORDER BY id)") == "portal-8,portal-9,portal-10,portal-11,portal-12");
+  BOOST_TEST(
+      s.q(std::string("SELECT ") +
+          (test::testBackend() == test::Backend::postgresql ? "string_agg" : "group_concat") +
+          "(member_id, ',') FROM (SELECT member_id FROM rejections ORDER BY id) r") ==
+      "portal-8,portal-9,portal-10,portal-11,portal-12");
 }
 
 BOOST_AUTO_TEST_CASE(keep_rejections_zero_records_none) {
