@@ -5,6 +5,8 @@
 #define BOOST_TEST_MODULE query_api
 #include <boost/test/unit_test.hpp>
 
+#include "test_backend.h"
+
 #include <Poco/DateTimeFormatter.h>
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Parser.h>
@@ -17,12 +19,15 @@
 
 #include <algorithm>
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <set>
 
+#include "portal_state.h"
 #include "query_handler.h"
 #include "service.h"
 #include "test_support.h"
+#include "token_store.h"
 
 namespace {
 
@@ -639,6 +644,208 @@ BOOST_AUTO_TEST_CASE(an_uninstalled_portal_keeps_its_events_and_loses_its_tokens
                         api.ids([](const Posted& p) { return p.member == kMemberA; }).size()));
 }
 
+// Offline events (SPEC §8.3) come in through the storage interface, as the offline queue stores
+// them; the source filter then separates them from the ingested ones, alone, combined with the
+// other filters, in both orders and across cursor pages.
+BOOST_AUTO_TEST_CASE(source_filter_separates_offline_events_from_ingested_ones) {
+  Api api;
+  api.populate();
+  std::vector<b24es::OfflineEvent> records;
+  for (int i = 0; i < 5; ++i) {
+    b24es::OfflineEvent r;
+    r.offlineId = 900 + i;
+    r.event.event = i % 2 == 0 ? "ONCRMDEALADD" : "ONCRMCONTACTADD";
+    r.event.memberId = kMemberA;
+    r.event.domain = kDomainA;
+    r.event.ts = 1767295000 + i;
+    r.event.entityId = 500 + i;
+    r.event.dataJson = "{\"FIELDS\":{\"ID\":\"" + std::to_string(500 + i) + "\"}}";
+    records.push_back(r);
+  }
+  BOOST_REQUIRE_EQUAL(api.service().storage().portalState().storeOfflineBatch(
+                          kMemberA, "", records, api.clock().nowMillis()),
+                      records.size());
+  std::vector<std::int64_t> all = itemIds(api.get("/api/v1/events?limit=1000"));
+  const std::vector<std::int64_t> online = api.ids([](const Posted&) { return true; });
+  BOOST_REQUIRE_EQUAL(all.size(), online.size() + records.size());
+  std::vector<std::int64_t> offline;
+  std::set_difference(all.begin(), all.end(), online.begin(), online.end(),
+                      std::back_inserter(offline));
+  BOOST_REQUIRE_EQUAL(offline.size(), records.size());
+  BOOST_CHECK_GT(offline.front(), online.back());  // stored last, so the ids are the largest
+
+  std::vector<std::int64_t> got = itemIds(api.get("/api/v1/events?limit=1000&source=offline"));
+  BOOST_CHECK_EQUAL_COLLECTIONS(got.begin(), got.end(), offline.begin(), offline.end());
+  got = itemIds(api.get("/api/v1/events?limit=1000&source=online"));
+  BOOST_CHECK_EQUAL_COLLECTIONS(got.begin(), got.end(), online.begin(), online.end());
+  std::vector<std::int64_t> walked = walk(api, "source=offline", 2, false);
+  BOOST_CHECK_EQUAL_COLLECTIONS(walked.begin(), walked.end(), offline.begin(), offline.end());
+  walked = walk(api, "source=offline&member_id=" + kMemberA, 2, true);
+  BOOST_CHECK_EQUAL_COLLECTIONS(walked.rbegin(), walked.rend(), offline.begin(), offline.end());
+  // With other filters: portal B has none; of the deals, the offline ones are ids 0, 2 and 4.
+  BOOST_CHECK(itemIds(api.get("/api/v1/events?source=offline&member_id=" + kMemberB)).empty());
+  got = itemIds(api.get("/api/v1/events?source=offline&event=oncrmdealadd&order=desc"));
+  BOOST_CHECK(got == (std::vector<std::int64_t>{offline[4], offline[2], offline[0]}));
+  got = itemIds(
+      api.get("/api/v1/events?source=offline&entity_id=503&from=1767295003&to=" + iso(1767295003)));
+  BOOST_CHECK(got == std::vector<std::int64_t>{offline[3]});
+  // The event itself says where it came from, with its data as stored.
+  Object::Ptr e = api.get("/api/v1/events/" + std::to_string(offline[1])).json();
+  BOOST_CHECK_EQUAL(e->getValue<std::string>("source"), "offline");
+  BOOST_CHECK_EQUAL(e->getValue<std::string>("event"), "ONCRMCONTACTADD");
+  BOOST_CHECK_EQUAL(e->getValue<std::int64_t>("ts"), 1767295001);
+  BOOST_CHECK_EQUAL(e->getValue<std::int64_t>("entity_id"), 501);
+  BOOST_CHECK(e->isNull("user_id"));
+  BOOST_CHECK_EQUAL(e->getObject("data")->getObject("FIELDS")->getValue<std::string>("ID"), "501");
+  // The counters include them: stats, and the portal's count and offline state.
+  BOOST_CHECK_EQUAL(api.get("/api/v1/stats").json()->getValue<std::int64_t>("total"),
+                    static_cast<std::int64_t>(all.size()));
+  Object::Ptr a = api.get("/api/v1/portals/" + kMemberA).json();
+  BOOST_CHECK_EQUAL(
+      a->getValue<std::int64_t>("event_count"),
+      static_cast<std::int64_t>(
+          api.ids([](const Posted& p) { return p.member == kMemberA; }).size() + records.size()));
+  BOOST_CHECK_EQUAL(a->getValue<std::int64_t>("last_event_ts"), 1767295004);
+  BOOST_REQUIRE(a->isObject("offline"));
+  BOOST_CHECK_EQUAL(a->getObject("offline")->getValue<std::int64_t>("fetched"), 5);
+  for (const char* bad :
+       {"source=", "source=OFFLINE", "source=elsewhere", "source=online&source=offline"}) {
+    BOOST_TEST_CONTEXT(bad) {
+      HttpResult r = api.get("/api/v1/events?" + std::string(bad));
+      BOOST_CHECK_EQUAL(r.status, 400);
+      BOOST_CHECK_EQUAL(errorCode(r), "invalid_parameter");
+    }
+  }
+}
+
+// What the store records about bindings, offline passes and token refreshes (SPEC §5 PORTAL),
+// written through the storage interfaces as the binding sync, the offline queue and the
+// refresher write it: served with ISO times, in (event, type) order, and never a token.
+BOOST_AUTO_TEST_CASE(portals_show_bindings_offline_state_and_refresh_results_without_secrets) {
+  Api api;
+  api.populate();
+  b24es::Storage& storage = api.service().storage();
+  b24es::PortalStateStore& state = storage.portalState();
+  state.recordBinding(kMemberA, {"ONCRMDEALUPDATE", "offline", "error",
+                                 std::string("ACCESS_DENIED: no scope crm"), kNow + 20});
+  state.recordBinding(kMemberA, {"ONCRMDEALADD", "online", "bound", std::nullopt, kNow + 10});
+  state.recordBinding(kMemberA, {"ONCRMDEALADD", "offline", "bound", std::nullopt, kNow + 11});
+  state.setOfflineMode(kMemberA, "clear");
+  state.recordOfflinePass(kMemberA, std::string("WRONG_LICENSE: the plan has no queue"), kNow + 30);
+
+  // Portal A's installing user is refreshed; portal B's is told its refresh token is dead.
+  const std::int64_t refreshedAt = kNow + 120;
+  std::set<std::string> fresh = {"fresh-access-4c1d8e2b", "fresh-refresh-9a7f3e05"};
+  auto claimed = [&](const std::string& member) {
+    std::optional<b24es::StoredToken> token = storage.tokenStore().findToken(member, 1);
+    BOOST_REQUIRE(token && token->refreshToken);
+    b24es::ClaimRequest request;
+    request.memberId = member;
+    request.userId = 1;
+    request.expectedRefreshToken = token->refreshToken;
+    b24es::Claim claim = storage.tokenStore().claim(request, refreshedAt);
+    BOOST_REQUIRE(claim.status == b24es::Claim::Status::kClaimed);
+    return claim;
+  };
+  b24es::RefreshedTokens tokens;
+  tokens.accessToken = "fresh-access-4c1d8e2b";
+  tokens.refreshToken = "fresh-refresh-9a7f3e05";
+  tokens.expiresAt = refreshedAt + 3600;
+  BOOST_REQUIRE(storage.tokenStore().recordSuccess(claimed(kMemberA), tokens, refreshedAt));
+  BOOST_REQUIRE(storage.tokenStore().recordFailure(
+      claimed(kMemberB), "invalid_grant: the refresh token is dead", true, refreshedAt));
+
+  auto token = [](const Object::Ptr& portal, std::int64_t userId) {
+    Array::Ptr list = portal->getArray("tokens");
+    for (unsigned i = 0; i < list->size(); ++i) {
+      if (list->getObject(i)->getValue<std::int64_t>("user_id") == userId) {
+        return list->getObject(i);
+      }
+    }
+    BOOST_FAIL("no token of user " << userId);
+    return Object::Ptr();
+  };
+  HttpResult page = api.get("/api/v1/portals");
+  BOOST_REQUIRE_EQUAL(page.status, 200);
+  Array::Ptr items = page.json()->getArray("items");
+  BOOST_REQUIRE_EQUAL(items->size(), 2u);
+  for (unsigned i = 0; i < 2; ++i) {
+    Object::Ptr fromPage = items->getObject(i);
+    const std::string member = fromPage->getValue<std::string>("member_id");
+    HttpResult one = api.get("/api/v1/portals/" + member);
+    BOOST_REQUIRE_EQUAL(one.status, 200);
+    // The page and the single portal are the same object.
+    BOOST_CHECK(page.body.find(one.body) != std::string::npos);
+  }
+  Object::Ptr a = items->getObject(0), b = items->getObject(1);
+  BOOST_REQUIRE_EQUAL(a->getValue<std::string>("member_id"), kMemberA);
+
+  Array::Ptr bindings = a->getArray("bindings");
+  BOOST_REQUIRE_EQUAL(bindings->size(), 3u);
+  const std::vector<std::vector<std::string>> expected = {
+      {"ONCRMDEALADD", "offline", "bound", "", iso(kNow + 11)},
+      {"ONCRMDEALADD", "online", "bound", "", iso(kNow + 10)},
+      {"ONCRMDEALUPDATE", "offline", "error", "ACCESS_DENIED: no scope crm", iso(kNow + 20)}};
+  for (unsigned i = 0; i < 3; ++i) {
+    Object::Ptr binding = bindings->getObject(i);
+    BOOST_TEST_CONTEXT("binding " << i) {
+      BOOST_CHECK_EQUAL(binding->size(), 5u);
+      BOOST_CHECK_EQUAL(binding->getValue<std::string>("event"), expected[i][0]);
+      BOOST_CHECK_EQUAL(binding->getValue<std::string>("type"), expected[i][1]);
+      BOOST_CHECK_EQUAL(binding->getValue<std::string>("state"), expected[i][2]);
+      if (expected[i][3].empty()) {
+        BOOST_CHECK(binding->isNull("error"));
+      } else {
+        BOOST_CHECK_EQUAL(binding->getValue<std::string>("error"), expected[i][3]);
+      }
+      BOOST_CHECK_EQUAL(binding->getValue<std::string>("updated_at"), expected[i][4]);
+    }
+  }
+  BOOST_REQUIRE(a->isObject("offline"));
+  Object::Ptr offline = a->getObject("offline");
+  BOOST_CHECK_EQUAL(offline->size(), 4u);
+  BOOST_CHECK_EQUAL(offline->getValue<std::string>("mode"), "clear");
+  BOOST_CHECK_EQUAL(offline->getValue<std::string>("last_pass_at"), iso(kNow + 30));
+  BOOST_CHECK_EQUAL(offline->getValue<std::string>("last_error"),
+                    "WRONG_LICENSE: the plan has no queue");
+  BOOST_CHECK_EQUAL(offline->getValue<std::int64_t>("fetched"), 0);
+
+  Object::Ptr refreshed = token(a, 1);
+  BOOST_CHECK_EQUAL(refreshed->getValue<std::string>("expires_at"), iso(refreshedAt + 3600));
+  BOOST_CHECK(!refreshed->getValue<bool>("expired"));
+  BOOST_CHECK(refreshed->getValue<bool>("has_refresh_token"));
+  BOOST_CHECK_EQUAL(refreshed->getValue<std::string>("last_refresh_at"), iso(refreshedAt));
+  BOOST_CHECK(refreshed->isNull("last_refresh_error"));
+
+  BOOST_CHECK_EQUAL(b->getArray("bindings")->size(), 0u);
+  BOOST_CHECK(b->isNull("offline"));
+  Object::Ptr dead = token(b, 1);
+  // recordFailure keeps the stored refresh token (token_store.h), dead or not.
+  BOOST_CHECK(dead->getValue<bool>("has_refresh_token"));
+  BOOST_CHECK_EQUAL(dead->getValue<std::string>("last_refresh_at"), iso(refreshedAt));
+  BOOST_CHECK_EQUAL(dead->getValue<std::string>("last_refresh_error"),
+                    "invalid_grant: the refresh token is dead");
+  BOOST_CHECK(token(b, 2)->isNull("last_refresh_at"));
+
+  // Metrics count the same rows: one refresh failed, bindings by type and state.
+  const std::string metrics = api.get("/metrics").body;
+  for (const char* line : {"b24es_tokens{state=\"refresh_failed\"} 1",
+                           "b24es_bindings{type=\"online\",state=\"bound\"} 1",
+                           "b24es_bindings{type=\"online\",state=\"error\"} 0",
+                           "b24es_bindings{type=\"offline\",state=\"bound\"} 1",
+                           "b24es_bindings{type=\"offline\",state=\"error\"} 1"}) {
+    BOOST_CHECK_MESSAGE(metrics.find(std::string(line) + "\n") != std::string::npos,
+                        "no line " << line);
+  }
+  for (const std::string& secret : fresh) api.secrets.insert(secret);
+  for (const std::string& secret : api.secrets) {
+    for (const std::string& answer : api.answers) {
+      BOOST_CHECK_MESSAGE(answer.find(secret) == std::string::npos,
+                          "a token appears in an answer: " << answer.substr(0, 200));
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(stats_count_events_by_code_and_portal) {
   Api api;
   api.populate();
@@ -1076,7 +1283,7 @@ BOOST_AUTO_TEST_CASE(serve_refuses_a_non_loopback_query_listener_without_a_token
   std::string out, err;
   int rc = b24es::test::runBinary({"serve", "--db", dir.file("cli.db"), "--listen", "127.0.0.1:0",
                                    "--query-listen", "0.0.0.0:0"},
-                                  out, err);
+                                  out, err, b24es::test::backendEnv(dir));
   BOOST_CHECK_EQUAL(rc, 1);
   BOOST_CHECK(err.find("query.token") != std::string::npos);
   BOOST_CHECK(out.find("listening") == std::string::npos);
