@@ -194,7 +194,8 @@ BOOST_AUTO_TEST_CASE(token_states_follow_the_stored_rows_and_the_clock) {
     std::map<std::string, std::string> samples = scrape();
     std::string out;
     for (const char* state : {"valid", "access_expired", "no_refresh_token", "refresh_failed"}) {
-      out += std::string(state) + "=" + samples["b24es_tokens{state=\"" + state + "\"}"] + " ";
+      out += std::string(state) + "=" +
+             samples[std::string("b24es_tokens{state=\"") + state + "\"}"] + " ";
     }
     return out;
   };
