@@ -1,5 +1,7 @@
 #include "pg_event_reader.h"
 
+#include <Poco/UTF8Encoding.h>
+
 #include <limits>
 #include <unordered_map>
 
@@ -79,11 +81,53 @@ const std::string kRejectionPageSql =
     std::string(kRejectionColumns) + " WHERE id < $1 ORDER BY id DESC LIMIT $2";
 const std::string kPortalRejectionPageSql =
     std::string(kRejectionColumns) + " WHERE member_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3";
+// The largest member_id at or before a cursor given as bytes (hex bytea), for a cursor that
+// PostgreSQL text cannot hold (see holdable()). Byte order, as SQLite's BINARY compares.
+constexpr const char* kPortalAtOrBeforeSql =
+    "SELECT member_id FROM portals WHERE convert_to(member_id, 'UTF8') <= $1::bytea "
+    "ORDER BY member_id DESC LIMIT 1";
 constexpr const char* kTokenStatesSql =
     "SELECT CASE WHEN last_refresh_error IS NOT NULL THEN 0 "
     "WHEN refresh_token IS NULL THEN 1 "
     "WHEN expires_at IS NULL OR expires_at <= $1 THEN 2 ELSE 3 END AS state, count(*) "
     "FROM tokens GROUP BY state";
+
+// Whether a text column of this database can hold `value`: valid UTF-8 (the database's
+// encoding) without a NUL byte. Every stored member_id, domain and event code is such text, so a
+// filter value that is not equals none of them. Bound as it is, it would fail the statement
+// (SQLSTATE 22021: a client's bad bytes answered as a storage fault, 503) or, for NUL, be cut
+// there by libpq (member_id=A%00x would match portal A); SQLite simply finds no row. Written by
+// hand: POCO validates one sequence at a time (UTF8Encoding::isLegal), not a string.
+bool holdable(const std::string& value) {
+  for (std::size_t i = 0; i < value.size();) {
+    const auto lead = static_cast<unsigned char>(value[i]);
+    const std::size_t length = lead == 0x00            ? 0
+                               : lead < 0x80           ? 1
+                               : (lead & 0xE0) == 0xC0 ? 2
+                               : (lead & 0xF0) == 0xE0 ? 3
+                               : (lead & 0xF8) == 0xF0 ? 4
+                                                       : 0;
+    if (length == 0 || i + length > value.size() ||
+        !Poco::UTF8Encoding::isLegal(reinterpret_cast<const unsigned char*>(value.data() + i),
+                                     static_cast<int>(length))) {
+      return false;
+    }
+    i += length;
+  }
+  return true;
+}
+bool holdable(const std::optional<std::string>& value) { return !value || holdable(*value); }
+
+std::string hexBytea(const std::string& bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\\x";
+  for (char c : bytes) {
+    const auto b = static_cast<unsigned char>(c);
+    out += kHex[b >> 4];
+    out += kHex[b & 0xF];
+  }
+  return out;
+}
 
 EventRecord eventOf(const Result& r, int i) {
   EventRecord e;
@@ -188,6 +232,10 @@ std::vector<Query> fixedReaderQueries() {
 
 void PgEventReader::scanEvents(const EventFilter& filter,
                                const std::function<bool(EventRecord&)>& each) {
+  if (!holdable(filter.memberId) || !holdable(filter.domain) || !holdable(filter.event) ||
+      !holdable(filter.source)) {
+    return;  // no stored event has such a value
+  }
   Pool::Lease c = pool_.get();
   Query q = eventsQuery(filter);
   // At most limit + 1 rows (1,001), each at most ingest.max_body_bytes of data: the page's
@@ -262,8 +310,16 @@ std::vector<PortalView> PgEventReader::portals(const Query& portalQuery, const Q
 }
 
 PortalPage PgEventReader::listPortals(const PortalFilter& filter) {
+  std::string after = filter.after.value_or("");
+  if (!holdable(after)) {
+    // The portals after such a cursor in byte order are those after the last one at or
+    // before it (none: all of them).
+    Pool::Lease c = pool_.get();
+    Result r = c->query(kPortalAtOrBeforeSql, Params().add(hexBytea(after)));
+    after = r.rows() > 0 ? r.text(0, 0) : std::string();
+  }
   Params params;
-  params.add(filter.after.value_or("")).add(static_cast<std::int64_t>(filter.limit) + 1);
+  params.add(after).add(static_cast<std::int64_t>(filter.limit) + 1);
   PortalPage page;
   page.items = portals(Query{kPortalPageSql, params}, Query{kPageTokensSql, params},
                        Query{kPageBindingsSql, params}, Query{kPageOfflineSql, params});
@@ -275,6 +331,7 @@ PortalPage PgEventReader::listPortals(const PortalFilter& filter) {
 }
 
 std::optional<PortalView> PgEventReader::findPortalView(const std::string& memberId) {
+  if (!holdable(memberId)) return std::nullopt;
   Params params;
   params.add(memberId);
   std::vector<PortalView> views =
@@ -306,6 +363,7 @@ EventStats PgEventReader::stats() {
 }
 
 Timeline PgEventReader::timeline(const TimelineQuery& query) {
+  if (!holdable(query.memberId) || !holdable(query.event)) return {};
   Params params;
   params.add(query.width).add(query.memberId.value_or(std::string())).add(query.from).add(query.to);
   if (query.event) params.add(*query.event);
@@ -347,6 +405,7 @@ TokenStateCounts PgEventReader::tokenStates(std::int64_t nowSeconds) {
 }
 
 RejectionPage PgEventReader::listRejections(const RejectionFilter& filter) {
+  if (!holdable(filter.memberId)) return {};
   Query q = rejectionsQuery(filter);
   Pool::Lease c = pool_.get();
   Result r = c->query(q.sql, q.params);
