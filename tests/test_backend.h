@@ -23,22 +23,21 @@ namespace b24es::test {
 // For cases about one backend's own mechanics (a SQLite file removed under the service, its
 // PRAGMAs): BOOST_AUTO_TEST_CASE(name, *test::onlyOn(Backend::sqlite)). The case is reported
 // as skipped, with the reason, on the other backend.
-struct onlyOn {
-  explicit onlyOn(Backend backend) : backend_(backend) {}
+struct BackendIs {
+  Backend backend;
   boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
-    boost::test_tools::assertion_result result(testBackend() == backend_);
+    boost::test_tools::assertion_result result(testBackend() == backend);
     if (!result) {
-      result.message() << "this case is about the " << backendName(backend_) << " backend only";
+      result.message() << "this case is about the " << backendName(backend) << " backend only";
     }
     return result;
   }
-  operator boost::unit_test::decorator::precondition() const {
-    return boost::unit_test::decorator::precondition(*this);
-  }
-
- private:
-  Backend backend_;
 };
+// A function returning Boost's own decorator, so that its unary * applies (a struct of ours
+// converting to it does not compile: * is not looked up through conversions).
+inline boost::unit_test::decorator::precondition onlyOn(Backend backend) {
+  return boost::unit_test::decorator::precondition(BackendIs{backend});
+}
 
 struct BackendFixture {
   BackendFixture() {
