@@ -1,8 +1,9 @@
 #include "pg_event_reader.h"
 
-#include <Poco/UTF8Encoding.h>
+#include <Poco/HexBinaryEncoder.h>
 
 #include <limits>
+#include <sstream>
 #include <unordered_map>
 
 namespace b24es::pg {
@@ -96,37 +97,22 @@ constexpr const char* kTokenStatesSql =
 // encoding) without a NUL byte. Every stored member_id, domain and event code is such text, so a
 // filter value that is not equals none of them. Bound as it is, it would fail the statement
 // (SQLSTATE 22021: a client's bad bytes answered as a storage fault, 503) or, for NUL, be cut
-// there by libpq (member_id=A%00x would match portal A); SQLite simply finds no row. Written by
-// hand: POCO validates one sequence at a time (UTF8Encoding::isLegal), not a string.
+// there by libpq (member_id=A%00x would match portal A); SQLite simply finds no row.
 bool holdable(const std::string& value) {
-  for (std::size_t i = 0; i < value.size();) {
-    const auto lead = static_cast<unsigned char>(value[i]);
-    const std::size_t length = lead == 0x00            ? 0
-                               : lead < 0x80           ? 1
-                               : (lead & 0xE0) == 0xC0 ? 2
-                               : (lead & 0xF0) == 0xE0 ? 3
-                               : (lead & 0xF8) == 0xF0 ? 4
-                                                       : 0;
-    if (length == 0 || i + length > value.size() ||
-        !Poco::UTF8Encoding::isLegal(reinterpret_cast<const unsigned char*>(value.data() + i),
-                                     static_cast<int>(length))) {
-      return false;
-    }
-    i += length;
-  }
-  return true;
+  // cutToChars (rejections.h) keeps valid UTF-8 as it is and replaces any other byte.
+  return value.find('\0') == std::string::npos && cutToChars(value, value.size()) == value;
 }
 bool holdable(const std::optional<std::string>& value) { return !value || holdable(*value); }
 
+// `bytes` as a bytea literal in hex format (\x6d31...).
 std::string hexBytea(const std::string& bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\\x";
-  for (char c : bytes) {
-    const auto b = static_cast<unsigned char>(c);
-    out += kHex[b >> 4];
-    out += kHex[b & 0xF];
-  }
-  return out;
+  std::ostringstream out;
+  out << "\\x";
+  Poco::HexBinaryEncoder hex(out);
+  hex.rdbuf()->setLineLength(0);
+  hex << bytes;
+  hex.close();
+  return out.str();
 }
 
 EventRecord eventOf(const Result& r, int i) {
