@@ -1,12 +1,22 @@
-// Unit tests of the Prometheus exposition (server/metrics.h). The counters as fed by the real
-// ingest path are checked over HTTP in query_api_test.
+// The Prometheus exposition (server/metrics.h): unit tests of the rendering, and the gauges a
+// running service reads from its store (token states), on both backends (test_backend.h). The
+// counters as fed by the real ingest path are checked over HTTP in query_api_test.
 #define BOOST_TEST_MODULE metrics
 #include <boost/test/unit_test.hpp>
 
+#include "test_backend.h"
+
+#include <Poco/StringTokenizer.h>
+
+#include <map>
+#include <memory>
 #include <thread>
 #include <vector>
 
 #include "metrics.h"
+#include "service.h"
+#include "test_support.h"
+#include "token_store.h"
 
 using b24es::Metrics;
 
@@ -157,4 +167,79 @@ BOOST_AUTO_TEST_CASE(rejections_recorded_and_dropped_are_counters_from_zero) {
   std::string after = m.render(std::nullopt);
   BOOST_CHECK(hasLine(after, "b24es_rejections_recorded_total 7"));
   BOOST_CHECK(hasLine(after, "b24es_rejections_dropped_total 4"));
+}
+
+// The token gauges are counted by the store at each scrape, against the service's clock: a token
+// is valid until its expiry, expired from that second on, and a failed refresh outranks both.
+BOOST_AUTO_TEST_CASE(token_states_follow_the_stored_rows_and_the_clock) {
+  b24es::test::TempDir dir;
+  b24es::test::FakeClock clock;  // 2026-01-01T10:00:00Z; the install's token expires an hour on
+  const std::int64_t now = clock.nowMillis() / 1000;
+  b24es::Service service(b24es::test::testSettings(dir), clock);
+  service.start();
+  auto scrape = [&] {
+    b24es::test::HttpResult r = b24es::test::httpGet(service.queryUrl(), "/metrics");
+    BOOST_REQUIRE_EQUAL(r.status, 200);
+    std::map<std::string, std::string> samples;  // "name{labels}" -> value
+    Poco::StringTokenizer lines(r.body, "\n", Poco::StringTokenizer::TOK_IGNORE_EMPTY);
+    for (const std::string& line : lines) {
+      if (line[0] == '#') continue;
+      std::size_t space = line.rfind(' ');
+      samples[line.substr(0, space)] = line.substr(space + 1);
+    }
+    BOOST_CHECK_EQUAL(samples["b24es_storage_up"], "1");
+    return samples;
+  };
+  auto states = [&] {
+    std::map<std::string, std::string> samples = scrape();
+    std::string out;
+    for (const char* state : {"valid", "access_expired", "no_refresh_token", "refresh_failed"}) {
+      out += std::string(state) + "=" +
+             samples[std::string("b24es_tokens{state=\"") + state + "\"}"] + " ";
+    }
+    return out;
+  };
+  BOOST_CHECK_EQUAL(states(), "valid=0 access_expired=0 no_refresh_token=0 refresh_failed=0 ");
+
+  const std::string path = b24es::test::testSettings(dir).ingest.path;
+  BOOST_REQUIRE_EQUAL(
+      b24es::test::postForm(service.ingestUrl(), path, b24es::test::sample("01-ONAPPINSTALL.form"))
+          .status,
+      200);
+  BOOST_CHECK_EQUAL(states(), "valid=1 access_expired=0 no_refresh_token=0 refresh_failed=0 ");
+  // User 2's access token comes with an event, without a refresh token.
+  const std::string event =
+      "event=ONCRMDEALADD&data%5BFIELDS%5D%5BID%5D=7&auth%5Bdomain%5D=acme-test.bitrix24.com"
+      "&auth%5Bmember_id%5D=7c1e5a93d2b84f06a9e3c5d71b2f8e40"
+      "&auth%5Bapplication_token%5D=f4a8c2e61b9d7035e8c4a1f6d2b97e53&auth%5Buser_id%5D=2"
+      "&auth%5Baccess_token%5D=event-access-2d7c9e1f&auth%5Bexpires%5D=" +
+      std::to_string(now + 60);
+  BOOST_REQUIRE_EQUAL(b24es::test::postForm(service.ingestUrl(), path, event).status, 200);
+  BOOST_CHECK_EQUAL(states(), "valid=1 access_expired=0 no_refresh_token=1 refresh_failed=0 ");
+  std::map<std::string, std::string> samples = scrape();
+  BOOST_CHECK_EQUAL(
+      samples["b24es_events_received_total{result=\"stored\",event=\"ONAPPINSTALL\"}"], "1");
+  BOOST_CHECK_EQUAL(
+      samples["b24es_events_received_total{result=\"stored\",event=\"ONCRMDEALADD\"}"], "1");
+
+  // The install's token expires at now + 3600: valid one second before, expired at that second.
+  clock.setSeconds(now + 3599);
+  BOOST_CHECK_EQUAL(states(), "valid=1 access_expired=0 no_refresh_token=1 refresh_failed=0 ");
+  clock.setSeconds(now + 3600);
+  BOOST_CHECK_EQUAL(states(), "valid=0 access_expired=1 no_refresh_token=1 refresh_failed=0 ");
+
+  // A failed refresh, recorded as the refresher records it, outranks the expiry.
+  b24es::TokenStore& tokens = service.storage().tokenStore();
+  std::optional<b24es::StoredToken> installed =
+      tokens.findToken("7c1e5a93d2b84f06a9e3c5d71b2f8e40", 1);
+  BOOST_REQUIRE(installed && installed->refreshToken);
+  b24es::ClaimRequest request;
+  request.memberId = installed->memberId;
+  request.userId = 1;
+  request.expectedRefreshToken = installed->refreshToken;
+  b24es::Claim claim = tokens.claim(request, now + 3600);
+  BOOST_REQUIRE(claim.status == b24es::Claim::Status::kClaimed);
+  BOOST_REQUIRE(tokens.recordFailure(claim, "temporarily_unavailable", false, now + 3600));
+  BOOST_CHECK_EQUAL(states(), "valid=0 access_expired=0 no_refresh_token=1 refresh_failed=1 ");
+  service.stop();
 }

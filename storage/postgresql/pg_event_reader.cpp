@@ -1,6 +1,9 @@
 #include "pg_event_reader.h"
 
+#include <Poco/HexBinaryEncoder.h>
+
 #include <limits>
+#include <sstream>
 #include <unordered_map>
 
 namespace b24es::pg {
@@ -79,11 +82,38 @@ const std::string kRejectionPageSql =
     std::string(kRejectionColumns) + " WHERE id < $1 ORDER BY id DESC LIMIT $2";
 const std::string kPortalRejectionPageSql =
     std::string(kRejectionColumns) + " WHERE member_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3";
+// The largest member_id at or before a cursor given as bytes (hex bytea), for a cursor that
+// PostgreSQL text cannot hold (see holdable()). Byte order, as SQLite's BINARY compares.
+constexpr const char* kPortalAtOrBeforeSql =
+    "SELECT member_id FROM portals WHERE convert_to(member_id, 'UTF8') <= $1::bytea "
+    "ORDER BY member_id DESC LIMIT 1";
 constexpr const char* kTokenStatesSql =
     "SELECT CASE WHEN last_refresh_error IS NOT NULL THEN 0 "
     "WHEN refresh_token IS NULL THEN 1 "
     "WHEN expires_at IS NULL OR expires_at <= $1 THEN 2 ELSE 3 END AS state, count(*) "
     "FROM tokens GROUP BY state";
+
+// Whether a text column of this database can hold `value`: valid UTF-8 (the database's
+// encoding) without a NUL byte. Every stored member_id, domain and event code is such text, so a
+// filter value that is not equals none of them. Bound as it is, it would fail the statement
+// (SQLSTATE 22021: a client's bad bytes answered as a storage fault, 503) or, for NUL, be cut
+// there by libpq (member_id=A%00x would match portal A); SQLite simply finds no row.
+bool holdable(const std::string& value) {
+  // cutToChars (rejections.h) keeps valid UTF-8 as it is and replaces any other byte.
+  return value.find('\0') == std::string::npos && cutToChars(value, value.size()) == value;
+}
+bool holdable(const std::optional<std::string>& value) { return !value || holdable(*value); }
+
+// `bytes` as a bytea literal in hex format (\x6d31...).
+std::string hexBytea(const std::string& bytes) {
+  std::ostringstream out;
+  out << "\\x";
+  Poco::HexBinaryEncoder hex(out);
+  hex.rdbuf()->setLineLength(0);
+  hex << bytes;
+  hex.close();
+  return out.str();
+}
 
 EventRecord eventOf(const Result& r, int i) {
   EventRecord e;
@@ -188,6 +218,10 @@ std::vector<Query> fixedReaderQueries() {
 
 void PgEventReader::scanEvents(const EventFilter& filter,
                                const std::function<bool(EventRecord&)>& each) {
+  if (!holdable(filter.memberId) || !holdable(filter.domain) || !holdable(filter.event) ||
+      !holdable(filter.source)) {
+    return;  // no stored event has such a value
+  }
   Pool::Lease c = pool_.get();
   Query q = eventsQuery(filter);
   // At most limit + 1 rows (1,001), each at most ingest.max_body_bytes of data: the page's
@@ -262,8 +296,16 @@ std::vector<PortalView> PgEventReader::portals(const Query& portalQuery, const Q
 }
 
 PortalPage PgEventReader::listPortals(const PortalFilter& filter) {
+  std::string after = filter.after.value_or("");
+  if (!holdable(after)) {
+    // The portals after such a cursor in byte order are those after the last one at or
+    // before it (none: all of them).
+    Pool::Lease c = pool_.get();
+    Result r = c->query(kPortalAtOrBeforeSql, Params().add(hexBytea(after)));
+    after = r.rows() > 0 ? r.text(0, 0) : std::string();
+  }
   Params params;
-  params.add(filter.after.value_or("")).add(static_cast<std::int64_t>(filter.limit) + 1);
+  params.add(after).add(static_cast<std::int64_t>(filter.limit) + 1);
   PortalPage page;
   page.items = portals(Query{kPortalPageSql, params}, Query{kPageTokensSql, params},
                        Query{kPageBindingsSql, params}, Query{kPageOfflineSql, params});
@@ -275,6 +317,7 @@ PortalPage PgEventReader::listPortals(const PortalFilter& filter) {
 }
 
 std::optional<PortalView> PgEventReader::findPortalView(const std::string& memberId) {
+  if (!holdable(memberId)) return std::nullopt;
   Params params;
   params.add(memberId);
   std::vector<PortalView> views =
@@ -306,6 +349,7 @@ EventStats PgEventReader::stats() {
 }
 
 Timeline PgEventReader::timeline(const TimelineQuery& query) {
+  if (!holdable(query.memberId) || !holdable(query.event)) return {};
   Params params;
   params.add(query.width).add(query.memberId.value_or(std::string())).add(query.from).add(query.to);
   if (query.event) params.add(*query.event);
@@ -347,6 +391,7 @@ TokenStateCounts PgEventReader::tokenStates(std::int64_t nowSeconds) {
 }
 
 RejectionPage PgEventReader::listRejections(const RejectionFilter& filter) {
+  if (!holdable(filter.memberId)) return {};
   Query q = rejectionsQuery(filter);
   Pool::Lease c = pool_.get();
   Result r = c->query(q.sql, q.params);
