@@ -32,11 +32,23 @@ struct onlyOn {
     }
     return result;
   }
+  // Boost's unary operator* is a member of decorator::base, which this is not; so *onlyOn(...)
+  // has its own, which stacks the precondition as Boost's would.
+  boost::unit_test::decorator::collector_t& operator*() const {
+    return *boost::unit_test::decorator::precondition(predicate());
+  }
   operator boost::unit_test::decorator::precondition() const {
-    return boost::unit_test::decorator::precondition(*this);
+    return boost::unit_test::decorator::precondition(predicate());
   }
 
  private:
+  // Through a lambda: precondition(*this) would convert *this with the operator above again
+  // (GCC: infinite recursion).
+  boost::unit_test::decorator::precondition::predicate_t predicate() const {
+    const onlyOn self = *this;
+    return [self](boost::unit_test::test_unit_id id) { return self(id); };
+  }
+
   Backend backend_;
 };
 
