@@ -779,7 +779,7 @@ bool SqliteEventSink::runPurgeTurn(Poco::Logger& log) {
     if (sinkSettings_.onPurgeBatch) sinkSettings_.onPurgeBatch(job->deleted - before);
   } catch (const std::exception& e) {
     job->error = e.what();
-    log.error("purge failed after %Ld events: %s", static_cast<long long>(job->deleted),
+    log.error("purge failed after %Ld events: %s", static_cast<Poco::Int64>(job->deleted),
               job->error);
   }
   if (finished) {
@@ -788,7 +788,7 @@ bool SqliteEventSink::runPurgeTurn(Poco::Logger& log) {
       purges_.pop_front();
     }
     if (!job->request.dryRun && job->error.empty() && job->deleted > 0) {
-      log.information("purged %Ld events", static_cast<long long>(job->deleted));
+      log.information("purged %Ld events", static_cast<Poco::Int64>(job->deleted));
     }
     job->done.set();
   }
