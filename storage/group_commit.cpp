@@ -1,6 +1,7 @@
 #include "group_commit.h"
 
 #include <Poco/Logger.h>
+#include <Poco/Types.h>
 
 #include <algorithm>
 #include <exception>
@@ -154,7 +155,7 @@ bool GroupCommitSink::runPurgeTurn() {
     if (sinkSettings_.onPurgeBatch) sinkSettings_.onPurgeBatch(job->deleted - before);
   } catch (const std::exception& e) {
     job->error = e.what();
-    storageLog().error("purge failed after %Ld events: %s", static_cast<long long>(job->deleted),
+    storageLog().error("purge failed after %Ld events: %s", static_cast<Poco::Int64>(job->deleted),
                        job->error);
   }
   if (finished) {
@@ -163,7 +164,7 @@ bool GroupCommitSink::runPurgeTurn() {
       purges_.pop_front();
     }
     if (!job->request.dryRun && job->error.empty() && job->deleted > 0) {
-      storageLog().information("purged %Ld events", static_cast<long long>(job->deleted));
+      storageLog().information("purged %Ld events", static_cast<Poco::Int64>(job->deleted));
     }
     job->done.set();
   }

@@ -12,8 +12,6 @@
 #include <fstream>
 #include <thread>
 
-#include "embedded_migrations.h"
-#include "sqlite_storage.h"
 #include "test_support.h"
 
 using namespace b24es;
@@ -217,61 +215,4 @@ BOOST_AUTO_TEST_CASE(migrate_status_of_a_missing_database_lists_pending_and_crea
   BOOST_TEST(!Poco::File(dir.file("none")).exists());
 }
 
-// `purge`: exit codes, --dry-run, and counters that stay exact. The events are put in by SQL
-// before migration 0006, so that the command's own migration backfills their counters.
-BOOST_AUTO_TEST_CASE(purge_deletes_by_time_or_portal_prints_deleted_and_exits_0_1_2) {
-  test::TempDir dir;
-  const std::string db = dir.file("p.db");
-  std::string out, err;
-  BOOST_TEST(test::runBinary({"purge", "--db", db, "--member-id", "m0"}, out, err) == 1);
-  BOOST_TEST(err.find("does not exist") != std::string::npos, err);
-  BOOST_TEST(!Poco::File(db).exists());
-  {
-    test::FakeClock clock;
-    SqliteSettings settings;
-    settings.path = db;
-    std::vector<Migration> before;
-    for (const Migration& m : embeddedMigrations()) {
-      if (m.version < 6) before.push_back(m);
-    }
-    BOOST_REQUIRE(openSqliteStorage(settings, clock, before)->migrator().apply().ok);
-    Poco::Data::Session admin("SQLite", db);
-    // 100 events of portals m0..m3, received one hour apart from 2026-01-01T00:00:00Z.
-    admin << "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99) "
-             "INSERT INTO events(member_id, domain, event, ts, received_at, data) "
-             "SELECT 'm' || (i % 4), 'd', 'E' || (i % 3), 1767225600 + i, "
-             "(1767225600 + i * 3600) * 1000, '{}' FROM n",
-        Poco::Data::Keywords::now;
-  }
-  auto q = [&](const std::string& sql) { return test::queryScalar(db, sql); };
-  for (const std::vector<std::string>& usage : std::vector<std::vector<std::string>>{
-           {"purge", "--db", db},
-           {"purge", "--db", db, "--member-id", "m0", "--before", "1767225600"},
-           {"purge", "--db", db, "--before", "yesterday"},
-           {"purge", "--db", db, "--before", "2026-02-30"},
-           {"purge", "--db", db, "--member-id", "m0", "--force"}}) {
-    BOOST_TEST_CONTEXT(usage.back()) {
-      BOOST_TEST(test::runBinary(usage, out, err) == 2);
-      BOOST_TEST(!err.empty());
-    }
-  }
-  BOOST_TEST(q("SELECT count(*) FROM events") == "100");
-  // Received before 2026-01-02T00:00:00Z: the first 24.
-  BOOST_TEST(test::runBinary({"purge", "--db", db, "--before", "2026-01-02T00:00:00Z", "--dry-run"},
-                             out, err) == 0);
-  BOOST_TEST(out == "deleted=24\n");
-  BOOST_TEST(q("SELECT count(*) FROM events") == "100");
-  BOOST_TEST(q("SELECT sum(count) FROM event_counts") == "100");  // backfilled by 0006
-  BOOST_TEST(test::runBinary({"purge", "--db", db, "--before", "1767312000"}, out, err) == 0);
-  BOOST_TEST(out == "deleted=24\n");
-  BOOST_TEST(q("SELECT count(*) FROM events") == "76");
-  BOOST_TEST(q("SELECT min(received_at) FROM events") == "1767312000000");
-  BOOST_TEST(test::runBinary({"purge", "--db", db, "--member-id", "m1"}, out, err) == 0);
-  BOOST_TEST(out == "deleted=19\n");
-  BOOST_TEST(q("SELECT count(*) FROM events WHERE member_id = 'm1'") == "0");
-  BOOST_TEST(test::runBinary({"purge", "--db", db, "--member-id", "m1"}, out, err) == 0);
-  BOOST_TEST(out == "deleted=0\n");
-  BOOST_TEST(q("SELECT sum(count) FROM event_counts") == q("SELECT count(*) FROM events"));
-  BOOST_TEST(q("SELECT sum(count) FROM event_buckets WHERE width = 3600 AND member_id = ''") ==
-             "57");
-}
+// `purge`: tests/retention_test.cpp, on both backends.

@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "pg_test_support.h"
 #include "service.h"
 #include "test_support.h"
 
@@ -730,6 +731,95 @@ BOOST_AUTO_TEST_CASE(views_show_times_as_iso_text_and_hold_no_token_columns) {
       BOOST_TEST(queryScalar(db, "SELECT count(*) FROM " + view + " WHERE instr(" + everyColumn +
                                      ", '" + secret + "') > 0") == "0",
                  view);
+    }
+  }
+}
+
+namespace {
+
+// Every row's first column, on SQLite.
+std::vector<std::string> sqliteColumn(const std::string& db, const std::string& sql) {
+  Poco::Data::SQLite::Connector::registerConnector();
+  Poco::Data::Session session("SQLite", db);
+  std::vector<std::string> rows;
+  session << sql, Poco::Data::Keywords::into(rows), Poco::Data::Keywords::now;
+  return rows;
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& item : items) out += (out.empty() ? "" : ",") + item;
+  return out;
+}
+
+// Cases that compare the two backends need the suite's PostgreSQL (scripts/test starts one and
+// requires it, so there the case never skips).
+boost::test_tools::assertion_result postgresqlAvailable(boost::unit_test::test_unit_id) {
+  boost::test_tools::assertion_result result(b24es::test::pgServerUrl().has_value());
+  if (!result) result.message() << "no B24ES_TEST_PG_URL (scripts/test starts a PostgreSQL)";
+  return result;
+}
+
+}  // namespace
+
+// SPEC §11: PostgreSQL users run the same views with psql. Each view of SPEC §7 has the same
+// columns in the same order on both backends (migrations/ and migrations/postgresql/), and the
+// text columns show the same text for the same ingest. `events` is a view over event_rows on
+// SQLite and a table on PostgreSQL, which has one more column: data_json (its migration 0005).
+BOOST_AUTO_TEST_CASE(every_view_has_the_same_columns_and_text_on_sqlite_and_postgresql,
+                     *boost::unit_test::precondition(postgresqlAvailable)) {
+  TempDir dir;
+  FakeClock clock(1767261600123);  // 2026-01-01T10:00:00.123Z
+  b24es::Settings sqlite = testSettings(dir);
+  b24es::Settings pg = sqlite;
+  pg.pg.url = b24es::test::pgDatabaseFor(dir.path());
+  for (const b24es::Settings* settings : {&sqlite, &pg}) {
+    Service service(*settings, clock);
+    service.start();
+    for (const char* name : {"01-ONAPPINSTALL.form", "03-ONCRMDEALADD.form"}) {
+      BOOST_REQUIRE_EQUAL(postForm(service.ingestUrl(), kPath, b24es::test::sample(name)).status,
+                          200);
+    }
+    service.stop();
+  }
+  const std::string& db = sqlite.db.path;
+  std::vector<std::string> views =
+      sqliteColumn(db, "SELECT name FROM sqlite_master WHERE type = 'view' ORDER BY name");
+  std::vector<std::string> pgViews = b24es::test::pgQuery(
+      pg.pg.url,
+      "SELECT table_name FROM information_schema.views WHERE table_schema = current_schema() "
+      "UNION ALL SELECT 'events' ORDER BY 1");
+  BOOST_TEST(joined(views) == joined(pgViews));
+  BOOST_TEST(views.size() == 6u, joined(views));
+  for (const std::string& view : views) {
+    BOOST_TEST_CONTEXT(view) {
+      std::string columns = joined(
+          sqliteColumn(db, "SELECT name FROM pragma_table_info('" + view + "') ORDER BY cid"));
+      std::string pgColumns = joined(b24es::test::pgQuery(
+          pg.pg.url,
+          "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+          "current_schema() AND table_name = '" +
+              view + "' ORDER BY ordinal_position"));
+      if (view == "events") columns += ",data_json";
+      BOOST_TEST(!columns.empty());
+      BOOST_TEST(columns == pgColumns);
+    }
+  }
+  // The text columns (times as ISO 8601, states, counts), which do not depend on "now".
+  for (const std::string sql :
+       {"SELECT received_at_utc FROM events_readable ORDER BY id",
+        "SELECT ts_utc FROM events_readable ORDER BY id DESC",
+        "SELECT received_day FROM events_readable ORDER BY id",
+        "SELECT expires_utc FROM token_health", "SELECT refresh_token_utc FROM token_health",
+        "SELECT refresh_token_ends_utc FROM token_health", "SELECT source FROM token_health",
+        "SELECT state FROM portal_activity", "SELECT installed_utc FROM portal_activity",
+        "SELECT event_count FROM portal_activity", "SELECT first_received_utc FROM portal_activity",
+        "SELECT last_received_utc FROM portal_activity", "SELECT last_event FROM portal_activity",
+        "SELECT token_count FROM portal_activity",
+        "SELECT count(*) FROM portals_needing_reinstall"}) {
+    BOOST_TEST_CONTEXT(sql) {
+      BOOST_TEST(queryScalar(db, sql) == queryScalar(pg, sql));
+      BOOST_TEST(queryScalar(db, sql) != "");
     }
   }
 }

@@ -55,7 +55,7 @@ void RetentionTimer::run() {
       std::int64_t deleted = sink_.purge(retentionRequest(settings_, clock_.nowMillis()));
       if (settings_.days > 0) {
         log.information("retention pass: deleted=%Ld (events received more than %d days ago)",
-                        static_cast<long long>(deleted), settings_.days);
+                        static_cast<Poco::Int64>(deleted), settings_.days);
       }
     } catch (const StorageError& e) {
       log.error("retention pass failed: %s", std::string(e.what()));

@@ -9,10 +9,11 @@
 namespace b24es::pg {
 namespace {
 
-// data::text: the stored jsonb printed by PostgreSQL (keys in jsonb's order, one line).
+// data::text: the stored jsonb printed by PostgreSQL (keys in jsonb's order, one line); data_json,
+// the exact text, where jsonb could not hold it (pg_json_text.h, migration 0005).
 constexpr const char* kEventColumns =
     "SELECT id, event, member_id, domain, event_handler_id, event_id, ts, received_at, user_id, "
-    "entity_id, entity_type_id, data::text, source FROM events";
+    "entity_id, entity_type_id, coalesce(data_json::text, data::text), source FROM events";
 
 constexpr const char* kPortalColumns =
     "SELECT p.member_id, p.domain, p.client_endpoint, p.server_endpoint, p.status, p.scope, "

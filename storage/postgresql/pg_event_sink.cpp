@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "pg_counters.h"
+#include "pg_json_text.h"
 #include "pg_migrator.h"
 
 namespace b24es::pg {
@@ -39,15 +40,15 @@ constexpr const char* kSelectOldestBatchSql =
 constexpr const char* kInsertEventsHead =
     "WITH commit_order AS MATERIALIZED (SELECT pg_advisory_xact_lock(7102601135318346084)) "
     "INSERT INTO events(member_id, domain, event, event_handler_id, event_id, ts, received_at, "
-    "user_id, entity_id, entity_type_id, data) SELECT v.* FROM commit_order, (VALUES ";
+    "user_id, entity_id, entity_type_id, data, data_json) SELECT v.* FROM commit_order, (VALUES ";
 constexpr const char* kInsertEventsTail =
     ") AS v(member_id, domain, event, event_handler_id, event_id, ts, received_at, user_id, "
-    "entity_id, entity_type_id, data) RETURNING id";
-constexpr int kEventParams = 11;
+    "entity_id, entity_type_id, data, data_json) RETURNING id";
+constexpr int kEventParams = 12;
 // The columns' types: VALUES in a subquery does not take them from the target table.
 constexpr const char* kEventCasts[kEventParams] = {"::text",   "::text",   "::text",   "::bigint",
                                                    "::text",   "::bigint", "::bigint", "::bigint",
-                                                   "::bigint", "::bigint", "::jsonb"};
+                                                   "::bigint", "::bigint", "::jsonb",  "::json"};
 
 constexpr const char* kRejectionCasts[7] = {"::bigint", "::text", "::integer", "::text",
                                             "::text",   "::text", "::text"};
@@ -113,7 +114,13 @@ class PgEventSink::Writer {
       const IncomingEvent& e = *batch[stored[k]]->event;
       params.add(e.memberId).textOrNull(e.domain).add(e.event).add(e.eventHandlerId);
       params.add(e.eventId).add(e.ts).add(receivedAt[k]).add(e.userId).add(e.entityId);
-      params.add(e.entityTypeId).add(e.dataJson);
+      params.add(e.entityTypeId);
+      // data_json only for data that jsonb cannot hold (pg_json_text.h, migration 0005).
+      if (std::optional<std::string> safe = jsonbCompatible(e.dataJson)) {
+        params.add(*safe).add(e.dataJson);
+      } else {
+        params.add(e.dataJson).add(std::optional<std::string>());
+      }
     }
     Result ids = c.query(std::string(kInsertEventsHead) +
                              placeholders(stored.size(), kEventParams, -1, "", 0, kEventCasts) +

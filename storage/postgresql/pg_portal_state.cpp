@@ -3,6 +3,7 @@
 #include <set>
 
 #include "pg_counters.h"
+#include "pg_json_text.h"
 
 namespace b24es::pg {
 namespace {
@@ -39,8 +40,8 @@ std::vector<std::int64_t> idsOf(const std::string& text) {
 
 constexpr const char* kInsertOfflineSql =
     "INSERT INTO events(member_id, domain, event, ts, received_at, user_id, entity_id, "
-    "entity_type_id, data, source, offline_id, message_id) "
-    "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, 'offline', $10, $11) "
+    "entity_type_id, data, source, offline_id, message_id, data_json) "
+    "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, 'offline', $10, $11, $12::json) "
     "ON CONFLICT (member_id, offline_id) WHERE offline_id IS NOT NULL DO NOTHING RETURNING id";
 
 }  // namespace
@@ -166,7 +167,11 @@ std::size_t PgPortalStateStore::storeOfflineBatch(const std::string& memberId,
       const IncomingEvent& e = r->event;
       Params p;
       p.add(memberId).textOrNull(e.domain).add(e.event).add(e.ts).add(nowMillis).add(e.userId);
-      p.add(e.entityId).add(e.entityTypeId).add(e.dataJson).add(r->offlineId).add(r->messageId);
+      // data_json only for data that jsonb cannot hold (pg_json_text.h, migration 0005).
+      const std::optional<std::string> safe = jsonbCompatible(e.dataJson);
+      p.add(e.entityId).add(e.entityTypeId).add(safe ? *safe : e.dataJson);
+      p.add(r->offlineId).add(r->messageId);
+      p.add(safe ? std::optional<std::string>(e.dataJson) : std::nullopt);
       // ON CONFLICT as the last word on "stored once" (the unique index of 0004); under the
       // portal lock it never fires, so the counters above are exact.
       inserted += static_cast<std::size_t>(c->query(kInsertOfflineSql, p).rows());
