@@ -3,9 +3,12 @@
 // commit and event.offline.clear loses nothing and stores nothing twice; two processes pulling at
 // once store each record once; a plan without reservation (WRONG_LICENSE) is pulled with clear=1;
 // ONOFFLINEEVENT starts a pass; the source column, filter and EVENT field; never a clear without
-// a process_id.
+// a process_id. Runs on both backends (offline_test, offline_test_pg; tests/test_backend.h): the
+// child processes get the suite's database through backendEnv().
 #define BOOST_TEST_MODULE offline
 #include <boost/test/unit_test.hpp>
+
+#include "test_backend.h"
 
 #include <signal.h>
 
@@ -27,10 +30,13 @@ struct Harness {
   FakeBitrix24 portal;
   std::string config;
   std::string db;
+  Settings settings;  // names the database the children use, for the checks' SQL
   InstallSpec spec;
 
   Harness() {
     db = dir.file("events.db");
+    settings = testSettings(dir);
+    settings.db.path = db;  // serveArgs' --db
     config = dir.file("b24es.properties");
     std::ofstream out(config);
     out << "rest.allowed_hosts = 127.0.0.1\nrest.allow_http = true\n"
@@ -47,7 +53,7 @@ struct Harness {
     std::vector<std::string> args = serveArgs(dir);
     args.push_back("--config");
     args.push_back(config);
-    auto child = std::make_unique<ChildProcess>(args);
+    auto child = std::make_unique<ChildProcess>(args, backendEnv(dir));
     BOOST_REQUIRE(child->readListeningLine(ingest, query));
     return child;
   }
@@ -60,7 +66,7 @@ struct Harness {
     child->signal(SIGTERM);
     BOOST_REQUIRE_EQUAL(child->wait(), 0);
   }
-  std::string scalar(const std::string& sql) { return queryScalar(db, sql); }
+  std::string scalar(const std::string& sql) { return queryScalar(settings, sql); }
   std::int64_t offlineStored() {
     return std::stoll(scalar("SELECT count(*) FROM events WHERE source = 'offline'"));
   }
@@ -71,7 +77,7 @@ struct Harness {
                       "0");
   }
   int fetch(std::string& out, std::string& err) {
-    return runBinary({"fetch-offline", "--db", db, "--config", config}, out, err);
+    return runBinary({"fetch-offline", "--db", db, "--config", config}, out, err, backendEnv(dir));
   }
 };
 

@@ -2,8 +2,11 @@
 // port 0, fed through the real ingest path, and read by a client that speaks HTTP/1.1 over a
 // plain socket and parses Server-Sent Events itself. Every wait is bounded (by a count or by a
 // generous socket timeout that only ends a hung test); nothing asserts how long anything took.
+// Runs on both backends (stream_test, stream_test_pg; tests/test_backend.h).
 #define BOOST_TEST_MODULE stream
 #include <boost/test/unit_test.hpp>
+
+#include "test_backend.h"
 
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
@@ -25,11 +28,9 @@
 #include <thread>
 #include <vector>
 
-#include "embedded_migrations.h"
 #include "http_server.h"
 #include "metrics.h"
 #include "service.h"
-#include "sqlite_storage.h"
 #include "storage.h"
 #include "stream_hub.h"
 #include "test_support.h"
@@ -444,8 +445,7 @@ BOOST_AUTO_TEST_CASE(the_live_filter_agrees_with_the_readers_query) {
     if (i % 3 != 2) f.emplace_back("auth[user_id]", std::to_string(1 + i % 2));
     BOOST_REQUIRE_EQUAL(postOne(f), 200);
   }
-  std::unique_ptr<b24es::Storage> storage =
-      b24es::openSqliteStorage(settings.db, clock, b24es::embeddedMigrations());
+  std::unique_ptr<b24es::Storage> storage = b24es::test::openTestStorage(settings, clock);
   b24es::EventReader& reader = storage->reader();
   std::vector<b24es::EventRecord> all = reader.queryEvents(b24es::EventFilter{}).items;
   BOOST_REQUIRE_EQUAL(all.size(), 26u);
@@ -651,14 +651,14 @@ BOOST_AUTO_TEST_CASE(stopping_the_service_ends_open_streams) {
   BOOST_CHECK(!s->next());  // the connection ended
 }
 
-// Another process writing to the same database (here: a second storage and writer on the file):
-// its commits reach this process's streams through the hub's reading of the watermark.
+// Another process writing to the same database (here: a second storage and writer on it, the
+// file or the PostgreSQL database): its commits reach this process's streams through the hub's
+// reading of the watermark (committedThrough), since no onCommitted call tells of them.
 BOOST_AUTO_TEST_CASE(events_committed_by_another_writer_on_the_database_reach_the_stream) {
   Fixture f;
   auto s = f.open("/api/v1/events/stream");
   b24es::test::FakeClock clock;
-  std::unique_ptr<b24es::Storage> other =
-      b24es::openSqliteStorage(f.settings().db, clock, b24es::embeddedMigrations());
+  std::unique_ptr<b24es::Storage> other = b24es::test::openTestStorage(f.settings(), clock);
   std::unique_ptr<b24es::EventSink> sink = other->openEventSink(
       [](const b24es::IncomingEvent&, const std::optional<b24es::PortalRecord>&) {
         b24es::Verdict v;
@@ -709,8 +709,8 @@ class CapturedStream final : public b24es::ResponseStream {
   std::string text_ GUARDED_BY(mutex_);
 };
 
-// The real SQLite reader, made to fail on purpose: the next `failures` scans throw a
-// StorageError after handing over two rows, as a read that breaks part way would.
+// The real reader of the suite's backend, made to fail on purpose: the next `failures` scans throw
+// a StorageError after handing over two rows, as a read that breaks part way would.
 class FailingReader final : public b24es::EventReader {
  public:
   explicit FailingReader(b24es::EventReader& inner) : inner_(inner) {}
@@ -768,12 +768,9 @@ std::vector<std::int64_t> waitForIds(CapturedStream& stream, std::size_t count) 
 BOOST_AUTO_TEST_CASE(a_read_that_fails_part_way_leaves_no_gap_and_no_duplicate) {
   b24es::test::TempDir dir;
   b24es::test::FakeClock clock;
-  b24es::SqliteSettings db;
-  db.path = dir.file("events.db");
-  db.synchronous = "normal";
-  std::unique_ptr<b24es::Storage> storage =
-      b24es::openSqliteStorage(db, clock, b24es::embeddedMigrations());
-  BOOST_REQUIRE(storage->migrator().apply().ok);
+  b24es::Settings settings = b24es::test::testSettings(dir);
+  settings.db.synchronous = "normal";
+  std::unique_ptr<b24es::Storage> storage = b24es::test::openTestStorage(settings, clock);
   b24es::Metrics metrics;
   FailingReader reader(storage->reader());
   b24es::StreamHub hub(reader, metrics, b24es::StreamSettings{});
