@@ -10,10 +10,18 @@
 
 #include "test_backend.h"
 
+#include <Poco/JSON/Parser.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/URI.h>
+
 #include <signal.h>
 
 #include <fstream>
 #include <future>
+#include <istream>
+#include <set>
 
 #include "b24_fake.h"
 #include "oauth_fake.h"
@@ -79,6 +87,42 @@ struct Harness {
   int fetch(std::string& out, std::string& err) {
     return runBinary({"fetch-offline", "--db", db, "--config", config}, out, err, backendEnv(dir));
   }
+};
+
+// GET /api/v1/events/stream on the child's query listener, read with POCO's client: the ids
+// and EVENT objects of the messages, comments skipped (stream_test has the byte-level client).
+class EventStream {
+ public:
+  EventStream(const std::string& queryUrl, const std::string& target)
+      : session_(Poco::URI(queryUrl).getHost(), Poco::URI(queryUrl).getPort()) {
+    session_.setTimeout(Poco::Timespan(20, 0));  // only ends a hung test
+    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, target,
+                                   Poco::Net::HTTPMessage::HTTP_1_1);
+    session_.sendRequest(request);
+    body_ = &session_.receiveResponse(response_);
+  }
+  int status() const { return response_.getStatus(); }
+  // The next event's (id, EVENT); false when the stream ended.
+  bool next(std::int64_t& id, Poco::JSON::Object::Ptr& event) {
+    std::string line, data;
+    std::int64_t got = 0;
+    while (std::getline(*body_, line)) {
+      if (line.rfind("id: ", 0) == 0) got = std::stoll(line.substr(4));
+      if (line.rfind("data: ", 0) == 0) data += line.substr(6);
+      if (line.empty() && got > 0) {
+        id = got;
+        Poco::JSON::Parser parser;
+        event = parser.parse(data).extract<Poco::JSON::Object::Ptr>();
+        return true;
+      }
+    }
+    return false;
+  }
+
+ private:
+  Poco::Net::HTTPClientSession session_;
+  Poco::Net::HTTPResponse response_;
+  std::istream* body_ = nullptr;
 };
 
 }  // namespace
@@ -199,6 +243,59 @@ BOOST_AUTO_TEST_CASE(two_processes_pulling_at_once_store_each_record_once) {
   BOOST_CHECK_EQUAL(h.offlineStored(), 150);
   h.expectStoredOnce();
   BOOST_CHECK_EQUAL(h.scalar("SELECT fetched FROM offline_state"), "150");
+}
+
+// The offline writers are writers of events like the ingest's (SPEC §5.1, §8.3): records two
+// fetch-offline processes store at once, each skipping what the other stored first, reach a
+// stream open on a `serve` of the same database in id order, each once, with no gap. Neither
+// process tells the serve of its commits; the serve's stream learns of them from the database's
+// watermark (on PostgreSQL: the commit-order lock both offline writers take).
+BOOST_AUTO_TEST_CASE(records_two_processes_store_at_once_reach_an_open_stream_in_id_order) {
+  Harness h;
+  h.installWhileUp();
+  std::string ingest, query;
+  auto child = h.serve(ingest, query);
+  // The serve's pass at start has found the queue empty; it pulls nothing more by itself
+  // (offline.interval = 300).
+  BOOST_REQUIRE(h.portal.waitFor(
+      [&] { return h.portal.requestsOf("event.offline.get").size() >= 1; }, 20000));
+  EventStream stream(query, "/api/v1/events/stream?source=offline");
+  BOOST_REQUIRE_EQUAL(stream.status(), 200);
+  h.portal.setReservationsLapse(true);  // both get the same records
+  h.portal.queueOffline("ONCRMDEALADD", 150);
+  auto one = std::async(std::launch::async, [&] {
+    std::string out, err;
+    return h.fetch(out, err);
+  });
+  std::string out, err;
+  BOOST_CHECK_EQUAL(h.fetch(out, err), 0);
+  BOOST_CHECK_EQUAL(one.get(), 0);
+  BOOST_CHECK_EQUAL(h.offlineStored(), 150);
+  h.expectStoredOnce();
+  std::vector<std::int64_t> seen;
+  std::set<std::int64_t> offlineIds;
+  for (int i = 0; i < 150; ++i) {
+    std::int64_t id = 0;
+    Poco::JSON::Object::Ptr event;
+    BOOST_REQUIRE(stream.next(id, event));
+    BOOST_CHECK_EQUAL(event->getValue<std::int64_t>("id"), id);
+    BOOST_CHECK_EQUAL(event->getValue<std::string>("source"), "offline");
+    seen.push_back(id);
+    offlineIds.insert(
+        std::stoll(h.scalar("SELECT offline_id FROM events WHERE id = " + std::to_string(id))));
+  }
+  BOOST_CHECK_EQUAL(offlineIds.size(), 150u);  // each record once
+  // Exactly the stored events, in id order.
+  HttpResult stored = httpGet(query, "/api/v1/events?source=offline&limit=1000");
+  BOOST_REQUIRE_EQUAL(stored.status, 200);
+  auto items = stored.json()->getArray("items");
+  std::vector<std::int64_t> expected;
+  for (std::size_t i = 0; i < items->size(); ++i) {
+    expected.push_back(items->getObject(i)->getValue<std::int64_t>("id"));
+  }
+  BOOST_CHECK_EQUAL_COLLECTIONS(seen.begin(), seen.end(), expected.begin(), expected.end());
+  child->signal(SIGTERM);
+  BOOST_CHECK_EQUAL(child->wait(), 0);
 }
 
 BOOST_AUTO_TEST_CASE(a_plan_without_reservation_is_pulled_with_clear_1_from_then_on) {

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -677,6 +678,108 @@ BOOST_AUTO_TEST_CASE(events_committed_by_another_writer_on_the_database_reach_th
   BOOST_REQUIRE(m);
   BOOST_CHECK_EQUAL(*m->id, outcome.id);
   sink->close();
+}
+
+// The watermark under concurrent writers (SPEC §5.1: each event once, in increasing id order,
+// no gaps among the matching events): four clients post through the ingest listener while a
+// second storage and writer on the same database (as a second receiver would) commits too. On
+// PostgreSQL the two writers' ids come from one sequence under the commit-order lock
+// (storage/postgresql/pg_event_sink.cpp) and this process learns of the other's commits only
+// from committedThrough(); on SQLite the file's write lock orders them. A stream that stays
+// open, a filtered one and one that reconnects with Last-Event-ID every few events each see
+// exactly the acknowledged events, sorted. Bounded by counts; ids may have gaps on PostgreSQL
+// (a sequence never reuses a value), so they are compared with what was acknowledged.
+BOOST_AUTO_TEST_CASE(events_committed_at_once_by_several_writers_reach_streams_in_id_order_once) {
+  Fixture f;
+  constexpr int kPosters = 4;
+  constexpr int kPerPoster = 40;
+  constexpr int kOther = 40;
+  const std::string start = "/api/v1/events/stream?after_id=2";  // after the two installs
+  auto whole = f.open(start);
+  auto portalB = f.open(start + "&member_id=" + kMemberB);
+  BOOST_REQUIRE_EQUAL(whole->status, 200);
+  BOOST_REQUIRE_EQUAL(portalB->status, 200);
+
+  b24es::test::FakeClock clock;
+  std::unique_ptr<b24es::Storage> other = b24es::test::openTestStorage(f.settings(), clock);
+  std::unique_ptr<b24es::EventSink> sink = other->openEventSink(
+      [](const b24es::IncomingEvent&, const std::optional<b24es::PortalRecord>&) {
+        return b24es::Verdict{b24es::Verdict::Action::kStore, {}};
+      },
+      b24es::SinkSettings{});
+  std::vector<std::vector<std::int64_t>> acked(kPosters + 1);
+  std::vector<std::thread> writers;
+  // Joins the writers also when a check below ends the case early.
+  struct JoinAll {
+    std::vector<std::thread>& threads;
+    ~JoinAll() {
+      for (std::thread& t : threads) {
+        if (t.joinable()) t.join();
+      }
+    }
+  } joinAll{writers};
+  for (int p = 0; p < kPosters; ++p) {
+    writers.emplace_back([&, p] {
+      for (int i = 0; i < kPerPoster; ++i) acked[p].push_back(f.postDeal(p % 2 == 1));
+    });
+  }
+  writers.emplace_back([&] {
+    for (int i = 0; i < kOther; ++i) {
+      b24es::IncomingEvent e;
+      e.event = "ONCRMDEALUPDATE";
+      e.memberId = kMemberB;
+      e.domain = kDomainB;
+      e.dataJson = "{}";
+      b24es::IngestOutcome o = sink->write(e);
+      acked[kPosters].push_back(o.status == b24es::IngestOutcome::Status::kStored ? o.id : 0);
+    }
+  });
+  // Reconnects with the last id it got, every 5 events, while the writers go on.
+  std::vector<std::int64_t> reconnecting;
+  constexpr std::size_t kTotal = kPosters * kPerPoster + kOther;
+  for (int round = 0; round < 1000 && reconnecting.size() < kTotal; ++round) {
+    std::int64_t last = reconnecting.empty() ? 2 : reconnecting.back();
+    auto s = f.open("/api/v1/events/stream", {{"Last-Event-ID", std::to_string(last)}});
+    BOOST_REQUIRE_EQUAL(s->status, 200);
+    for (int k = 0; k < 5 && reconnecting.size() < kTotal; ++k) {
+      std::optional<Message> m = s->nextEvent();
+      BOOST_REQUIRE(m);
+      reconnecting.push_back(*m->id);
+    }
+  }
+  for (std::thread& t : writers) t.join();
+  sink->close();
+
+  std::vector<std::int64_t> all, ofB;
+  for (int p = 0; p <= kPosters; ++p) {
+    for (std::int64_t id : acked[p]) {
+      BOOST_REQUIRE_MESSAGE(id > 0, "writer " << p << " had an event refused");
+      all.push_back(id);
+      if (p % 2 == 1 || p == kPosters) ofB.push_back(id);
+    }
+  }
+  std::sort(all.begin(), all.end());
+  std::sort(ofB.begin(), ofB.end());
+  BOOST_REQUIRE_EQUAL(all.size(), kTotal);
+  BOOST_CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());  // unique ids
+  std::vector<std::int64_t> seen, seenB;
+  while (seen.size() < all.size()) {
+    std::optional<Message> m = whole->nextEvent();
+    BOOST_REQUIRE(m);
+    seen.push_back(*m->id);
+  }
+  while (seenB.size() < ofB.size()) {
+    std::optional<Message> m = portalB->nextEvent();
+    BOOST_REQUIRE(m);
+    seenB.push_back(*m->id);
+  }
+  BOOST_CHECK_EQUAL_COLLECTIONS(seen.begin(), seen.end(), all.begin(), all.end());
+  BOOST_CHECK_EQUAL_COLLECTIONS(seenB.begin(), seenB.end(), ofB.begin(), ofB.end());
+  BOOST_CHECK_EQUAL_COLLECTIONS(reconnecting.begin(), reconnecting.end(), all.begin(), all.end());
+  // Nothing beyond them: the next event each stream gets is the next one committed.
+  std::int64_t next = f.postDeal(true);
+  BOOST_CHECK_EQUAL(*whole->nextEvent()->id, next);
+  BOOST_CHECK_EQUAL(*portalB->nextEvent()->id, next);
 }
 
 namespace {
