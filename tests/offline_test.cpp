@@ -133,6 +133,9 @@ class EventStream {
 BOOST_AUTO_TEST_CASE(records_queued_while_the_store_is_down_are_all_stored_once_at_start) {
   Harness h;
   h.installWhileUp();
+  // The install's serve may or may not have made a pass (one empty get) after the install and
+  // before its stop, as the machine's load has it; what counts is what this serve calls.
+  const std::size_t getsBefore = h.portal.requestsOf("event.offline.get").size();
   h.portal.queueOffline("ONCRMDEALADD", 120);
   std::string ingest, query;
   auto child = h.serve(ingest, query);
@@ -141,7 +144,7 @@ BOOST_AUTO_TEST_CASE(records_queued_while_the_store_is_down_are_all_stored_once_
   h.expectStoredOnce();
   BOOST_CHECK_EQUAL(h.portal.requestsOf("event.offline.clear").size(), 3u);  // 50 + 50 + 20
   // One call per batch of records: get, then (clear 1, get), (clear 2, get), (clear 3, get []).
-  BOOST_CHECK_EQUAL(h.portal.requestsOf("event.offline.get").size(), 4u);
+  BOOST_CHECK_EQUAL(h.portal.requestsOf("event.offline.get").size() - getsBefore, 4u);
   auto batches = h.portal.requestsOf("batch");
   BOOST_REQUIRE_EQUAL(batches.size(), 3u);
   for (const auto& b : batches) {
