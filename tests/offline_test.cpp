@@ -267,6 +267,16 @@ BOOST_AUTO_TEST_CASE(records_two_processes_store_at_once_reach_an_open_stream_in
   // (offline.interval = 300).
   BOOST_REQUIRE(h.portal.waitFor(
       [&] { return h.portal.requestsOf("event.offline.get").size() >= 1; }, 20000));
+  if (testBackend() == Backend::postgresql) {
+    // Fault injection, as in stream_test: each INSERT into events sleeps a few ms between its
+    // ids and its commit, so that batches would commit out of id order if anything let them
+    // (the portal's advisory lock orders the two pullers of one portal).
+    pgQuery(h.settings.pg.url,
+            "CREATE FUNCTION test_commit_delay() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "PERFORM pg_sleep(0.002 + random() * 0.006); RETURN NULL; END $$; CREATE TRIGGER "
+            "test_commit_delay AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION "
+            "test_commit_delay()");
+  }
   EventStream stream(query, "/api/v1/events/stream?source=offline");
   BOOST_REQUIRE_EQUAL(stream.status(), 200);
   // Both get the same records, for the first six calls (b24_fake.h: unbounded lapses can
