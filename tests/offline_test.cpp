@@ -254,10 +254,12 @@ BOOST_AUTO_TEST_CASE(two_processes_pulling_at_once_store_each_record_once) {
 }
 
 // The offline writers are writers of events like the ingest's (SPEC §5.1, §8.3): records two
-// fetch-offline processes store at once, each skipping what the other stored first, reach a
-// stream open on a `serve` of the same database in id order, each once, with no gap. Neither
-// process tells the serve of its commits; the serve's stream learns of them from the database's
-// watermark (on PostgreSQL: the commit-order lock both offline writers take).
+// fetch-offline processes store at once, each skipping what the other stored first, while a
+// second portal's online events are posted to a `serve` of the same database, reach the
+// serve's streams in id order, each once, with no gap. Neither puller tells the serve of its
+// commits; its streams learn of them from the database's watermark. On PostgreSQL the
+// portal's advisory lock orders the two pullers of one portal, and the commit-order lock alone
+// orders them against the ingest writer storing another portal's events.
 BOOST_AUTO_TEST_CASE(records_two_processes_store_at_once_reach_an_open_stream_in_id_order) {
   Harness h;
   h.installWhileUp();
@@ -267,22 +269,43 @@ BOOST_AUTO_TEST_CASE(records_two_processes_store_at_once_reach_an_open_stream_in
   // (offline.interval = 300).
   BOOST_REQUIRE(h.portal.waitFor(
       [&] { return h.portal.requestsOf("event.offline.get").size() >= 1; }, 20000));
+  // The second portal, on a fake of its own with an empty offline queue.
+  FakeBitrix24 secondPortal;
+  InstallSpec second = h.spec;
+  second.memberId = "5e2c8a0b4d6f1397a2c4e6081b3d5f79";
+  second.domain = "second-test.bitrix24.com";
+  second.applicationToken = "9d7b5f3e1c0a28466e4c2a0f8d6b4e21";
+  second.accessToken = "second-install-access-4c2a90d1";
+  second.clientEndpoint = secondPortal.clientEndpoint();
+  secondPortal.acceptToken(second.accessToken);
+  HttpResult installed = postForm(ingest, "/bitrix24/events", installForm(second));
+  BOOST_REQUIRE_MESSAGE(installed.status == 200, installed.body);
+  const std::int64_t startAfter = installed.json()->getValue<std::int64_t>("id");
   if (testBackend() == Backend::postgresql) {
     // Fault injection, as in stream_test: each INSERT into events sleeps a few ms between its
-    // ids and its commit, so that batches would commit out of id order if anything let them
-    // (the portal's advisory lock orders the two pullers of one portal).
+    // ids and its commit, so that batches would commit out of id order if anything let them.
     pgQuery(h.settings.pg.url,
             "CREATE FUNCTION test_commit_delay() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
             "PERFORM pg_sleep(0.002 + random() * 0.006); RETURN NULL; END $$; CREATE TRIGGER "
             "test_commit_delay AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION "
             "test_commit_delay()");
   }
-  EventStream stream(query, "/api/v1/events/stream?source=offline");
-  BOOST_REQUIRE_EQUAL(stream.status(), 200);
+  EventStream offline(query, "/api/v1/events/stream?source=offline");
+  EventStream all(query, "/api/v1/events/stream");
+  BOOST_REQUIRE_EQUAL(offline.status(), 200);
+  BOOST_REQUIRE_EQUAL(all.status(), 200);
   // Both get the same records, for the first six calls (b24_fake.h: unbounded lapses can
   // starve two pullers).
   h.portal.setReservationsLapse(true, 6);
   h.portal.queueOffline("ONCRMDEALADD", 150);
+  constexpr int kOnline = 60;
+  auto online = std::async(std::launch::async, [&] {
+    int ok = 0;
+    for (int i = 0; i < kOnline; ++i) {
+      ok += postForm(ingest, "/bitrix24/events", dealAddForm(second, "x", "", 1)).status == 200;
+    }
+    return ok;
+  });
   auto one = std::async(std::launch::async, [&] {
     std::string out, err;
     return h.fetch(out, err);
@@ -290,30 +313,48 @@ BOOST_AUTO_TEST_CASE(records_two_processes_store_at_once_reach_an_open_stream_in
   std::string out, err;
   BOOST_CHECK_EQUAL(h.fetch(out, err), 0);
   BOOST_CHECK_EQUAL(one.get(), 0);
+  BOOST_REQUIRE_EQUAL(online.get(), kOnline);
   BOOST_CHECK_EQUAL(h.offlineStored(), 150);
   h.expectStoredOnce();
-  std::vector<std::int64_t> seen;
+  // What is stored after the second install, in id order, by the query API.
+  auto listed = [&](const std::string& filter) {
+    HttpResult r =
+        httpGet(query, "/api/v1/events?limit=1000&after_id=" + std::to_string(startAfter) + filter);
+    BOOST_REQUIRE_EQUAL(r.status, 200);
+    auto items = r.json()->getArray("items");
+    std::vector<std::int64_t> ids;
+    for (std::size_t i = 0; i < items->size(); ++i) {
+      ids.push_back(items->getObject(i)->getValue<std::int64_t>("id"));
+    }
+    return ids;
+  };
+  const std::vector<std::int64_t> expectedAll = listed("");
+  const std::vector<std::int64_t> expectedOffline = listed("&source=offline");
+  BOOST_REQUIRE_EQUAL(expectedAll.size(), 150u + kOnline);
+  BOOST_REQUIRE_EQUAL(expectedOffline.size(), 150u);
+  std::vector<std::int64_t> seenAll, seenOffline;
   std::set<std::int64_t> offlineIds;
-  for (int i = 0; i < 150; ++i) {
+  for (std::size_t i = 0; i < expectedOffline.size(); ++i) {
     std::int64_t id = 0;
     Poco::JSON::Object::Ptr event;
-    BOOST_REQUIRE(stream.next(id, event));
+    BOOST_REQUIRE(offline.next(id, event));
     BOOST_CHECK_EQUAL(event->getValue<std::int64_t>("id"), id);
     BOOST_CHECK_EQUAL(event->getValue<std::string>("source"), "offline");
-    seen.push_back(id);
+    seenOffline.push_back(id);
     offlineIds.insert(
         std::stoll(h.scalar("SELECT offline_id FROM events WHERE id = " + std::to_string(id))));
   }
   BOOST_CHECK_EQUAL(offlineIds.size(), 150u);  // each record once
-  // Exactly the stored events, in id order.
-  HttpResult stored = httpGet(query, "/api/v1/events?source=offline&limit=1000");
-  BOOST_REQUIRE_EQUAL(stored.status, 200);
-  auto items = stored.json()->getArray("items");
-  std::vector<std::int64_t> expected;
-  for (std::size_t i = 0; i < items->size(); ++i) {
-    expected.push_back(items->getObject(i)->getValue<std::int64_t>("id"));
+  for (std::size_t i = 0; i < expectedAll.size(); ++i) {
+    std::int64_t id = 0;
+    Poco::JSON::Object::Ptr event;
+    BOOST_REQUIRE(all.next(id, event));
+    seenAll.push_back(id);
   }
-  BOOST_CHECK_EQUAL_COLLECTIONS(seen.begin(), seen.end(), expected.begin(), expected.end());
+  BOOST_CHECK_EQUAL_COLLECTIONS(seenOffline.begin(), seenOffline.end(), expectedOffline.begin(),
+                                expectedOffline.end());
+  BOOST_CHECK_EQUAL_COLLECTIONS(seenAll.begin(), seenAll.end(), expectedAll.begin(),
+                                expectedAll.end());
   child->signal(SIGTERM);
   BOOST_CHECK_EQUAL(child->wait(), 0);
 }

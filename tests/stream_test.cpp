@@ -453,7 +453,7 @@ BOOST_AUTO_TEST_CASE(the_live_filter_agrees_with_the_readers_query) {
   b24es::EventReader& reader = storage->reader();
   std::vector<b24es::EventRecord> all = reader.queryEvents(b24es::EventFilter{}).items;
   BOOST_REQUIRE_EQUAL(all.size(), 26u);
-  std::vector<b24es::EventFilter> filters(12);
+  std::vector<b24es::EventFilter> filters(15);
   filters[1].memberId = kMemberB;
   filters[2].domain = kDomainA;
   filters[3].event = "ONCRMDEALADD";
@@ -468,6 +468,12 @@ BOOST_AUTO_TEST_CASE(the_live_filter_agrees_with_the_readers_query) {
   filters[10].event = "ONCRMDYNAMICITEMADD";
   filters[10].userId = 1;
   filters[11].memberId = "no-such-member";
+  // SPEC §5.1: the stream takes every filter of /api/v1/events but limit and order, so source
+  // too (all of these events are online; offline ones are checked live in offline_test).
+  filters[12].source = "online";
+  filters[13].source = "offline";
+  filters[14].source = "online";
+  filters[14].memberId = kMemberB;
   for (std::size_t i = 0; i < filters.size(); ++i) {
     std::vector<std::int64_t> bySql, inMemory;
     for (const b24es::EventRecord& e : reader.queryEvents(filters[i]).items) bySql.push_back(e.id);
