@@ -224,9 +224,10 @@ void FakeBitrix24::release(bool apply) {
   changed_.notify_all();
 }
 
-void FakeBitrix24::setReservationsLapse(bool on) {
+void FakeBitrix24::setReservationsLapse(bool on, int gets) {
   std::lock_guard<std::mutex> lock(mutex_);
   lapse_ = on;
+  lapseGets_ = gets;
 }
 
 void FakeBitrix24::failClears(int n) {
@@ -491,10 +492,12 @@ std::string FakeBitrix24::offlineGet(const Request& r, int& status) {
     return errorBody("WRONG_LICENSE", "The offline events queue without clear needs a plan");
   }
   const std::string process = "proc" + std::to_string(++processes_);
+  const bool lapse = lapse_ && lapseGets_ != 0;
+  if (lapse && !clear && lapseGets_ > 0) --lapseGets_;
   Poco::JSON::Array events;
   int taken = 0;
   for (auto it = queue_.begin(); it != queue_.end() && taken < limit;) {
-    if (!clear && !lapse_ && !it->processId.empty()) {
+    if (!clear && !lapse && !it->processId.empty()) {
       ++it;
       continue;
     }

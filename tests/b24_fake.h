@@ -86,8 +86,12 @@ class FakeBitrix24 {
   void hold(const std::string& method);
   // apply=false: the held calls fail (500) without effect, as if they never reached Bitrix24.
   void release(bool apply = true);
-  // Every event.offline.get hands out reserved records again (as after lapsed reservations).
-  void setReservationsLapse(bool on);
+  // Every event.offline.get hands out reserved records again (as after lapsed reservations);
+  // with `gets` >= 0 only the next `gets` calls do. Two processes pulling while every call
+  // re-reserves can starve each other forever (each clear comes after the other's get took the
+  // records over), which Bitrix24's minutes-long reservations do not do: tests with two pullers
+  // bound the lapses so that both finish.
+  void setReservationsLapse(bool on, int gets = -1);
   // Makes event.offline.clear of the next `n` passes fail (500), as when the portal is down.
   void failClears(int n);
 
@@ -126,6 +130,7 @@ class FakeBitrix24 {
   int failClears_ = 0;                            // guarded by mutex_
   bool dropHeld_ = false;                         // guarded by mutex_
   bool lapse_ = false;                            // guarded by mutex_
+  int lapseGets_ = -1;                            // guarded by mutex_; < 0: no bound
   std::string held_;                              // guarded by mutex_
   bool stopping_ = false;                         // guarded by mutex_
   std::size_t clearsWithoutProcess_ = 0;          // guarded by mutex_

@@ -2,8 +2,11 @@
 // port 0, fed through the real ingest path, and read by a client that speaks HTTP/1.1 over a
 // plain socket and parses Server-Sent Events itself. Every wait is bounded (by a count or by a
 // generous socket timeout that only ends a hung test); nothing asserts how long anything took.
+// Runs on both backends (stream_test, stream_test_pg; tests/test_backend.h).
 #define BOOST_TEST_MODULE stream
 #include <boost/test/unit_test.hpp>
+
+#include "test_backend.h"
 
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
@@ -16,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -25,11 +29,9 @@
 #include <thread>
 #include <vector>
 
-#include "embedded_migrations.h"
 #include "http_server.h"
 #include "metrics.h"
 #include "service.h"
-#include "sqlite_storage.h"
 #include "storage.h"
 #include "stream_hub.h"
 #include "test_support.h"
@@ -183,12 +185,15 @@ class StreamClient {
     }
   }
 
-  // The next event message, skipping comments; nullopt when the connection ended.
+  // The next event message, skipping comments; nullopt when the connection ended, or when
+  // four keep-alive comments (a minute at the default interval) came and no event: that ends a
+  // hung case instead of waiting for ctest's timeout.
   std::optional<Message> nextEvent() {
-    for (;;) {
+    for (int comments = 0; comments < 4; ++comments) {
       std::optional<Message> m = next();
       if (!m || m->id) return m;
     }
+    return std::nullopt;
   }
 
   // Reads until the server closes the connection; false if it did not within the (generous)
@@ -444,12 +449,11 @@ BOOST_AUTO_TEST_CASE(the_live_filter_agrees_with_the_readers_query) {
     if (i % 3 != 2) f.emplace_back("auth[user_id]", std::to_string(1 + i % 2));
     BOOST_REQUIRE_EQUAL(postOne(f), 200);
   }
-  std::unique_ptr<b24es::Storage> storage =
-      b24es::openSqliteStorage(settings.db, clock, b24es::embeddedMigrations());
+  std::unique_ptr<b24es::Storage> storage = b24es::test::openTestStorage(settings, clock);
   b24es::EventReader& reader = storage->reader();
   std::vector<b24es::EventRecord> all = reader.queryEvents(b24es::EventFilter{}).items;
   BOOST_REQUIRE_EQUAL(all.size(), 26u);
-  std::vector<b24es::EventFilter> filters(12);
+  std::vector<b24es::EventFilter> filters(15);
   filters[1].memberId = kMemberB;
   filters[2].domain = kDomainA;
   filters[3].event = "ONCRMDEALADD";
@@ -464,6 +468,12 @@ BOOST_AUTO_TEST_CASE(the_live_filter_agrees_with_the_readers_query) {
   filters[10].event = "ONCRMDYNAMICITEMADD";
   filters[10].userId = 1;
   filters[11].memberId = "no-such-member";
+  // SPEC §5.1: the stream takes every filter of /api/v1/events but limit and order, so source
+  // too (all of these events are online; offline ones are checked live in offline_test).
+  filters[12].source = "online";
+  filters[13].source = "offline";
+  filters[14].source = "online";
+  filters[14].memberId = kMemberB;
   for (std::size_t i = 0; i < filters.size(); ++i) {
     std::vector<std::int64_t> bySql, inMemory;
     for (const b24es::EventRecord& e : reader.queryEvents(filters[i]).items) bySql.push_back(e.id);
@@ -651,14 +661,14 @@ BOOST_AUTO_TEST_CASE(stopping_the_service_ends_open_streams) {
   BOOST_CHECK(!s->next());  // the connection ended
 }
 
-// Another process writing to the same database (here: a second storage and writer on the file):
-// its commits reach this process's streams through the hub's reading of the watermark.
+// Another process writing to the same database (here: a second storage and writer on it, the
+// file or the PostgreSQL database): its commits reach this process's streams through the hub's
+// reading of the watermark (committedThrough), since no onCommitted call tells of them.
 BOOST_AUTO_TEST_CASE(events_committed_by_another_writer_on_the_database_reach_the_stream) {
   Fixture f;
   auto s = f.open("/api/v1/events/stream");
   b24es::test::FakeClock clock;
-  std::unique_ptr<b24es::Storage> other =
-      b24es::openSqliteStorage(f.settings().db, clock, b24es::embeddedMigrations());
+  std::unique_ptr<b24es::Storage> other = b24es::test::openTestStorage(f.settings(), clock);
   std::unique_ptr<b24es::EventSink> sink = other->openEventSink(
       [](const b24es::IncomingEvent&, const std::optional<b24es::PortalRecord>&) {
         b24es::Verdict v;
@@ -677,6 +687,119 @@ BOOST_AUTO_TEST_CASE(events_committed_by_another_writer_on_the_database_reach_th
   BOOST_REQUIRE(m);
   BOOST_CHECK_EQUAL(*m->id, outcome.id);
   sink->close();
+}
+
+// The watermark under concurrent writers (SPEC §5.1: each event once, in increasing id order,
+// no gaps among the matching events): four clients post through the ingest listener while a
+// second storage and writer on the same database (as a second receiver would) commits too. On
+// PostgreSQL the two writers' ids come from one sequence under the commit-order lock
+// (storage/postgresql/pg_event_sink.cpp) and this process learns of the other's commits only
+// from committedThrough(); on SQLite the file's write lock orders them. A stream that stays
+// open, a filtered one and one that reconnects with Last-Event-ID every few events each see
+// exactly the acknowledged events, sorted. Bounded by counts; ids may have gaps on PostgreSQL
+// (a sequence never reuses a value), so they are compared with what was acknowledged.
+BOOST_AUTO_TEST_CASE(events_committed_at_once_by_several_writers_reach_streams_in_id_order_once) {
+  Fixture f;
+  if (b24es::test::testBackend() == b24es::test::Backend::postgresql) {
+    // Fault injection: each INSERT into events sleeps a few ms after its rows took their ids
+    // and before its transaction commits, so that two writers' batches would commit out of id
+    // order if anything let them (without the commit-order lock this case fails: a stream
+    // sends an id while a lower one is still uncommitted, then never sends that one).
+    b24es::test::pgQuery(f.settings().pg.url,
+                         "CREATE FUNCTION test_commit_delay() RETURNS trigger LANGUAGE plpgsql AS "
+                         "$$ BEGIN PERFORM pg_sleep(0.002 + random() * 0.006); RETURN NULL; "
+                         "END $$; CREATE TRIGGER test_commit_delay AFTER INSERT ON events FOR "
+                         "EACH STATEMENT EXECUTE FUNCTION test_commit_delay()");
+  }
+  constexpr int kPosters = 4;
+  constexpr int kPerPoster = 40;
+  constexpr int kOther = 40;
+  const std::string start = "/api/v1/events/stream?after_id=2";  // after the two installs
+  auto whole = f.open(start);
+  auto portalB = f.open(start + "&member_id=" + kMemberB);
+  BOOST_REQUIRE_EQUAL(whole->status, 200);
+  BOOST_REQUIRE_EQUAL(portalB->status, 200);
+
+  b24es::test::FakeClock clock;
+  std::unique_ptr<b24es::Storage> other = b24es::test::openTestStorage(f.settings(), clock);
+  std::unique_ptr<b24es::EventSink> sink = other->openEventSink(
+      [](const b24es::IncomingEvent&, const std::optional<b24es::PortalRecord>&) {
+        return b24es::Verdict{b24es::Verdict::Action::kStore, {}};
+      },
+      b24es::SinkSettings{});
+  std::vector<std::vector<std::int64_t>> acked(kPosters + 1);
+  std::vector<std::thread> writers;
+  // Joins the writers also when a check below ends the case early.
+  struct JoinAll {
+    std::vector<std::thread>& threads;
+    ~JoinAll() {
+      for (std::thread& t : threads) {
+        if (t.joinable()) t.join();
+      }
+    }
+  } joinAll{writers};
+  for (int p = 0; p < kPosters; ++p) {
+    writers.emplace_back([&, p] {
+      for (int i = 0; i < kPerPoster; ++i) acked[p].push_back(f.postDeal(p % 2 == 1));
+    });
+  }
+  writers.emplace_back([&] {
+    for (int i = 0; i < kOther; ++i) {
+      b24es::IncomingEvent e;
+      e.event = "ONCRMDEALUPDATE";
+      e.memberId = kMemberB;
+      e.domain = kDomainB;
+      e.dataJson = "{}";
+      b24es::IngestOutcome o = sink->write(e);
+      acked[kPosters].push_back(o.status == b24es::IngestOutcome::Status::kStored ? o.id : 0);
+    }
+  });
+  // Reconnects with the last id it got, every 5 events, while the writers go on.
+  std::vector<std::int64_t> reconnecting;
+  constexpr std::size_t kTotal = kPosters * kPerPoster + kOther;
+  for (int round = 0; round < 1000 && reconnecting.size() < kTotal; ++round) {
+    std::int64_t last = reconnecting.empty() ? 2 : reconnecting.back();
+    auto s = f.open("/api/v1/events/stream", {{"Last-Event-ID", std::to_string(last)}});
+    BOOST_REQUIRE_EQUAL(s->status, 200);
+    for (int k = 0; k < 5 && reconnecting.size() < kTotal; ++k) {
+      std::optional<Message> m = s->nextEvent();
+      BOOST_REQUIRE(m);
+      reconnecting.push_back(*m->id);
+    }
+  }
+  for (std::thread& t : writers) t.join();
+  sink->close();
+
+  std::vector<std::int64_t> all, ofB;
+  for (int p = 0; p <= kPosters; ++p) {
+    for (std::int64_t id : acked[p]) {
+      BOOST_REQUIRE_MESSAGE(id > 0, "writer " << p << " had an event refused");
+      all.push_back(id);
+      if (p % 2 == 1 || p == kPosters) ofB.push_back(id);
+    }
+  }
+  std::sort(all.begin(), all.end());
+  std::sort(ofB.begin(), ofB.end());
+  BOOST_REQUIRE_EQUAL(all.size(), kTotal);
+  BOOST_CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());  // unique ids
+  std::vector<std::int64_t> seen, seenB;
+  while (seen.size() < all.size()) {
+    std::optional<Message> m = whole->nextEvent();
+    BOOST_REQUIRE(m);
+    seen.push_back(*m->id);
+  }
+  while (seenB.size() < ofB.size()) {
+    std::optional<Message> m = portalB->nextEvent();
+    BOOST_REQUIRE(m);
+    seenB.push_back(*m->id);
+  }
+  BOOST_CHECK_EQUAL_COLLECTIONS(seen.begin(), seen.end(), all.begin(), all.end());
+  BOOST_CHECK_EQUAL_COLLECTIONS(seenB.begin(), seenB.end(), ofB.begin(), ofB.end());
+  BOOST_CHECK_EQUAL_COLLECTIONS(reconnecting.begin(), reconnecting.end(), all.begin(), all.end());
+  // Nothing beyond them: the next event each stream gets is the next one committed.
+  std::int64_t next = f.postDeal(true);
+  BOOST_CHECK_EQUAL(*whole->nextEvent()->id, next);
+  BOOST_CHECK_EQUAL(*portalB->nextEvent()->id, next);
 }
 
 namespace {
@@ -709,8 +832,8 @@ class CapturedStream final : public b24es::ResponseStream {
   std::string text_ GUARDED_BY(mutex_);
 };
 
-// The real SQLite reader, made to fail on purpose: the next `failures` scans throw a
-// StorageError after handing over two rows, as a read that breaks part way would.
+// The real reader of the suite's backend, made to fail on purpose: the next `failures` scans throw
+// a StorageError after handing over two rows, as a read that breaks part way would.
 class FailingReader final : public b24es::EventReader {
  public:
   explicit FailingReader(b24es::EventReader& inner) : inner_(inner) {}
@@ -768,12 +891,9 @@ std::vector<std::int64_t> waitForIds(CapturedStream& stream, std::size_t count) 
 BOOST_AUTO_TEST_CASE(a_read_that_fails_part_way_leaves_no_gap_and_no_duplicate) {
   b24es::test::TempDir dir;
   b24es::test::FakeClock clock;
-  b24es::SqliteSettings db;
-  db.path = dir.file("events.db");
-  db.synchronous = "normal";
-  std::unique_ptr<b24es::Storage> storage =
-      b24es::openSqliteStorage(db, clock, b24es::embeddedMigrations());
-  BOOST_REQUIRE(storage->migrator().apply().ok);
+  b24es::Settings settings = b24es::test::testSettings(dir);
+  settings.db.synchronous = "normal";
+  std::unique_ptr<b24es::Storage> storage = b24es::test::openTestStorage(settings, clock);
   b24es::Metrics metrics;
   FailingReader reader(storage->reader());
   b24es::StreamHub hub(reader, metrics, b24es::StreamSettings{});

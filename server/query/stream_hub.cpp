@@ -49,6 +49,7 @@ bool eventMatches(const EventFilter& f, const EventRecord& e) {
   if (f.userId && (!e.userId || *f.userId != *e.userId)) return false;
   if (f.from && (!e.ts || *e.ts < *f.from)) return false;
   if (f.to && (!e.ts || *e.ts > *f.to)) return false;
+  if (f.source && *f.source != (e.offline ? "offline" : "online")) return false;
   return true;
 }
 
