@@ -164,26 +164,109 @@ void Connection::exec(const std::string& sql) {
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) throw error(r.raw());
 }
 
-Result Connection::query(const std::string& sql, const Params& params) {
+const std::string& Connection::prepared(const std::string& sql) {
   auto it = prepared_.find(sql);
   if (it == prepared_.end()) {
-    std::string name = "s" + std::to_string(prepared_.size());
+    std::string name = "s" + std::to_string(nextName_++);
     Result p(PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr));
     if (PQresultStatus(p.raw()) != PGRES_COMMAND_OK) throw error(p.raw());
     it = prepared_.emplace(sql, std::move(name)).first;
   }
+  return it->second;
+}
+
+namespace {
+std::vector<const char*> valuePointers(const Params& params) {
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& v : params.values()) values.push_back(v ? v->c_str() : nullptr);
-  Result r(PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(values.size()), values.data(),
+  return values;
+}
+}  // namespace
+
+Result Connection::query(const std::string& sql, const Params& params) {
+  const std::string& name = prepared(sql);
+  std::vector<const char*> values = valuePointers(params);
+  Result r(PQexecPrepared(conn_, name.c_str(), static_cast<int>(values.size()), values.data(),
                           nullptr, nullptr, 0));
   ExecStatusType status = PQresultStatus(r.raw());
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) throw error(r.raw());
   return r;
 }
 
+// libpq gives the pipeline's calls (PQenterPipelineMode, PQsend*, PQpipelineSync, PQgetResult)
+// but no "send these, return those"; this is that loop. The connection stays in blocking mode:
+// the libpq docs warn that a client which only sends can deadlock once the server's results fill
+// the socket while the client still writes; a batch's statements are a few dozen, their results
+// command tags and a few ids, far below a socket buffer, so it cannot come to that here.
+std::vector<Result> Connection::pipeline(const Statements& statements) {
+  std::vector<Result> results;
+  if (statements.empty()) return results;
+  if (PQenterPipelineMode(conn_) != 1) throw error(nullptr);
+  // What the server answers, in order: a Parse for each text not yet prepared, then the
+  // statement. `text` is set for a Parse: forgotten again unless it succeeded.
+  struct Expected {
+    const std::string* text;
+  };
+  std::vector<Expected> expected;
+  auto fail = [this]() -> PgError {
+    // Sending failed, or the answers were not what the protocol promises: the connection's
+    // state is unknown, so it is not used again (its owner opens a new one).
+    broken_ = true;
+    PgError e = error(nullptr);
+    return PgError(e.what(), "");
+  };
+  for (const Statements::Statement& s : statements.list_) {
+    std::vector<const char*> values = valuePointers(s.params);
+    const int n = static_cast<int>(values.size());
+    int sent = 0;
+    if (!s.prepare) {
+      sent =
+          PQsendQueryParams(conn_, s.sql.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0);
+    } else {
+      auto it = prepared_.find(s.sql);
+      if (it == prepared_.end()) {
+        std::string name = "s" + std::to_string(nextName_++);
+        if (!PQsendPrepare(conn_, name.c_str(), s.sql.c_str(), 0, nullptr)) throw fail();
+        it = prepared_.emplace(s.sql, std::move(name)).first;
+        expected.push_back(Expected{&it->first});
+      }
+      sent = PQsendQueryPrepared(conn_, it->second.c_str(), n, values.data(), nullptr, nullptr, 0);
+    }
+    if (!sent) throw fail();
+    expected.push_back(Expected{nullptr});
+  }
+  if (!PQpipelineSync(conn_)) throw fail();
+  std::optional<PgError> first;
+  std::vector<std::string> forget;
+  for (const Expected& e : expected) {
+    // Each answer is one result, then a null that ends it.
+    PGresult* raw = PQgetResult(conn_);
+    if (!raw) throw fail();
+    Result r(raw);
+    while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);
+    const ExecStatusType status = PQresultStatus(raw);
+    const bool good = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+    if (!good && status != PGRES_PIPELINE_ABORTED) {
+      if (!first) first = error(raw);
+      if (PQstatus(conn_) != CONNECTION_OK) throw *first;
+    }
+    if (e.text) {
+      if (!good) forget.push_back(*e.text);
+    } else {
+      results.push_back(std::move(r));
+    }
+  }
+  for (const std::string& text : forget) prepared_.erase(text);
+  Result sync(PQgetResult(conn_));
+  if (!sync.raw() || PQresultStatus(sync.raw()) != PGRES_PIPELINE_SYNC) throw fail();
+  if (PQexitPipelineMode(conn_) != 1) throw fail();
+  if (first) throw *first;
+  return results;
+}
+
 void Connection::rollbackQuietly() noexcept {
-  if (PQtransactionStatus(conn_) == PQTRANS_IDLE) return;
+  if (broken_ || PQtransactionStatus(conn_) == PQTRANS_IDLE) return;
   PGresult* r = PQexec(conn_, "ROLLBACK");
   if (r) PQclear(r);
 }

@@ -85,6 +85,30 @@ class Result {
   std::unique_ptr<PGresult, void (*)(PGresult*)> r_;
 };
 
+// Statements queued to be sent together by Connection::pipeline(), in one round trip.
+class Statements {
+ public:
+  // Queues `sql` (one statement). `prepare`: prepared on the connection on first use, as
+  // Connection::query() does; false for texts that vary without bound (numbers written into
+  // them), sent unnamed. Returns the index of its result in what pipeline() returns.
+  std::size_t add(std::string sql, Params params = {}, bool prepare = true) {
+    list_.push_back(Statement{std::move(sql), std::move(params), prepare});
+    return list_.size() - 1;
+  }
+  bool empty() const { return list_.empty(); }
+  std::size_t size() const { return list_.size(); }
+  void clear() { list_.clear(); }
+
+ private:
+  friend class Connection;
+  struct Statement {
+    std::string sql;
+    Params params;
+    bool prepare;
+  };
+  std::vector<Statement> list_;
+};
+
 // One connection. Not thread-safe: one thread at a time.
 class Connection {
  public:
@@ -96,18 +120,29 @@ class Connection {
   // Runs one statement with its parameters, prepared on this connection on first use (each
   // distinct text once). Throws PgError.
   Result query(const std::string& sql, const Params& params = {});
+  // Runs `statements` in libpq's pipeline mode: all sent, one sync, then every result read in
+  // order, so the lot costs one round trip. The server runs them one after another, each
+  // starting after the one before it ended; after the first that fails it skips the rest up
+  // to the sync (an open transaction is then in the failed state, for rollbackQuietly()).
+  // Returns one result per statement; throws the first failure's PgError once every result
+  // has been read.
+  std::vector<Result> pipeline(const Statements& statements);
   // Rolls back an open transaction, if any; never throws.
   void rollbackQuietly() noexcept;
   // Whether the connection still works (a failed one is dropped by its owner and reopened).
-  bool ok() const { return PQstatus(conn_) == CONNECTION_OK; }
+  bool ok() const { return !broken_ && PQstatus(conn_) == CONNECTION_OK; }
 
  private:
   PgError error(PGresult* r) const;
+  // The name `sql` is prepared under, preparing it on first use.
+  const std::string& prepared(const std::string& sql);
 
   const std::string password_;  // for scrubbing messages; never shown
   Poco::Data::Session session_;
   PGconn* conn_;                                           // owned by session_
   std::unordered_map<std::string, std::string> prepared_;  // statement text -> name
+  std::uint64_t nextName_ = 0;  // names are never reused, though a failed Parse forgets one
+  bool broken_ = false;         // a pipeline left the protocol in an unknown state
 };
 
 // A PostgreSQL message with `password` replaced by "***" (a server echoes nothing of it, but a

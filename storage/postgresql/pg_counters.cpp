@@ -53,7 +53,7 @@ void CounterChanges::clear() {
   buckets_.clear();
 }
 
-void CounterChanges::flush(Connection& c) {
+void CounterChanges::flush(Statements& out) {
   Params addTotals, addBuckets;
   std::size_t totalRows = 0, bucketRows = 0;
   for (const auto& [key, delta] : totals_) {
@@ -63,8 +63,8 @@ void CounterChanges::flush(Connection& c) {
     } else if (delta < 0) {
       Params p;
       p.add(key.first).add(key.second).add(delta);
-      c.query("UPDATE event_counts SET count = count + $3 WHERE member_id = $1 AND event = $2", p);
-      c.query("DELETE FROM event_counts WHERE member_id = $1 AND event = $2 AND count <= 0",
+      out.add("UPDATE event_counts SET count = count + $3 WHERE member_id = $1 AND event = $2", p);
+      out.add("DELETE FROM event_counts WHERE member_id = $1 AND event = $2 AND count <= 0",
               Params().add(key.first).add(key.second));
     }
   }
@@ -76,11 +76,11 @@ void CounterChanges::flush(Connection& c) {
     } else if (delta < 0) {
       Params p;
       p.add(width).add(member).add(start).add(event).add(delta);
-      c.query(
+      out.add(
           "UPDATE event_buckets SET count = count + $5 WHERE width = $1 AND member_id = $2 "
           "AND start = $3 AND event = $4",
           p);
-      c.query(
+      out.add(
           "DELETE FROM event_buckets WHERE width = $1 AND member_id = $2 AND start = $3 "
           "AND event = $4 AND count <= 0",
           Params().add(width).add(member).add(start).add(event));
@@ -97,7 +97,7 @@ void CounterChanges::flush(Connection& c) {
         both.nullValue();
       }
     }
-    c.query("WITH totals AS (INSERT INTO event_counts(member_id, event, count) VALUES " +
+    out.add("WITH totals AS (INSERT INTO event_counts(member_id, event, count) VALUES " +
                 placeholders(totalRows, 3, 2, "::bigint") +
                 " ON CONFLICT(member_id, event) DO UPDATE "
                 "SET count = event_counts.count + excluded.count) "

@@ -39,9 +39,15 @@ class CounterChanges {
   // One event stored (+1) or deleted (-1) at `receivedMillis`.
   void add(const std::string& memberId, const std::string& event, std::int64_t receivedMillis,
            std::int64_t delta);
-  // Writes the summed changes on `c` (inside its open transaction) and forgets them: one
-  // statement for all additions, decrements one by one (purges). Throws PgError.
-  void flush(Connection& c);
+  // Queues the statements that write the summed changes (one for all additions, two per
+  // decremented key: purges) and forgets them.
+  void flush(Statements& out);
+  // The same, run on `c` inside its open transaction in one round trip. Throws PgError.
+  void flush(Connection& c) {
+    Statements s;
+    flush(s);
+    c.pipeline(s);
+  }
   void clear();
 
  private:

@@ -77,41 +77,47 @@ class PgEventSink::Writer {
   Writer(const PgSettings& settings, const Clock& clock, const SinkSettings& sinkSettings)
       : c(settings), clock_(clock), sink_(sinkSettings) {}
 
-  // Applies batch[from, to) inside an open transaction; sets each outcome. Throws PgError.
+  // Begins a transaction and applies batch[from, to) in it; sets each outcome but the stored
+  // events' ids, which commit() reads. What the batch writes is queued, not sent: commit()
+  // sends it with the COMMIT in one round trip. Throws PgError.
   void applyBatch(std::vector<Pending*>& batch, std::size_t from, std::size_t to,
                   const Verifier& verifier) {
     portals_.clear();
     grants_.clear();
     counters_.clear();
     cleanups_.clear();
+    writes_.clear();
+    stored_.clear();
+    cleanup_.clear();
+    insertAt_.reset();
     installLocked_ = false;
     if (from == to) {  // rejections alone: no portal to lock
-      c.exec("BEGIN");
+      writes_.add("BEGIN");
       return;
     }
     beginLocked(batch, from, to);
-    std::vector<std::size_t> stored;  // indexes in batch of the events to insert
     std::vector<std::int64_t> receivedAt;
-    std::vector<bool> cleanup;
     for (std::size_t i = from; i < to; ++i) {
       const IncomingEvent& e = *batch[i]->event;
       std::int64_t received = 0;
       bool clean = false;
       batch[i]->outcome = apply(e, verifier, received, clean);
       if (batch[i]->outcome.status == IngestOutcome::Status::kStored) {
-        stored.push_back(i);
+        stored_.push_back(batch[i]);
         receivedAt.push_back(received);
-        cleanup.push_back(clean);
+        cleanup_.push_back(clean);
       }
     }
-    flushCounters();
-    if (stored.empty()) return;
+    counters_.flush(writes_);
+    if (stored_.empty()) return;
     // Ids are taken under the commit-order lock, held until COMMIT (see the header). One
     // statement: the lock is in a MATERIALIZED CTE that the rows are joined with, so it is
-    // granted before the first row (and its nextval) comes out of the join.
+    // granted before the first row (and its nextval) comes out of the join. It is the last
+    // lock the batch takes (pg_counters.h): the token, portal and counter rows were locked by
+    // the statements queued before it, which the server runs first.
     Params params;
-    for (std::size_t k = 0; k < stored.size(); ++k) {
-      const IncomingEvent& e = *batch[stored[k]]->event;
+    for (std::size_t k = 0; k < stored_.size(); ++k) {
+      const IncomingEvent& e = *stored_[k]->event;
       params.add(e.memberId).textOrNull(e.domain).add(e.event).add(e.eventHandlerId);
       params.add(e.eventId).add(e.ts).add(receivedAt[k]).add(e.userId).add(e.entityId);
       params.add(e.entityTypeId);
@@ -122,20 +128,36 @@ class PgEventSink::Writer {
         params.add(e.dataJson).add(std::optional<std::string>());
       }
     }
-    Result ids = c.query(std::string(kInsertEventsHead) +
-                             placeholders(stored.size(), kEventParams, -1, "", 0, kEventCasts) +
-                             kInsertEventsTail,
-                         params);
+    insertAt_ = writes_.add(std::string(kInsertEventsHead) +
+                                placeholders(stored_.size(), kEventParams, -1, "", 0, kEventCasts) +
+                                kInsertEventsTail,
+                            std::move(params));
+  }
+
+  // Sends what applyBatch() and insertRejections() queued, and COMMIT, in one pipeline; then
+  // gives the stored events their ids. Any failure (the server skips the rest, COMMIT
+  // included) throws PgError with the transaction still open in the failed state, as a
+  // statement run on its own would have left it.
+  void commit() {
+    writes_.add("COMMIT");
+    std::vector<Result> results = c.pipeline(writes_);
+    writes_.clear();
+    if (!insertAt_) return;
+    const Result& ids = results[*insertAt_];
     // The rows of one INSERT take their ids in the order of its VALUES list; RETURNING's order
     // is not promised, so the ids are sorted rather than read in the order they come.
     std::vector<std::int64_t> assigned;
     for (int r = 0; r < ids.rows(); ++r) assigned.push_back(ids.integer(r, 0));
     std::sort(assigned.begin(), assigned.end());
-    for (std::size_t k = 0; k < stored.size(); ++k) {
-      batch[stored[k]]->outcome.id = assigned[k];
-      if (cleanup[k]) {
+    if (assigned.size() != stored_.size()) {
+      throw StorageError("the events INSERT returned " + std::to_string(assigned.size()) +
+                         " ids for " + std::to_string(stored_.size()) + " rows");
+    }
+    for (std::size_t k = 0; k < stored_.size(); ++k) {
+      stored_[k]->outcome.id = assigned[k];
+      if (cleanup_[k]) {
         PurgeRequest earlier;
-        earlier.memberId = batch[stored[k]]->event->memberId;
+        earlier.memberId = stored_[k]->event->memberId;
         earlier.beforeId = assigned[k];  // the uninstall event itself stays
         cleanups_.push_back(std::move(earlier));
       }
@@ -144,11 +166,12 @@ class PgEventSink::Writer {
 
   std::vector<PurgeRequest> takeCleanups() { return std::move(cleanups_); }
 
-  // Inserts `rejections` (one statement) and trims the table to the newest `keep`, inside the
-  // open transaction, by an id range of the primary key: the ids at or below (this insert's
-  // newest - keep). Ids come from one sequence for every receiver, so the range is right
-  // across them too (a gap from a rolled-back insert keeps a few rows fewer). Returns how many
-  // were written.
+  // Queues the INSERT of `rejections` (one statement) and the trim of the table to the newest
+  // `keep`, by an id range of the primary key: the ids at or below (this insert's newest -
+  // keep). The newest is currval() of the identity's sequence, this session's last nextval,
+  // so the DELETE needs nothing back from the INSERT and both ride in commit()'s pipeline.
+  // Ids come from one sequence for every receiver, so the range is right across them too (a
+  // gap from a rolled-back insert keeps a few rows fewer). Returns how many are written.
   std::size_t insertRejections(const std::vector<RejectionRecord>& rejections, std::size_t keep) {
     if (rejections.empty()) return 0;
     Params params;
@@ -156,17 +179,15 @@ class PgEventSink::Writer {
       params.add(r.receivedAt).add(r.clientAddr).add(std::int64_t{r.status}).add(r.error);
       params.add(r.event).add(r.memberId).add(r.domain);
     }
-    Result ids = c.query(
+    writes_.add(
         "INSERT INTO rejections(received_at, client_addr, status, error, event, member_id, "
         "domain) VALUES " +
-            placeholders(rejections.size(), 7, -1, "", 0, kRejectionCasts) + " RETURNING id",
-        params);
-    std::int64_t newest = 0;
-    for (int r = 0; r < ids.rows(); ++r) newest = std::max(newest, ids.integer(r, 0));
-    const auto kept = static_cast<std::int64_t>(keep);
-    if (newest > kept) {
-      c.query("DELETE FROM rejections WHERE id <= $1", Params().add(newest - kept));
-    }
+            placeholders(rejections.size(), 7, -1, "", 0, kRejectionCasts),
+        std::move(params));
+    writes_.add(
+        "DELETE FROM rejections WHERE id <= currval(pg_get_serial_sequence('rejections', 'id')) - "
+        "$1",
+        Params().add(static_cast<std::int64_t>(keep)));
     return rejections.size();
   }
 
@@ -241,22 +262,23 @@ class PgEventSink::Writer {
 
  private:
   // Begins the transaction and locks the batch's portals: advisory locks in key order, then
-  // the rows FOR UPDATE. The locks go with BEGIN in one round trip (the keys are numbers made
-  // here, so the text holds no input); the SELECT is a statement of its own, so that its
-  // snapshot is taken after the locks were granted and shows what their last holder committed.
+  // the rows FOR UPDATE, in one pipeline (one round trip). The lock keys are numbers made here,
+  // so that text holds no input; it varies with the batch's portals, so it is not prepared. The
+  // SELECT is a statement of its own: at READ COMMITTED each statement takes its snapshot when
+  // it starts, and in a pipeline the server starts it only after the one before it (the locks)
+  // has finished, so the rows read show what the locks' last holder committed.
   void beginLocked(const std::vector<Pending*>& batch, std::size_t from, std::size_t to) {
     std::set<std::string> members;
     for (std::size_t i = from; i < to; ++i) members.insert(batch[i]->event->memberId);
     std::set<std::int64_t> keys;
     for (const std::string& m : members) keys.insert(portalLockKey(m));
-    std::string begin = "BEGIN; SELECT ";
+    std::string locks = "SELECT ";
     for (auto k = keys.begin(); k != keys.end(); ++k) {
       // The target list is evaluated left to right: the locks are taken in key order, the same
       // order in every receiver, so two batches never wait for each other in a circle.
-      begin += (k == keys.begin() ? "" : ", ") + std::string("pg_advisory_xact_lock(") +
+      locks += (k == keys.begin() ? "" : ", ") + std::string("pg_advisory_xact_lock(") +
                std::to_string(*k) + ")";
     }
-    c.exec(begin);
     Params params;
     std::string in;
     int n = 0;
@@ -265,11 +287,16 @@ class PgEventSink::Writer {
       ++n;
       in += (n > 1 ? ", $" : "$") + std::to_string(n);
     }
-    Result rows = c.query(
+    Statements begin;
+    begin.add("BEGIN");
+    begin.add(std::move(locks), {}, false);
+    const std::size_t select = begin.add(
         "SELECT member_id, application_token, installed_at, uninstalled_at FROM portals "
         "WHERE member_id IN (" +
             in + ") ORDER BY member_id FOR UPDATE",
-        params);
+        std::move(params));
+    std::vector<Result> results = c.pipeline(begin);
+    const Result& rows = results[select];
     for (const std::string& m : members) portals_[m] = std::nullopt;
     for (int i = 0; i < rows.rows(); ++i) portals_[rows.text(i, 0)] = portalOf(rows, i);
   }
@@ -286,7 +313,7 @@ class PgEventSink::Writer {
   // After a statement that changed the portal row (rare: install, uninstall, first event of
   // a static-token portal): the row as it now is, for the batch's next events.
   void reloadPortal(const std::string& memberId) {
-    Result rows = c.query(
+    Result rows = read(
         "SELECT member_id, application_token, installed_at, uninstalled_at FROM portals "
         "WHERE member_id = $1",
         Params().add(memberId));
@@ -313,7 +340,7 @@ class PgEventSink::Writer {
           }
         }
         // installed_at keeps the first install time while the portal stays installed.
-        c.query(
+        write(
             "INSERT INTO portals(member_id, domain, client_endpoint, server_endpoint, "
             "application_token, status, scope, installed_at, uninstalled_at, updated_at) "
             "VALUES($1, $2, $3, $4, $5, $6, $7, $8, NULL, $8) "
@@ -329,7 +356,7 @@ class PgEventSink::Writer {
             portalParams(e).add(e.applicationToken).add(e.status).add(e.scope).add(nowSec));
         // Install tokens replace whatever was stored: a reinstall starts a new authorization.
         for (const TokenGrant& t : e.tokens) {
-          c.query(
+          write(
               "INSERT INTO tokens(member_id, user_id, access_token, refresh_token, "
               "expires_at, refresh_token_at, scope, source, updated_at, from_install) "
               "VALUES($1, $2, $3, $4, $5, $6, $7, 'install', $8, 1) "
@@ -354,24 +381,24 @@ class PgEventSink::Writer {
       case Verdict::Action::kRotate:
         // app.info confirmed the new token (the lifecycle verifier); the row is locked FOR
         // UPDATE, so a rotation at another receiver is decided on this one's result.
-        c.query("UPDATE portals SET application_token = $2, updated_at = $3 WHERE member_id = $1",
-                Params().add(e.memberId).add(e.applicationToken).add(nowSec));
+        write("UPDATE portals SET application_token = $2, updated_at = $3 WHERE member_id = $1",
+              Params().add(e.memberId).add(e.applicationToken).add(nowSec));
         reloadPortal(e.memberId);
         for (const TokenGrant& t : e.tokens) applyEventToken(e.memberId, t, nowSec);
         break;
       case Verdict::Action::kUninstall:
         createPortal(e, nowSec);  // a portal known only through a static token
-        c.query(
+        write(
             "UPDATE portals SET uninstalled_at = $2, application_token = NULL, "
             "updated_at = $2 WHERE member_id = $1",
             Params().add(e.memberId).add(nowSec));
-        c.query("DELETE FROM tokens WHERE member_id = $1", Params().add(e.memberId));
+        write("DELETE FROM tokens WHERE member_id = $1", Params().add(e.memberId));
         if (e.clean && sink_.purgeOnClean) {
           // SPEC §9's bindings go with CLEAN=1, and with them what the store knew of the
           // portal's offline queue (0004): its mode and the notes of batches not yet cleared.
-          c.query("DELETE FROM bindings WHERE member_id = $1", Params().add(e.memberId));
-          c.query("DELETE FROM offline_state WHERE member_id = $1", Params().add(e.memberId));
-          c.query("DELETE FROM offline_batches WHERE member_id = $1", Params().add(e.memberId));
+          write("DELETE FROM bindings WHERE member_id = $1", Params().add(e.memberId));
+          write("DELETE FROM offline_state WHERE member_id = $1", Params().add(e.memberId));
+          write("DELETE FROM offline_batches WHERE member_id = $1", Params().add(e.memberId));
           clean = true;
         }
         reloadPortal(e.memberId);
@@ -389,7 +416,7 @@ class PgEventSink::Writer {
   }
 
   void createPortal(const IncomingEvent& e, std::int64_t nowSec) {
-    c.query(
+    write(
         "INSERT INTO portals(member_id, domain, client_endpoint, server_endpoint, status, "
         "scope, updated_at) VALUES($1, $2, $3, $4, $5, $6, $7) "
         "ON CONFLICT(member_id) DO NOTHING",
@@ -415,7 +442,7 @@ class PgEventSink::Writer {
     auto key = std::make_pair(memberId, t.userId);
     auto last = grants_.find(key);
     if (repeatable && last != grants_.end() && sameGrant(last->second, t)) return;
-    c.query(
+    write(
         "INSERT INTO tokens(member_id, user_id, access_token, refresh_token, "
         "expires_at, refresh_token_at, scope, source, updated_at) "
         "VALUES($1, $2, $3, $4, $5, $6, $7, 'event', $8) "
@@ -451,18 +478,19 @@ class PgEventSink::Writer {
   // receiver's committed installs and this transaction's own.
   std::optional<std::int64_t> newPortalWait(std::int64_t nowSec) {
     if (!installLocked_) {
+      sendWrites();
       c.exec(kNewPortalLock);
       installLocked_ = true;
     }
     const std::int64_t since = nowSec - kNewPortalWindowSeconds;
     const std::int64_t n =
-        c.query("SELECT count(*) FROM portals WHERE installed_at > $1", Params().add(since))
+        read("SELECT count(*) FROM portals WHERE installed_at > $1", Params().add(since))
             .integer(0, 0);
     const auto limit = static_cast<std::int64_t>(sink_.maxNewPortalsPerHour);
     if (n < limit) return std::nullopt;
     std::int64_t wait = kNewPortalWindowSeconds;
     if (limit > 0) {
-      Result freeing = c.query(
+      Result freeing = read(
           "SELECT installed_at FROM portals WHERE installed_at > $1 "
           "ORDER BY installed_at LIMIT 1 OFFSET $2",
           Params().add(since).add(n - limit));
@@ -479,6 +507,20 @@ class PgEventSink::Writer {
   }
   void flushCounters() { counters_.flush(c); }
 
+  // A statement of the batch whose result is not looked at: queued for commit()'s pipeline.
+  void write(std::string sql, Params params) { writes_.add(std::move(sql), std::move(params)); }
+  // A statement whose result the batch needs now (rare: after an install, a rotation or an
+  // uninstall, and the new-portal limit): what was queued goes first, in order, in one
+  // pipeline, so that the read sees it.
+  Result read(const std::string& sql, const Params& params) {
+    sendWrites();
+    return c.query(sql, params);
+  }
+  void sendWrites() {
+    c.pipeline(writes_);
+    writes_.clear();
+  }
+
   const Clock& clock_;
   const SinkSettings& sink_;
   // What this transaction read or wrote, reset at its start.
@@ -487,6 +529,10 @@ class PgEventSink::Writer {
   CounterChanges counters_;
   std::vector<PurgeRequest> cleanups_;
   bool installLocked_ = false;
+  Statements writes_;                    // sent by commit() (or by read(), earlier)
+  std::vector<Pending*> stored_;         // the events the INSERT writes, in its order
+  std::vector<bool> cleanup_;            // per stored_: an uninstall with CLEAN=1
+  std::optional<std::size_t> insertAt_;  // the INSERT's index in writes_
 };
 
 PgEventSink::PgEventSink(const PgSettings& settings, const Clock& clock, Verifier verifier,
@@ -545,10 +591,13 @@ bool PgEventSink::commitRange(std::vector<Pending*>& batch, std::size_t from, st
       return false;
     }
     try {
-      writer_->applyBatch(batch, from, to, verifier_);  // sends BEGIN with the portal locks
+      // Two round trips for a batch: BEGIN with the portal locks and rows, then everything it
+      // writes with COMMIT (more only when an install, a rotation or an uninstall must read
+      // back what it wrote).
+      writer_->applyBatch(batch, from, to, verifier_);
       const std::size_t written =
           writer_->insertRejections(rejections, sinkSettings_.keepRejections);
-      writer_->c.exec("COMMIT");
+      writer_->commit();
       queueCleanups(writer_->takeCleanups());
       for (std::size_t i = from; i < to; ++i) {
         highestId_ = std::max(highestId_, batch[i]->outcome.id);
