@@ -14,6 +14,7 @@
 #include <Poco/StringTokenizer.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>  // renameat2, RENAME_EXCHANGE (glibc 2.28)
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -257,26 +258,34 @@ BOOST_AUTO_TEST_CASE(database_folder_removed_under_load_loses_no_acknowledged_ev
   BOOST_REQUIRE(test::httpGet(server.query, "/api/v1/events?limit=1").status == 200);
 
   // The folder goes, and a plain file takes its name, so that the store cannot put the
-  // database back until the test lets it.
-  // The writer may create a file in the folder while it is being removed (its journal, under
-  // load): then the removal is tried again, a bounded number of times.
+  // database back until the test lets it. Both at once (renameat2's RENAME_EXCHANGE swaps the
+  // two names atomically), and only then are the folder's files removed. Removed in place, one
+  // by one, the writer could see the -shm gone first and put the database back into the
+  // half-removed folder, or recreate the folder before the plain file took its name (the write
+  // of the plain file then failed silently): seen in CI as two faults and two recoveries, and
+  // as a store that never refused because it had already recovered.
+  const std::string plain = dir.file("not-a-folder");
+  writeFile(plain, "not a folder");
+  BOOST_REQUIRE(::renameat2(AT_FDCWD, plain.c_str(), AT_FDCWD, folder.c_str(), RENAME_EXCHANGE) ==
+                0);
+  // `plain` now names the old folder. The writer may still create a file in it (its journal,
+  // under load): then the removal is tried again, a bounded number of times.
   bool removed = false;
   for (int attempt = 0; attempt < 100 && !removed; ++attempt) {
     try {
-      Poco::File(folder).remove(true);
+      Poco::File(plain).remove(true);
       removed = true;
     } catch (const Poco::DirectoryNotEmptyException&) {
     }
   }
   BOOST_REQUIRE(removed);
-  writeFile(folder, "not a folder");
   BOOST_REQUIRE(eventually([&] { return healthz(server.ingest) == 503; }));
   load.blocked = true;
   test::HttpResult health = test::httpGet(server.query, "/healthz");
   BOOST_TEST(health.status == 503);
   BOOST_TEST(health.json()->getValue<std::string>("error") == "unhealthy");
-  // The writer names the first change it saw: the file, removed with the folder, or the folder
-  // (its name now holds a plain file), depending on when its check ran during the removal.
+  // The writer names the first change it saw: the folder (its name now holds a plain file), or
+  // the file when a check ran between the swap and its own look at the folder.
   const std::string message = health.json()->getValue<std::string>("message");
   BOOST_TEST((message.find("database folder") != std::string::npos ||
               message.find("database file") != std::string::npos),
