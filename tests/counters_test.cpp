@@ -15,6 +15,7 @@
 #include <mutex>
 #include <thread>
 
+#include "counter_checks.h"
 #include "embedded_migrations.h"
 #include "retention.h"
 #include "service.h"
@@ -48,24 +49,6 @@ Verdict storeAll(const IncomingEvent& e, const std::optional<PortalRecord>& p) {
   if (e.kind == EventKind::kUninstall) return {Verdict::Action::kUninstall, ""};
   return {p ? Verdict::Action::kStore : Verdict::Action::kStoreAndCreatePortal, ""};
 }
-
-// Rows that differ between the counters and what COUNT(*) over events says they should be.
-// SQL both backends run (PostgreSQL 15 wants an alias on every subquery in FROM).
-constexpr const char* kTotalsMismatchSql =
-    "WITH expected AS (SELECT member_id, event, count(*) AS n FROM events GROUP BY 1, 2) "
-    "SELECT (SELECT count(*) FROM (SELECT * FROM expected EXCEPT "
-    "SELECT member_id, event, count FROM event_counts) AS a) + (SELECT count(*) FROM ("
-    "SELECT member_id, event, count FROM event_counts EXCEPT SELECT * FROM expected) AS b)";
-constexpr const char* kBucketsMismatchSql =
-    "WITH w(width) AS (VALUES (60), (3600), (86400)), "
-    "expected AS (SELECT width, member_id, (received_at / 1000) / width * width AS start, event, "
-    "count(*) AS n FROM events, w GROUP BY 1, 2, 3, 4 UNION ALL "
-    "SELECT width, '', (received_at / 1000) / width * width, event, count(*) FROM events, w "
-    "GROUP BY 1, 3, 4) "
-    "SELECT (SELECT count(*) FROM (SELECT * FROM expected EXCEPT "
-    "SELECT width, member_id, start, event, count FROM event_buckets) AS a) + "
-    "(SELECT count(*) FROM (SELECT width, member_id, start, event, count FROM event_buckets "
-    "EXCEPT SELECT * FROM expected) AS b)";
 
 struct Fixture {
   explicit Fixture(bool purgeOnClean = false, int purgeBatch = 1000)
@@ -115,8 +98,8 @@ struct Fixture {
   }
 
   void checkExact() {
-    BOOST_CHECK_EQUAL(q(kTotalsMismatchSql), "0");
-    BOOST_CHECK_EQUAL(q(kBucketsMismatchSql), "0");
+    BOOST_CHECK_EQUAL(q(test::kTotalsMismatchSql), "0");
+    BOOST_CHECK_EQUAL(q(test::kBucketsMismatchSql), "0");
     BOOST_CHECK_EQUAL(q("SELECT count(*) FROM event_counts WHERE count <= 0"), "0");
     BOOST_CHECK_EQUAL(q("SELECT count(*) FROM event_buckets WHERE count <= 0"), "0");
     // The reader's answers are the counters'.
@@ -390,8 +373,8 @@ BOOST_AUTO_TEST_CASE(migration_0006_backfills_counters_from_existing_events,
   auto storage = openSqliteStorage(settings, clock, embeddedMigrations());
   BOOST_REQUIRE(storage->migrator().apply().ok);
   auto q = [&](const std::string& sql) { return test::queryScalar(settings.path, sql); };
-  BOOST_CHECK_EQUAL(q(kTotalsMismatchSql), "0");
-  BOOST_CHECK_EQUAL(q(kBucketsMismatchSql), "0");
+  BOOST_CHECK_EQUAL(q(test::kTotalsMismatchSql), "0");
+  BOOST_CHECK_EQUAL(q(test::kBucketsMismatchSql), "0");
   BOOST_CHECK_EQUAL(q("SELECT sum(count) FROM event_counts"), "3000");
   BOOST_CHECK_EQUAL(q("SELECT sum(count) FROM event_buckets WHERE width = 86400 AND "
                       "member_id = ''"),
@@ -426,7 +409,7 @@ BOOST_AUTO_TEST_CASE(serve_runs_retention_passes_that_delete_old_events) {
   }
   BOOST_CHECK_EQUAL(left, "1");
   BOOST_CHECK_EQUAL(test::queryScalar(settings, "SELECT sum(count) FROM event_counts"), "1");
-  BOOST_CHECK_EQUAL(test::queryScalar(settings, kTotalsMismatchSql), "0");
-  BOOST_CHECK_EQUAL(test::queryScalar(settings, kBucketsMismatchSql), "0");
+  BOOST_CHECK_EQUAL(test::queryScalar(settings, test::kTotalsMismatchSql), "0");
+  BOOST_CHECK_EQUAL(test::queryScalar(settings, test::kBucketsMismatchSql), "0");
   service.stop();
 }

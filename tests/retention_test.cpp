@@ -17,6 +17,7 @@
 #include <fstream>
 #include <thread>
 
+#include "counter_checks.h"
 #include "test_support.h"
 
 using namespace b24es;
@@ -24,24 +25,6 @@ using namespace b24es;
 namespace {
 
 constexpr std::int64_t kJan1 = 1767225600;  // 2026-01-01T00:00:00Z
-
-// Rows that differ between the counters and COUNT(*) over events (as counters_test's; SQL that
-// both backends run).
-constexpr const char* kTotalsMismatchSql =
-    "WITH expected AS (SELECT member_id, event, count(*) AS n FROM events GROUP BY 1, 2) "
-    "SELECT (SELECT count(*) FROM (SELECT * FROM expected EXCEPT "
-    "SELECT member_id, event, count FROM event_counts) AS a) + (SELECT count(*) FROM ("
-    "SELECT member_id, event, count FROM event_counts EXCEPT SELECT * FROM expected) AS b)";
-constexpr const char* kBucketsMismatchSql =
-    "WITH w(width) AS (VALUES (60), (3600), (86400)), "
-    "expected AS (SELECT width, member_id, (received_at / 1000) / width * width AS start, event, "
-    "count(*) AS n FROM events, w GROUP BY 1, 2, 3, 4 UNION ALL "
-    "SELECT width, '', (received_at / 1000) / width * width, event, count(*) FROM events, w "
-    "GROUP BY 1, 3, 4) "
-    "SELECT (SELECT count(*) FROM (SELECT * FROM expected EXCEPT "
-    "SELECT width, member_id, start, event, count FROM event_buckets) AS a) + "
-    "(SELECT count(*) FROM (SELECT width, member_id, start, event, count FROM event_buckets "
-    "EXCEPT SELECT * FROM expected) AS b)";
 
 // Stores everything: installs as such (with a token), other events for any portal.
 Verdict storeAll(const IncomingEvent& e, const std::optional<PortalRecord>& p) {
@@ -86,8 +69,8 @@ struct Database {
   }
 
   void checkCountersExact() {
-    BOOST_TEST(q(kTotalsMismatchSql) == "0");
-    BOOST_TEST(q(kBucketsMismatchSql) == "0");
+    BOOST_TEST(q(test::kTotalsMismatchSql) == "0");
+    BOOST_TEST(q(test::kBucketsMismatchSql) == "0");
     BOOST_TEST(q("SELECT count(*) FROM event_counts WHERE count <= 0") == "0");
     BOOST_TEST(q("SELECT count(*) FROM event_buckets WHERE count <= 0") == "0");
   }
